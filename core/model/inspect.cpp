@@ -1,0 +1,205 @@
+#include "model/inspect.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+#include "io/hf_folder.h"
+#include "util/error.h"
+
+namespace lethe::model {
+namespace fs = std::filesystem;
+
+int64_t opt_param_count(const OptConfig& c) {
+  const int64_t H = c.hidden_size, E = c.word_embed_proj_dim, F = c.ffn_dim, L = c.num_hidden_layers;
+  const int64_t b = c.enable_bias ? 1 : 0;
+  const int64_t ln = c.layer_norm_elementwise_affine ? 2 * H : 0;
+  int64_t n = c.vocab_size * E + (c.max_position_embeddings + 2) * H;  // tokens + learned positions (offset 2)
+  if (c.has_project()) n += 2 * H * E;                                 // project_in, project_out (no bias)
+  const int64_t layer = 4 * (H * H + b * H) + (H * F + b * F) + (F * H + b * H) + 2 * ln;
+  n += L * layer;
+  if (c.has_final_layer_norm()) n += ln;
+  if (!c.tie_word_embeddings) n += c.vocab_size * E;
+  return n;
+}
+
+int64_t opt_lora_param_count(const OptConfig& c, int rank, const std::vector<std::string>& targets) {
+  // Every attention projection and fc1/fc2 as (in, out); LoRA adds rank * (in + out).
+  const int64_t H = c.hidden_size, F = c.ffn_dim;
+  int64_t per_layer = 0;
+  for (const auto& t : targets) {
+    if (t == "q_proj" || t == "k_proj" || t == "v_proj" || t == "out_proj") per_layer += rank * (H + H);
+    else if (t == "fc1" || t == "fc2") per_layer += rank * (H + F);
+  }
+  return c.num_hidden_layers * per_layer;
+}
+
+MemoryEstimate estimate_memory(int64_t n_params, int64_t lora_params, int lora_rank) {
+  MemoryEstimate m;
+  m.n_params = n_params;
+  m.lora_params = lora_params;
+  m.lora_rank = lora_rank;
+  m.inference_fp32 = 4 * n_params;
+  m.inference_bf16 = 2 * n_params;
+  m.unlearn_full_fp32 = 20 * n_params;
+  m.unlearn_lora_fp32 = 4 * n_params + 16 * lora_params;
+  m.unlearn_lora_bf16 = 2 * n_params + 16 * lora_params;
+  return m;
+}
+
+ModelSummary inspect_model(const fs::path& dir, int lora_rank) {
+  io::ModelFolder folder = io::ModelFolder::open(dir);
+  const std::string cfg_src = (dir / "config.json").string();
+  ModelSummary s;
+  s.dir = dir.string();
+  s.config = OptConfig::from_json(folder.config(), cfg_src);
+  s.model_type = "opt";
+  if (folder.config().contains("architectures") && folder.config()["architectures"].is_array())
+    for (const auto& a : folder.config()["architectures"])
+      if (a.is_string()) s.architectures.push_back(a.get<std::string>());
+  s.weights_format = io::weights_format_name(folder.format());
+  for (const auto& f : folder.weight_files()) {
+    s.weight_files.push_back(f.filename().string());
+    std::error_code ec;
+    auto sz = fs::file_size(f, ec);
+    if (!ec) s.weights_bytes += sz;
+  }
+  s.tokenizer_files = folder.tokenizer_files();
+  s.warnings = folder.warnings();
+
+  s.tensors_listed = folder.format() != io::WeightsFormat::PytorchBin;
+  if (s.tensors_listed) {
+    std::map<std::string, int64_t> by_dtype;
+    const io::TensorInfo* embed = nullptr;
+    const io::TensorInfo* head = nullptr;
+    for (const auto& [name, e] : folder.tensors()) {
+      TensorRow r{name, std::string(io::dtype_name(e.info->dtype)), e.info->shape, e.info->numel(),
+                  folder.weight_files()[e.shard].filename().string()};
+      s.tensors.push_back(r);
+      by_dtype[r.dtype] += r.numel;
+      s.n_params += r.numel;
+      if (name == "model.decoder.embed_tokens.weight" || name == "decoder.embed_tokens.weight") embed = e.info;
+      if (name == "lm_head.weight") head = e.info;
+    }
+    // A stored lm_head that the config ties to the embedding is the same parameter.
+    s.lm_head_tied = s.config.tie_word_embeddings;
+    if (head && embed && s.config.tie_word_embeddings && head->shape == embed->shape) {
+      s.n_params -= head->numel();
+      by_dtype[std::string(io::dtype_name(head->dtype))] -= head->numel();
+    }
+    for (auto& [d, n] : by_dtype)
+      if (n > 0) s.params_by_dtype.emplace_back(d, n);
+  } else {
+    s.n_params = opt_param_count(s.config);
+    s.lm_head_tied = s.config.tie_word_embeddings;
+  }
+  s.memory = estimate_memory(s.n_params, opt_lora_param_count(s.config, lora_rank, {"q_proj", "v_proj"}), lora_rank);
+  return s;
+}
+
+std::string human_bytes(int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024.0 && u < 4) {
+    v /= 1024.0;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
+  return buf;
+}
+
+std::string human_count(int64_t n) {
+  char buf[32];
+  if (n >= 1'000'000'000) std::snprintf(buf, sizeof buf, "%.2fB", n / 1e9);
+  else if (n >= 1'000'000) std::snprintf(buf, sizeof buf, "%.1fM", n / 1e6);
+  else if (n >= 1'000) std::snprintf(buf, sizeof buf, "%.1fK", n / 1e3);
+  else std::snprintf(buf, sizeof buf, "%" PRId64, n);
+  return buf;
+}
+
+std::string summary_text(const ModelSummary& s, bool list_tensors) {
+  const OptConfig& c = s.config;
+  std::ostringstream o;
+  auto yn = [](bool b) { return b ? "yes" : "no"; };
+  o << "model         " << s.dir << "\n";
+  o << "type          " << s.model_type;
+  if (!s.architectures.empty()) o << " (" << s.architectures.front() << ")";
+  o << "\n";
+  o << "layers        " << c.num_hidden_layers << "   hidden " << c.hidden_size << "   heads " << c.num_attention_heads
+    << " (head dim " << c.head_dim() << ")   ffn " << c.ffn_dim << "\n";
+  o << "vocab         " << c.vocab_size << "   positions " << c.max_position_embeddings << "   embed proj dim "
+    << c.word_embed_proj_dim << (c.has_project() ? " (project_in/out)" : "") << "\n";
+  o << "layer norm    " << (c.do_layer_norm_before ? "pre-LN" : "post-LN") << "   final LN "
+    << yn(c.has_final_layer_norm()) << "   affine " << yn(c.layer_norm_elementwise_affine) << "\n";
+  o << "activation    " << c.activation_function << "   biases " << yn(c.enable_bias) << "   tied lm_head "
+    << yn(s.lm_head_tied) << "   dropout " << c.dropout << "\n";
+  o << "special ids   bos " << c.bos_token_id << "   eos " << c.eos_token_id << "   pad " << c.pad_token_id << "\n";
+  o << "weights       " << s.weights_format << ": ";
+  for (size_t i = 0; i < s.weight_files.size(); ++i) o << (i ? ", " : "") << s.weight_files[i];
+  o << " (" << human_bytes(static_cast<int64_t>(s.weights_bytes)) << " on disk)\n";
+  o << "tokenizer     ";
+  if (s.tokenizer_files.empty()) o << "none in folder";
+  for (size_t i = 0; i < s.tokenizer_files.size(); ++i) o << (i ? ", " : "") << s.tokenizer_files[i];
+  o << "\n";
+  o << "parameters    " << s.n_params << " (" << human_count(s.n_params) << ")";
+  if (!s.tensors_listed) o << ", from config.json (pytorch_model.bin is read when the model loads)";
+  for (const auto& [d, n] : s.params_by_dtype) o << "   " << d << ": " << human_count(n);
+  o << "\n\n";
+  const MemoryEstimate& m = s.memory;
+  o << "memory (weights and optimizer state; activations and KV cache not included)\n";
+  o << "  inference fp32                         " << human_bytes(m.inference_fp32) << "\n";
+  o << "  inference bf16                         " << human_bytes(m.inference_bf16) << "\n";
+  o << "  unlearn full, fp32 + AdamW + reference " << human_bytes(m.unlearn_full_fp32) << "\n";
+  o << "  unlearn LoRA r=" << m.lora_rank << " q_proj,v_proj fp32      " << human_bytes(m.unlearn_lora_fp32)
+    << "   (" << human_count(m.lora_params) << " adapter params; reference = adapters off)\n";
+  o << "  unlearn LoRA r=" << m.lora_rank << " q_proj,v_proj bf16 base " << human_bytes(m.unlearn_lora_bf16) << "\n";
+  for (const auto& w : s.warnings) o << "warning: " << w << "\n";
+  if (list_tensors && s.tensors_listed) {
+    o << "\ntensors (" << s.tensors.size() << ")\n";
+    size_t width = 0;
+    for (const auto& t : s.tensors) width = std::max(width, t.name.size());
+    for (const auto& t : s.tensors) {
+      o << "  " << t.name << std::string(width - t.name.size() + 2, ' ') << t.dtype
+        << std::string(t.dtype.size() < 5 ? 5 - t.dtype.size() : 1, ' ') << io::shape_string(t.shape) << "\n";
+    }
+  }
+  return o.str();
+}
+
+io::Json summary_json(const ModelSummary& s) {
+  io::Json t = io::Json::array();
+  for (const auto& r : s.tensors)
+    t.push_back({{"name", r.name}, {"dtype", r.dtype}, {"shape", r.shape}, {"numel", r.numel}, {"file", r.file}});
+  io::Json by_dtype = io::Json::object();
+  for (const auto& [d, n] : s.params_by_dtype) by_dtype[d] = n;
+  const MemoryEstimate& m = s.memory;
+  return {
+      {"dir", s.dir},
+      {"model_type", s.model_type},
+      {"architectures", s.architectures},
+      {"config", s.config.to_json()},
+      {"weights", {{"format", s.weights_format}, {"files", s.weight_files}, {"bytes_on_disk", s.weights_bytes}}},
+      {"tokenizer_files", s.tokenizer_files},
+      {"n_params", s.n_params},
+      {"params_by_dtype", by_dtype},
+      {"lm_head_tied", s.lm_head_tied},
+      {"tensors_listed", s.tensors_listed},
+      {"tensors", t},
+      {"memory_bytes",
+       {{"inference_fp32", m.inference_fp32},
+        {"inference_bf16", m.inference_bf16},
+        {"unlearn_full_fp32", m.unlearn_full_fp32},
+        {"unlearn_lora_fp32", m.unlearn_lora_fp32},
+        {"unlearn_lora_bf16", m.unlearn_lora_bf16},
+        {"lora_rank", m.lora_rank},
+        {"lora_targets", m.lora_targets},
+        {"lora_params", m.lora_params},
+        {"note", "weights and optimizer state only; activations and KV cache not included"}}},
+      {"warnings", s.warnings},
+  };
+}
+
+}  // namespace lethe::model

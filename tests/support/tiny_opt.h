@@ -1,0 +1,36 @@
+#pragma once
+// Writes tiny OPT checkpoints in Hugging Face layout for tests: config.json plus
+// model.safetensors (or a sharded index). Tensor names and shapes follow transformers'
+// modeling_opt.py, written out here independently of core's own param-count formula.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace lethe::testing {
+
+struct TinyOpt {
+  int64_t vocab = 64, hidden = 16, layers = 2, heads = 4, ffn = 32, positions = 32;
+  int64_t embed_proj_dim = 16;  // != hidden adds project_in/out
+  bool bias = true;
+  bool final_layer_norm = true;     // false writes _remove_final_layer_norm
+  bool layer_norm_before = true;
+  bool with_lm_head = false;        // save_pretrained leaves out the tied head
+  std::string prefix = "model.decoder.";  // "decoder." as the published facebook/opt-* files
+  int shards = 1;                   // > 1 writes model.safetensors.index.json + shards
+  uint32_t seed = 1;
+};
+
+// Returns the number of parameters written (a stored lm_head counted once, as it is tied).
+int64_t write_tiny_opt(const std::filesystem::path& dir, const TinyOpt& spec = {});
+
+// A fresh empty folder under the system temp dir, removed by the destructor.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& tag = "lethe-test");
+  ~TempDir();
+  std::filesystem::path operator/(const std::string& s) const { return path / s; }
+};
+
+void write_text(const std::filesystem::path& p, const std::string& text);
+
+}  // namespace lethe::testing

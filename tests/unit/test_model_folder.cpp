@@ -1,0 +1,271 @@
+// Hugging Face model folders and `inspect`: formats, key layouts, counts, and every bad folder.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "io/hf_folder.h"
+#include "model/inspect.h"
+#include "support/tiny_opt.h"
+#include "util/error.h"
+
+using namespace lethe;
+using lethe::testing::TempDir;
+using lethe::testing::TinyOpt;
+using lethe::testing::write_text;
+using lethe::testing::write_tiny_opt;
+namespace fs = std::filesystem;
+
+namespace {
+std::string error_of(const fs::path& dir) {
+  try {
+    model::inspect_model(dir);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+#define EXPECT_HAS(hay, needle) EXPECT_NE(std::string(hay).find(needle), std::string::npos) << (hay)
+}  // namespace
+
+TEST(Inspect, PreLnModelCountsEveryWrittenParameter) {
+  TempDir d;
+  const int64_t written = write_tiny_opt(d.path);
+  auto s = model::inspect_model(d.path);
+  EXPECT_EQ(s.model_type, "opt");
+  EXPECT_EQ(s.weights_format, "safetensors");
+  EXPECT_EQ(s.n_params, written);
+  // 4 tok/pos + final LN 2 + per layer (8 attn + 2 LN + 4 fc + 2 LN) x 2
+  EXPECT_EQ(s.tensors.size(), 2u + 2u + 2u * 16u);
+  EXPECT_EQ(s.config.hidden_size, 16);
+  EXPECT_EQ(s.config.head_dim(), 4);
+  ASSERT_EQ(s.params_by_dtype.size(), 1u);
+  EXPECT_EQ(s.params_by_dtype[0].first, "F32");
+  EXPECT_TRUE(s.tensors_listed);
+}
+
+TEST(Inspect, MemoryEstimatesFollowTheStatedBytesPerParameter) {
+  TempDir d;
+  const int64_t P = write_tiny_opt(d.path);
+  auto s = model::inspect_model(d.path, 8);
+  // LoRA on q_proj and v_proj: 2 layers x 2 projections x r(16 in + 16 out) = 2*2*8*32
+  const int64_t lora = 2 * 2 * 8 * 32;
+  EXPECT_EQ(s.memory.lora_params, lora);
+  EXPECT_EQ(s.memory.inference_fp32, 4 * P);
+  EXPECT_EQ(s.memory.inference_bf16, 2 * P);
+  EXPECT_EQ(s.memory.unlearn_full_fp32, 20 * P);
+  EXPECT_EQ(s.memory.unlearn_lora_fp32, 4 * P + 16 * lora);
+  EXPECT_EQ(s.memory.unlearn_lora_bf16, 2 * P + 16 * lora);
+  EXPECT_LT(s.memory.unlearn_lora_fp32, s.memory.unlearn_full_fp32);
+}
+
+TEST(Inspect, ProjectInOutNoBiasNoFinalLayerNorm) {
+  TempDir d;
+  TinyOpt t;
+  t.embed_proj_dim = 8;
+  t.bias = false;
+  t.final_layer_norm = false;
+  const int64_t written = write_tiny_opt(d.path, t);
+  auto s = model::inspect_model(d.path);
+  EXPECT_EQ(s.n_params, written);
+  EXPECT_TRUE(s.config.has_project());
+  EXPECT_FALSE(s.config.has_final_layer_norm());
+  EXPECT_FALSE(s.config.enable_bias);
+  // The config-only count (used for pytorch_model.bin folders) agrees with the tensors.
+  EXPECT_EQ(model::opt_param_count(s.config), written);
+  EXPECT_HAS(model::summary_text(s), "(project_in/out)");
+}
+
+TEST(Inspect, ConfigOnlyCountMatchesDefaultLayout) {
+  TempDir d;
+  const int64_t written = write_tiny_opt(d.path);
+  EXPECT_EQ(model::opt_param_count(model::inspect_model(d.path).config), written);
+}
+
+TEST(Inspect, StoredTiedLmHeadCountsOnce) {
+  TempDir d;
+  TinyOpt t;
+  t.with_lm_head = true;
+  const int64_t written = write_tiny_opt(d.path, t);
+  auto s = model::inspect_model(d.path);
+  EXPECT_EQ(s.n_params, written);
+  EXPECT_TRUE(s.lm_head_tied);
+}
+
+TEST(Inspect, PublishedKeyLayoutWithoutModelPrefix) {
+  TempDir d;
+  TinyOpt t;
+  t.prefix = "decoder.";
+  write_tiny_opt(d.path, t);
+  auto s = model::inspect_model(d.path);
+  EXPECT_EQ(s.tensors.front().name.rfind("decoder.", 0), 0u);
+}
+
+TEST(Inspect, ShardedSafetensors) {
+  TempDir d;
+  TinyOpt t;
+  t.shards = 3;
+  const int64_t written = write_tiny_opt(d.path, t);
+  auto s = model::inspect_model(d.path);
+  EXPECT_EQ(s.weights_format, "sharded safetensors");
+  EXPECT_EQ(s.weight_files.size(), 3u);
+  EXPECT_EQ(s.n_params, written);
+  std::set<std::string> files;
+  for (const auto& r : s.tensors) files.insert(r.file);
+  EXPECT_EQ(files.size(), 3u);
+}
+
+TEST(Inspect, PytorchBinFolderIsCountedFromConfig) {
+  TempDir d;
+  const int64_t written = write_tiny_opt(d.path);
+  fs::remove(d / "model.safetensors");
+  write_text(d / "pytorch_model.bin", "PK");  // contents are read only when the model loads
+  auto s = model::inspect_model(d.path);
+  EXPECT_FALSE(s.tensors_listed);
+  EXPECT_EQ(s.weights_format, "pytorch_model.bin");
+  EXPECT_EQ(s.n_params, written);
+  EXPECT_HAS(model::summary_text(s), "from config.json");
+}
+
+TEST(Inspect, TextAndJsonCarryTheSameFacts) {
+  TempDir d;
+  write_tiny_opt(d.path);
+  write_text(d / "vocab.json", "{}");
+  write_text(d / "merges.txt", "");
+  auto s = model::inspect_model(d.path);
+  const std::string text = model::summary_text(s);
+  EXPECT_HAS(text, "layers        2   hidden 16   heads 4 (head dim 4)   ffn 32");
+  EXPECT_HAS(text, "tokenizer     merges.txt, vocab.json");
+  EXPECT_HAS(text, "model.decoder.layers.1.fc1.weight");
+  EXPECT_HAS(text, "pre-LN");
+  auto j = model::summary_json(s);
+  EXPECT_EQ(j["n_params"].get<int64_t>(), s.n_params);
+  EXPECT_EQ(j["config"]["num_hidden_layers"], 2);
+  EXPECT_EQ(j["tensors"].size(), s.tensors.size());
+  EXPECT_EQ(j["memory_bytes"]["unlearn_full_fp32"].get<int64_t>(), 20 * s.n_params);
+  EXPECT_EQ(j["tokenizer_files"], (io::Json{"merges.txt", "vocab.json"}));
+}
+
+TEST(Inspect, HumanReadableSizes) {
+  EXPECT_EQ(model::human_bytes(512), "512 B");
+  EXPECT_EQ(model::human_bytes(1536), "1.50 KiB");
+  EXPECT_EQ(model::human_bytes(5LL << 30), "5.00 GiB");
+  EXPECT_EQ(model::human_count(125'239'296), "125.2M");
+  EXPECT_EQ(model::human_count(1'315'758'080), "1.32B");
+}
+
+// ---- bad folders: each names the folder or file and what was expected ----
+
+TEST(InspectBadInput, MissingFolder) {
+  TempDir d;
+  EXPECT_HAS(error_of(d / "nope"), (d / "nope").string() + ": no such folder");
+}
+
+TEST(InspectBadInput, FileInsteadOfFolder) {
+  TempDir d;
+  write_text(d / "f", "x");
+  EXPECT_HAS(error_of(d / "f"), "not a folder");
+}
+
+TEST(InspectBadInput, MissingConfig) {
+  TempDir d;
+  EXPECT_HAS(error_of(d.path), "missing config.json");
+}
+
+TEST(InspectBadInput, InvalidConfigJsonNamesTheLine) {
+  TempDir d;
+  write_tiny_opt(d.path);
+  write_text(d / "config.json", "{\n  \"model_type\": \"opt\",\n  \"hidden_size\": ,\n}");
+  const std::string e = error_of(d.path);
+  EXPECT_HAS(e, (d / "config.json").string() + " line 3");
+  EXPECT_HAS(e, "invalid JSON");
+}
+
+TEST(InspectBadInput, UnsupportedModelType) {
+  TempDir d;
+  write_tiny_opt(d.path);
+  write_text(d / "config.json", R"({"model_type": "llama", "hidden_size": 16})");
+  EXPECT_HAS(error_of(d.path), "model_type 'llama' is not supported (Lethe supports: opt)");
+}
+
+TEST(InspectBadInput, MissingModelType) {
+  TempDir d;
+  write_tiny_opt(d.path);
+  write_text(d / "config.json", R"({"hidden_size": 16})");
+  EXPECT_HAS(error_of(d.path), "config.json: missing field 'model_type'");
+}
+
+TEST(InspectBadInput, WrongFieldType) {
+  TempDir d;
+  write_tiny_opt(d.path);
+  write_text(d / "config.json", R"({"model_type": "opt", "hidden_size": "16"})");
+  EXPECT_HAS(error_of(d.path), "field 'hidden_size' must be an integer, got \"16\"");
+}
+
+TEST(InspectBadInput, HeadsDoNotDivideHidden) {
+  TempDir d;
+  write_tiny_opt(d.path);
+  write_text(d / "config.json", R"({"model_type": "opt", "hidden_size": 16, "num_attention_heads": 5})");
+  EXPECT_HAS(error_of(d.path), "hidden_size 16 is not divisible by num_attention_heads 5");
+}
+
+TEST(InspectBadInput, NoWeights) {
+  TempDir d;
+  write_tiny_opt(d.path);
+  fs::remove(d / "model.safetensors");
+  EXPECT_HAS(error_of(d.path), "no weights: expected model.safetensors, model.safetensors.index.json or pytorch_model.bin");
+}
+
+TEST(InspectBadInput, TruncatedWeightsNameTheFile) {
+  TempDir d;
+  write_tiny_opt(d.path);
+  fs::resize_file(d / "model.safetensors", fs::file_size(d / "model.safetensors") - 100);
+  const std::string e = error_of(d.path);
+  EXPECT_HAS(e, (d / "model.safetensors").string());
+  EXPECT_HAS(e, "out of range");
+}
+
+TEST(InspectBadInput, MissingShard) {
+  TempDir d;
+  TinyOpt t;
+  t.shards = 2;
+  write_tiny_opt(d.path, t);
+  fs::remove(d / "model-00002-of-00002.safetensors");
+  const std::string e = error_of(d.path);
+  EXPECT_HAS(e, "model.safetensors.index.json: shard 'model-00002-of-00002.safetensors'");
+  EXPECT_HAS(e, "is missing");
+}
+
+TEST(InspectBadInput, IndexNamesATensorItsShardLacks) {
+  TempDir d;
+  TinyOpt t;
+  t.shards = 2;
+  write_tiny_opt(d.path, t);
+  auto idx = io::read_json_file(d / "model.safetensors.index.json");
+  idx["weight_map"]["model.decoder.ghost.weight"] = "model-00001-of-00002.safetensors";
+  io::write_json_file(d / "model.safetensors.index.json", idx);
+  EXPECT_HAS(error_of(d.path), "tensor 'model.decoder.ghost.weight' is listed in shard 'model-00001-of-00002.safetensors' but that file does not hold it");
+}
+
+TEST(InspectBadInput, IndexShardOutsideTheFolder) {
+  TempDir d;
+  TinyOpt t;
+  t.shards = 2;
+  write_tiny_opt(d.path, t);
+  auto idx = io::read_json_file(d / "model.safetensors.index.json");
+  idx["weight_map"]["model.decoder.embed_tokens.weight"] = "../elsewhere.safetensors";
+  io::write_json_file(d / "model.safetensors.index.json", idx);
+  EXPECT_HAS(error_of(d.path), "must be a file in the same folder");
+}
+
+TEST(InspectBadInput, ShardTensorMissingFromIndexIsAWarning) {
+  TempDir d;
+  TinyOpt t;
+  t.shards = 2;
+  write_tiny_opt(d.path, t);
+  auto idx = io::read_json_file(d / "model.safetensors.index.json");
+  idx["weight_map"].erase("model.decoder.embed_tokens.weight");
+  io::write_json_file(d / "model.safetensors.index.json", idx);
+  auto s = model::inspect_model(d.path);
+  ASSERT_EQ(s.warnings.size(), 1u);
+  EXPECT_HAS(s.warnings[0], "'model.decoder.embed_tokens.weight' is not listed in the index");
+}
