@@ -1,0 +1,95 @@
+// The workbench window offscreen: its docks, and opening a model through the Model panel.
+#include <QDockWidget>
+#include <QLabel>
+#include <QLineEdit>
+#include <QMessageBox>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QSpinBox>
+#include <QStandardPaths>
+#include <QtTest>
+
+#include "main_window.h"
+#include "model_panel.h"
+#include "support/tiny_opt.h"
+
+using namespace lethe::ui;
+using lethe::testing::TempDir;
+
+class MainWindowTest : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void initTestCase() {
+    QStandardPaths::setTestModeEnabled(true);  // QSettings go to a test location
+    QSettings().clear();
+  }
+
+  void hasEveryDockOfTheLayout() {
+    MainWindow w;
+    QStringList names;
+    for (QDockWidget* d : w.docks()) names << d->objectName();
+    names.sort();
+    QCOMPARE(names, QStringList({"dock_datasets", "dock_generations", "dock_history", "dock_method", "dock_metrics",
+                                 "dock_model", "dock_playground", "dock_run"}));
+    QVERIFY(w.lossPanel() != nullptr);
+    QVERIFY(w.findChild<QLabel*>("runtime_label")->text().contains("libtorch"));
+  }
+
+  void opensATinyModelAndShowsItsSummary() {
+    TempDir d;
+    const int64_t n = lethe::testing::write_tiny_opt(d.path);
+    MainWindow w;
+    w.show();
+    QSignalSpy opened(w.modelPanel(), &ModelPanel::modelOpened);
+    QVERIFY(w.openModel(QString::fromStdString(d.path.string())));
+    QCOMPARE(opened.count(), 1);
+    ModelPanel* p = w.modelPanel();
+    QCOMPARE(p->field("layers"), QString("2"));
+    QVERIFY2(p->field("hidden").startsWith("16 / 4 heads"), qPrintable(p->field("hidden")));
+    QVERIFY2(p->field("parameters").startsWith(QLocale().toString(static_cast<qlonglong>(n))),
+             qPrintable(p->field("parameters")));
+    QVERIFY(p->field("weights").startsWith("safetensors: model.safetensors"));
+    QCOMPARE(p->tensorRows(), 36);
+    // The filter narrows the table to one layer's tensors.
+    p->findChild<QLineEdit*>()->setText("layers.1.");
+    QCOMPARE(p->tensorRows(), 16);
+    // Memory follows the LoRA rank: 20 B/param full; LoRA base 4 B/param + 16 B/adapter param.
+    QCOMPARE(p->field("mem_full"), QString::fromStdString(lethe::model::human_bytes(20 * n)));
+    p->findChild<QSpinBox*>("lora_rank")->setValue(4);
+    const int64_t lora = 2 * 2 * 4 * 32;
+    QVERIFY2(p->field("mem_lora").startsWith(QString::fromStdString(lethe::model::human_bytes(4 * n + 16 * lora))),
+             qPrintable(p->field("mem_lora")));
+    QVERIFY(p->errorText().isEmpty());
+    QCOMPARE(QSettings().value("recent/models").toStringList().value(0), QString::fromStdString(d.path.string()));
+  }
+
+  void aBadFolderShowsTheReasonAndKeepsTheOpenModel() {
+    TempDir good, bad;
+    lethe::testing::write_tiny_opt(good.path);
+    lethe::testing::write_tiny_opt(bad.path);
+    lethe::testing::write_text(bad / "config.json", R"({"model_type": "llama"})");
+    MainWindow w;
+    w.show();
+    QVERIFY(w.openModel(QString::fromStdString(good.path.string())));
+    QSignalSpy failed(w.modelPanel(), &ModelPanel::loadFailed);
+    QVERIFY(!w.openModel(QString::fromStdString(bad.path.string())));
+    QCOMPARE(failed.count(), 1);
+    QVERIFY2(w.modelPanel()->errorText().contains("model_type 'llama' is not supported"),
+             qPrintable(w.modelPanel()->errorText()));
+    auto* box = w.findChild<QMessageBox*>("error_dialog");
+    QVERIFY(box != nullptr);
+    QVERIFY(box->text().contains((bad / "config.json").c_str()));
+    QCOMPARE(w.modelPanel()->field("layers"), QString("2"));  // the earlier model stays
+    QVERIFY(w.modelPanel()->summary().has_value());
+  }
+
+  void aMissingFolderIsAnErrorNotACrash() {
+    MainWindow w;
+    QVERIFY(!w.openModel("/nonexistent/lethe/model"));
+    QVERIFY(w.modelPanel()->errorText().contains("no such folder"));
+    QVERIFY(!w.modelPanel()->summary().has_value());
+  }
+};
+
+QTEST_MAIN(MainWindowTest)
+#include "test_main_window.moc"

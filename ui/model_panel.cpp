@@ -1,0 +1,207 @@
+#include "model_panel.h"
+
+#include <QFormLayout>
+#include <QGroupBox>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QScrollArea>
+#include <QSortFilterProxyModel>
+#include <QSpinBox>
+#include <QTableView>
+#include <QVBoxLayout>
+
+#include "tensor_table_model.h"
+#include "util/error.h"
+
+namespace lethe::ui {
+namespace {
+QString qs(const std::string& s) { return QString::fromStdString(s); }
+QString yesNo(bool b) { return b ? QObject::tr("yes") : QObject::tr("no"); }
+
+// Summary rows: key (object name and field() key), label shown to the user.
+const std::pair<const char*, const char*> kFields[] = {
+    {"type", "Type"},           {"layers", "Layers"},         {"hidden", "Hidden / heads"},
+    {"ffn", "FFN"},             {"vocab", "Vocabulary"},      {"positions", "Positions"},
+    {"norm", "Layer norm"},     {"activation", "Activation"}, {"special", "Special ids"},
+    {"weights", "Weights"},     {"tokenizer", "Tokenizer"},   {"parameters", "Parameters"},
+};
+const std::pair<const char*, const char*> kMemory[] = {
+    {"mem_inference_fp32", "Inference, fp32"},
+    {"mem_inference_bf16", "Inference, bf16"},
+    {"mem_full", "Unlearn, full (fp32, AdamW, reference copy)"},
+    {"mem_lora", "Unlearn, LoRA (fp32 base = reference)"},
+    {"mem_lora_bf16", "Unlearn, LoRA (bf16 base)"},
+};
+}  // namespace
+
+ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
+  // Everything scrolls together, so the dock stays usable on small screens.
+  auto* outer = new QVBoxLayout(this);
+  outer->setContentsMargins(0, 0, 0, 0);
+  auto* scroll = new QScrollArea(this);
+  scroll->setWidgetResizable(true);
+  scroll->setFrameShape(QFrame::NoFrame);
+  auto* content = new QWidget(scroll);
+  scroll->setWidget(content);
+  outer->addWidget(scroll);
+  auto* root = new QVBoxLayout(content);
+
+  auto* top = new QHBoxLayout;
+  title_ = new QLabel(tr("No model open. Open a Hugging Face model folder (config.json + safetensors)."), this);
+  title_->setObjectName("model_title");
+  title_->setWordWrap(true);
+  title_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  auto* open = new QPushButton(tr("Open…"), this);
+  open->setObjectName("model_open");
+  open->setToolTip(tr("Open a model folder (Ctrl+O)"));
+  connect(open, &QPushButton::clicked, this, &ModelPanel::openRequested);
+  top->addWidget(title_, 1);
+  top->addWidget(open, 0, Qt::AlignTop);
+  root->addLayout(top);
+
+  error_ = new QLabel(this);
+  error_->setObjectName("model_error");
+  error_->setWordWrap(true);
+  error_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  error_->setStyleSheet("QLabel { color: #c62828; }");
+  error_->hide();
+  root->addWidget(error_);
+
+  auto* arch = new QGroupBox(tr("Architecture"), this);
+  form_ = new QFormLayout(arch);
+  form_->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
+  for (const auto& [key, label] : kFields) {
+    auto* v = new QLabel(QStringLiteral("—"), arch);
+    v->setObjectName(QString("field_") + key);
+    v->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    v->setWordWrap(true);
+    form_->addRow(tr(label), v);
+  }
+  root->addWidget(arch);
+
+  auto* mem = new QGroupBox(tr("Memory (weights + optimizer state; activations not included)"), this);
+  auto* memLayout = new QVBoxLayout(mem);
+  auto* rankRow = new QHBoxLayout;
+  rankRow->addWidget(new QLabel(tr("LoRA rank on q_proj, v_proj"), mem));
+  loraRank_ = new QSpinBox(mem);
+  loraRank_->setObjectName("lora_rank");
+  loraRank_->setRange(1, 1024);
+  loraRank_->setValue(32);
+  rankRow->addWidget(loraRank_);
+  rankRow->addStretch(1);
+  memLayout->addLayout(rankRow);
+  memoryForm_ = new QFormLayout;
+  for (const auto& [key, label] : kMemory) {
+    auto* v = new QLabel(QStringLiteral("—"), mem);
+    v->setObjectName(QString("field_") + key);
+    memoryForm_->addRow(tr(label), v);
+  }
+  memLayout->addLayout(memoryForm_);
+  connect(loraRank_, &QSpinBox::valueChanged, this, [this] { updateMemory(); });
+  root->addWidget(mem);
+
+  filter_ = new QLineEdit(this);
+  filter_->setPlaceholderText(tr("Filter tensors (e.g. layers.0. or q_proj)"));
+  filter_->setClearButtonEnabled(true);
+  root->addWidget(filter_);
+  tensors_ = new TensorTableModel(this);
+  proxy_ = new QSortFilterProxyModel(this);
+  proxy_->setSourceModel(tensors_);
+  proxy_->setSortRole(Qt::UserRole);
+  proxy_->setFilterKeyColumn(TensorTableModel::Name);
+  proxy_->setFilterCaseSensitivity(Qt::CaseInsensitive);
+  connect(filter_, &QLineEdit::textChanged, proxy_, &QSortFilterProxyModel::setFilterFixedString);
+  table_ = new QTableView(this);
+  table_->setObjectName("tensor_table");
+  table_->setModel(proxy_);
+  table_->setSortingEnabled(true);
+  table_->sortByColumn(TensorTableModel::Name, Qt::AscendingOrder);
+  table_->setAlternatingRowColors(true);
+  table_->setSelectionBehavior(QAbstractItemView::SelectRows);
+  table_->verticalHeader()->hide();
+  table_->horizontalHeader()->setSectionResizeMode(TensorTableModel::Name, QHeaderView::Stretch);
+  table_->horizontalHeader()->setSectionResizeMode(TensorTableModel::Shape, QHeaderView::ResizeToContents);
+  table_->horizontalHeader()->setSectionResizeMode(TensorTableModel::Params, QHeaderView::ResizeToContents);
+  table_->horizontalHeader()->setSectionResizeMode(TensorTableModel::DType, QHeaderView::ResizeToContents);
+  table_->horizontalHeader()->setSectionResizeMode(TensorTableModel::File, QHeaderView::ResizeToContents);
+  table_->setMinimumHeight(220);
+  table_->setWordWrap(false);
+  table_->setTextElideMode(Qt::ElideLeft);  // the distinctive end of a name stays visible
+  root->addWidget(table_, 1);
+}
+
+bool ModelPanel::openFolder(const QString& dir) {
+  try {
+    summary_ = model::inspect_model(dir.toStdString(), loraRank_->value());
+  } catch (const std::exception& e) {
+    const QString msg = QString::fromStdString(e.what());
+    error_->setText(tr("Could not open the model: %1").arg(msg));
+    error_->show();
+    Q_EMIT loadFailed(msg);
+    return false;
+  }
+  error_->hide();
+  showSummary();
+  Q_EMIT modelOpened(dir);
+  return true;
+}
+
+void ModelPanel::showSummary() {
+  const auto& s = *summary_;
+  const auto& c = s.config;
+  auto set = [this](const char* key, const QString& text) {
+    if (auto* l = findChild<QLabel*>(QString("field_") + key)) l->setText(text);
+  };
+  title_->setText(QString("<b>%1</b>").arg(qs(s.dir).toHtmlEscaped()));
+  set("type", qs(s.model_type) + (s.architectures.empty() ? QString() : " (" + qs(s.architectures.front()) + ")"));
+  set("layers", QString::number(c.num_hidden_layers));
+  set("hidden", tr("%1 / %2 heads (head dim %3)").arg(c.hidden_size).arg(c.num_attention_heads).arg(c.head_dim()));
+  set("ffn", QString::number(c.ffn_dim));
+  set("vocab", QString::number(c.vocab_size) +
+                   (c.has_project() ? tr(", embed proj dim %1 (project_in/out)").arg(c.word_embed_proj_dim) : QString()));
+  set("positions", QString::number(c.max_position_embeddings));
+  set("norm", tr("%1, final LN %2, affine %3")
+                  .arg(c.do_layer_norm_before ? "pre-LN" : "post-LN", yesNo(c.has_final_layer_norm()),
+                       yesNo(c.layer_norm_elementwise_affine)));
+  set("activation", tr("%1, biases %2, tied lm_head %3").arg(qs(c.activation_function), yesNo(c.enable_bias), yesNo(s.lm_head_tied)));
+  set("special", tr("bos %1, eos %2, pad %3").arg(c.bos_token_id).arg(c.eos_token_id).arg(c.pad_token_id));
+  QStringList files;
+  for (const auto& f : s.weight_files) files << qs(f);
+  set("weights", tr("%1: %2 (%3 on disk)")
+                     .arg(qs(s.weights_format), files.join(", "), qs(model::human_bytes(static_cast<int64_t>(s.weights_bytes)))));
+  QStringList tok;
+  for (const auto& f : s.tokenizer_files) tok << qs(f);
+  set("tokenizer", tok.isEmpty() ? tr("none in folder") : tok.join(", "));
+  QString params = QLocale().toString(static_cast<qlonglong>(s.n_params)) + " (" + qs(model::human_count(s.n_params)) + ")";
+  if (!s.tensors_listed) params += tr(" — from config.json; pytorch_model.bin is read when the model loads");
+  set("parameters", params);
+  tensors_->setTensors(s.tensors);
+  updateMemory();
+}
+
+void ModelPanel::updateMemory() {
+  if (!summary_) return;
+  const auto& c = summary_->config;
+  const int rank = loraRank_->value();
+  auto m = model::estimate_memory(summary_->n_params, model::opt_lora_param_count(c, rank, {"q_proj", "v_proj"}), rank);
+  auto set = [this](const char* key, int64_t bytes, const QString& extra = {}) {
+    if (auto* l = findChild<QLabel*>(QString("field_") + key)) l->setText(qs(model::human_bytes(bytes)) + extra);
+  };
+  set("mem_inference_fp32", m.inference_fp32);
+  set("mem_inference_bf16", m.inference_bf16);
+  set("mem_full", m.unlearn_full_fp32);
+  set("mem_lora", m.unlearn_lora_fp32, tr("   (%1 adapter parameters)").arg(qs(model::human_count(m.lora_params))));
+  set("mem_lora_bf16", m.unlearn_lora_bf16);
+}
+
+QString ModelPanel::field(const QString& key) const {
+  auto* l = findChild<QLabel*>("field_" + key);
+  return l ? l->text() : QString();
+}
+
+QString ModelPanel::errorText() const { return error_->isHidden() ? QString() : error_->text(); }
+int ModelPanel::tensorRows() const { return proxy_->rowCount(); }
+
+}  // namespace lethe::ui

@@ -1,0 +1,55 @@
+#pragma once
+// The Model dock: open a Hugging Face folder and show what `lethe inspect` shows — the
+// architecture, the tensors, and the memory a run would need (full vs LoRA).
+#include <QWidget>
+#include <optional>
+
+#include "model/inspect.h"
+
+class QLabel;
+class QLineEdit;
+class QSpinBox;
+class QTableView;
+class QSortFilterProxyModel;
+class QFormLayout;
+
+namespace lethe::ui {
+
+class TensorTableModel;
+
+class ModelPanel : public QWidget {
+  Q_OBJECT
+ public:
+  explicit ModelPanel(QWidget* parent = nullptr);
+
+  // Reads the folder's headers (no weights are loaded). On failure shows the reason in the
+  // panel, keeps the previous model, emits loadFailed and returns false.
+  bool openFolder(const QString& dir);
+  const std::optional<model::ModelSummary>& summary() const { return summary_; }
+  // The text of a summary field by its key ("parameters", "layers", ...), for tests and copy.
+  QString field(const QString& key) const;
+  QString errorText() const;
+  int tensorRows() const;
+
+ Q_SIGNALS:
+  void modelOpened(const QString& dir);
+  void loadFailed(const QString& message);
+  void openRequested();
+
+ private:
+  void showSummary();
+  void updateMemory();
+
+  std::optional<model::ModelSummary> summary_;
+  QLabel* title_ = nullptr;
+  QLabel* error_ = nullptr;
+  QFormLayout* form_ = nullptr;
+  QFormLayout* memoryForm_ = nullptr;
+  QSpinBox* loraRank_ = nullptr;
+  QLineEdit* filter_ = nullptr;
+  QTableView* table_ = nullptr;
+  TensorTableModel* tensors_ = nullptr;
+  QSortFilterProxyModel* proxy_ = nullptr;
+};
+
+}  // namespace lethe::ui

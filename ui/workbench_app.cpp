@@ -1,0 +1,60 @@
+#include "workbench_app.h"
+
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QIcon>
+#include <QTimer>
+#include <cstdio>
+
+#include "main_window.h"
+#include "util/runtime.h"
+
+// Q_INIT_RESOURCE must run at global namespace; lethe_ui is a static library, so the
+// resources are not registered by themselves.
+static void initLetheResources() { Q_INIT_RESOURCE(resources); }
+
+namespace lethe::ui {
+
+int run_workbench(int argc, char** argv) {
+  initLetheResources();
+  QApplication app(argc, argv);
+  QApplication::setWindowIcon(QIcon(":/lethe/lethe.svg"));
+  QApplication::setOrganizationName("Lethe");
+  QApplication::setApplicationName("lethe-workbench");
+  QApplication::setApplicationVersion(QString::fromStdString(lethe::runtime_info().lethe_version));
+  lethe::init_threads();
+
+  QCommandLineParser parser;
+  parser.setApplicationDescription("Lethe — a workbench for machine unlearning in large language models");
+  parser.addHelpOption();
+  parser.addVersionOption();
+  QCommandLineOption selfCheck("self-check", "Exercise libtorch, sentencepiece and sqlite, show the window, exit.");
+  parser.addOption(selfCheck);
+  parser.addPositionalArgument("MODEL_DIR", "A Hugging Face model folder to open.", "[MODEL_DIR]");
+  parser.process(app);
+
+  if (parser.isSet(selfCheck)) {
+    try {
+      std::printf("%s\n", lethe::self_check().c_str());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "lethe-workbench: self-check failed: %s\n", e.what());
+      return 1;
+    }
+  }
+
+  MainWindow window;
+  window.show();
+  const QStringList args = parser.positionalArguments();
+  if (!args.isEmpty()) window.openModel(args.first());
+
+  if (parser.isSet(selfCheck)) {
+    QTimer::singleShot(0, &app, [&] {
+      std::printf("lethe-workbench: window shown with %d docks; %s\n", static_cast<int>(window.docks().size()),
+                  lethe::runtime_summary().c_str());
+      app.quit();
+    });
+  }
+  return app.exec();
+}
+
+}  // namespace lethe::ui

@@ -1,0 +1,11 @@
+#pragma once
+// lethe-workbench's start-up: the application object, command-line handling, the main window.
+namespace lethe::ui {
+
+// lethe-workbench [MODEL_DIR] [--self-check]
+//   MODEL_DIR      open this Hugging Face model folder at start
+//   --self-check   exercise libtorch, sentencepiece and sqlite in this process, show the window,
+//                  process events once and exit (0 on success): catches load-time clashes
+int run_workbench(int argc, char** argv);
+
+}  // namespace lethe::ui
