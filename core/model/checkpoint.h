@@ -1,0 +1,45 @@
+#pragma once
+// Loading an OPT model from a Hugging Face folder and saving one back.
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "model/opt.h"
+
+namespace lethe::model {
+
+// "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:N".
+c10::Device resolve_device(const std::string& spec);
+// "fp32"/"float32", "bf16"/"bfloat16", "fp16"/"float16" (fp16 only on CUDA: no CPU matmul).
+c10::ScalarType parse_dtype(const std::string& spec, const c10::Device& device);
+std::string dtype_label(c10::ScalarType t);  // "fp32", "bf16", "fp16"
+
+struct LoadOptions {
+  std::string dtype = "fp32";
+  std::string device = "auto";
+};
+
+struct LoadedModel {
+  OptConfig config;
+  OptForCausalLM model{nullptr};
+  c10::Device device{c10::kCPU};
+  std::vector<std::string> warnings;  // e.g. checkpoint tensors the model does not use
+};
+
+// Builds the model with uninitialised parameters on the target device and dtype, then copies
+// each tensor straight from the memory-mapped file (converting dtype on the way), so no second
+// full copy is held. Accepts model.decoder.* (save_pretrained) and decoder.* (the published
+// facebook/opt-* files) keys; a stored lm_head.weight of a tied model is ignored.
+// Throws lethe::Error naming the file and tensor: missing tensor, shape that disagrees with the
+// config (expected, got), unreadable weights.
+LoadedModel load_opt(const std::filesystem::path& dir, const LoadOptions& opts = {});
+
+// Writes config.json and model.safetensors, or shards of at most max_shard_bytes with a
+// model.safetensors.index.json. Tensors are saved in the parameters' dtype; a tied lm_head
+// is not stored (as save_pretrained does). Atomic per file.
+void save_opt(const std::filesystem::path& dir, OptForCausalLMImpl& model, int64_t max_shard_bytes = int64_t{2} << 30);
+
+}  // namespace lethe::model
