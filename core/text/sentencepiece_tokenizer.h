@@ -39,12 +39,15 @@ class SentencePieceTokenizer : public Tokenizer {
   int64_t bos_id() const override;
   int64_t eos_id() const override;
   int64_t pad_id() const override;
+  bool add_bos() const override { return add_bos_; }
+  void set_add_bos(bool b) { add_bos_ = b; }
   std::string piece(int64_t id) const;
 
  private:
   SentencePieceTokenizer();
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
   std::filesystem::path path_;
+  bool add_bos_ = true;
 };
 
 }  // namespace lethe::text
