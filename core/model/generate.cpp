@@ -1,0 +1,209 @@
+#include "model/generate.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "util/error.h"
+
+namespace lethe::model {
+
+void SamplingOptions::validate() const {
+  if (max_new_tokens < 1) throw Error("max_new_tokens must be at least 1, got " + std::to_string(max_new_tokens));
+  if (!(temperature > 0)) throw Error("temperature must be > 0, got " + std::to_string(temperature));
+  if (top_k < 0) throw Error("top_k must be >= 0 (0 = off), got " + std::to_string(top_k));
+  if (!(top_p > 0 && top_p <= 1)) throw Error("top_p must be in (0, 1], got " + std::to_string(top_p));
+  if (!(repetition_penalty > 0)) throw Error("repetition_penalty must be > 0, got " + std::to_string(repetition_penalty));
+  if (batch_size < 1) throw Error("batch size must be at least 1, got " + std::to_string(batch_size));
+  for (const auto& s : stop_strings)
+    if (s.empty()) throw Error("stop strings must not be empty");
+}
+
+namespace {
+
+}  // namespace
+
+at::Tensor process_logits(at::Tensor logits, const at::Tensor& seen, const SamplingOptions& o) {
+  if (o.repetition_penalty != 1.0) {
+    at::Tensor s = logits.gather(1, seen);  // (B, L)
+    s = at::where(s < 0, s * o.repetition_penalty, s / o.repetition_penalty);
+    logits = logits.scatter(1, seen, s);
+  }
+  if (!o.do_sample) return logits;
+  logits = logits / o.temperature;
+  const double neg_inf = -std::numeric_limits<double>::infinity();
+  if (o.top_k > 0 && o.top_k < logits.size(-1)) {
+    at::Tensor kth = std::get<0>(logits.topk(o.top_k, -1)).narrow(-1, o.top_k - 1, 1);  // (B, 1)
+    logits = logits.masked_fill(logits < kth, neg_inf);
+  }
+  if (o.top_p < 1.0) {
+    auto [sorted, order] = logits.sort(-1, /*descending=*/true);
+    at::Tensor probs = sorted.softmax(-1);
+    // Drop a token when the mass before it already reaches top_p (the first always stays).
+    at::Tensor drop = (probs.cumsum(-1) - probs) >= o.top_p;
+    logits = logits.scatter(1, order, sorted.masked_fill(drop, neg_inf));
+  }
+  return logits;
+}
+
+namespace {
+
+// logits (B, V) fp32 -> next tokens (B): argmax, or a draw from the processed distribution on
+// the CPU generator (the same seed gives the same tokens on every device).
+at::Tensor pick(const at::Tensor& logits, const at::Tensor& seen, const SamplingOptions& o, at::Generator& gen) {
+  at::Tensor l = process_logits(logits, seen, o);
+  if (!o.do_sample) return l.argmax(-1);
+  at::Tensor probs = l.softmax(-1).to(at::kCPU);
+  return at::multinomial(probs, 1, false, gen).squeeze(1).to(logits.device());
+}
+
+}  // namespace
+
+std::vector<Generation> generate(OptForCausalLMImpl& model, const text::Tokenizer& tok,
+                                 const std::vector<std::string>& prompts, const SamplingOptions& o,
+                                 const TokenCallback& on_token) {
+  o.validate();
+  if (prompts.empty()) throw Error("no prompts to generate from");
+  at::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  const auto dev = model.options().device();
+  const int64_t max_pos = model.config().max_position_embeddings;
+  const int64_t pad = tok.pad_id() >= 0 ? tok.pad_id() : 0;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+  std::vector<Generation> out(prompts.size());
+  bool cancelled = false;
+
+  for (size_t start = 0; start < prompts.size(); start += static_cast<size_t>(o.batch_size)) {
+    const size_t end = std::min(prompts.size(), start + static_cast<size_t>(o.batch_size));
+    const int64_t B = static_cast<int64_t>(end - start);
+    int64_t L = 0;
+    for (size_t i = start; i < end; ++i) {
+      out[i].prompt = prompts[i];
+      out[i].prompt_ids = tok.encode_for_model(prompts[i]);
+      if (out[i].prompt_ids.empty()) throw Error("prompt " + std::to_string(i + 1) + " is empty (and the tokenizer adds no BOS)");
+      if (static_cast<int64_t>(out[i].prompt_ids.size()) >= max_pos)
+        throw Error("prompt " + std::to_string(i + 1) + " has " + std::to_string(out[i].prompt_ids.size()) +
+                    " tokens; the model takes at most " + std::to_string(max_pos) + " positions");
+      L = std::max<int64_t>(L, static_cast<int64_t>(out[i].prompt_ids.size()));
+    }
+    const int64_t n_new = std::min(o.max_new_tokens, max_pos - L);
+    // Left padding: every prompt ends at column L - 1, so one step extends all of them.
+    at::Tensor ids = at::full({B, L}, pad, at::kLong);
+    at::Tensor mask = at::zeros({B, L}, at::kLong);
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& p = out[start + b].prompt_ids;
+      const int64_t off = L - static_cast<int64_t>(p.size());
+      for (size_t t = 0; t < p.size(); ++t) ids[b][off + static_cast<int64_t>(t)] = p[t];
+      mask[b].narrow(0, off, L - off).fill_(1);
+    }
+    ids = ids.to(dev);
+    mask = mask.to(dev);
+    KVCache cache = model.make_cache(B, L + n_new);
+    at::Tensor seen = ids;  // for the repetition penalty: (B, L + generated)
+    at::Tensor logits = model.forward(ids, mask, &cache).select(1, L - 1).to(at::kFloat);  // (B, V)
+    std::vector<bool> done(static_cast<size_t>(B), false);
+    int64_t remaining = B;
+    for (int64_t step = 0; step < n_new && remaining > 0 && !cancelled; ++step) {
+      at::Tensor next = pick(logits, seen, o, gen);  // (B)
+      at::Tensor next_cpu = next.to(at::kCPU);
+      for (int64_t b = 0; b < B; ++b) {
+        if (done[b]) {
+          next_cpu[b] = pad;
+          continue;
+        }
+        Generation& g = out[start + b];
+        const int64_t t = next_cpu[b].item<int64_t>();
+        g.ids.push_back(t);
+        if (o.stop_at_eos && t == tok.eos_id()) {
+          g.stop_reason = "eos";
+        } else if (!o.stop_strings.empty() || on_token) {  // else the text is decoded once at the end
+          g.text = tok.decode_text(g.ids);
+          for (const auto& s : o.stop_strings) {
+            const auto at = g.text.find(s);
+            if (at != std::string::npos) {
+              g.text.resize(at);
+              g.stop_reason = "stop_string";
+              break;
+            }
+          }
+        }
+        if (!g.stop_reason.empty()) {
+          done[b] = true;
+          --remaining;
+        }
+        if (on_token && !on_token(start + static_cast<size_t>(b), g.text)) cancelled = true;
+      }
+      if (remaining == 0 || cancelled || step + 1 == n_new) break;
+      next = next_cpu.to(dev).unsqueeze(1);  // (B, 1)
+      seen = at::cat({seen, next}, 1);
+      mask = at::cat({mask, at::ones({B, 1}, mask.options())}, 1);
+      logits = model.forward(next, mask, &cache).select(1, 0).to(at::kFloat);
+    }
+    for (int64_t b = 0; b < B; ++b) {
+      Generation& g = out[start + b];
+      if (g.stop_reason != "stop_string") g.text = tok.decode_text(g.ids);
+      if (!g.stop_reason.empty()) continue;
+      g.stop_reason = cancelled ? "cancelled" : (n_new < o.max_new_tokens ? "max_positions" : "max_new_tokens");
+    }
+    if (cancelled) {
+      for (size_t i = end; i < prompts.size(); ++i) {
+        out[i].prompt = prompts[i];
+        out[i].stop_reason = "cancelled";
+      }
+      break;
+    }
+  }
+  if (was_training) model.train();
+  return out;
+}
+
+std::vector<Scored> score_texts(OptForCausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts,
+                                int64_t batch_size, std::vector<at::Tensor>* logits_out) {
+  if (batch_size < 1) throw Error("batch size must be at least 1");
+  at::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  const auto dev = model.options().device();
+  const int64_t max_pos = model.config().max_position_embeddings;
+  const int64_t pad = tok.pad_id() >= 0 ? tok.pad_id() : 0;
+  std::vector<Scored> out(texts.size());
+  for (size_t start = 0; start < texts.size(); start += static_cast<size_t>(batch_size)) {
+    const size_t end = std::min(texts.size(), start + static_cast<size_t>(batch_size));
+    const int64_t B = static_cast<int64_t>(end - start);
+    int64_t T = 0;
+    for (size_t i = start; i < end; ++i) {
+      out[i].ids = tok.encode_for_model(texts[i]);
+      if (static_cast<int64_t>(out[i].ids.size()) > max_pos)
+        throw Error("text " + std::to_string(i + 1) + " has " + std::to_string(out[i].ids.size()) +
+                    " tokens; the model takes at most " + std::to_string(max_pos));
+      T = std::max<int64_t>(T, static_cast<int64_t>(out[i].ids.size()));
+    }
+    at::Tensor ids = at::full({B, T}, pad, at::kLong), mask = at::zeros({B, T}, at::kLong);
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& s = out[start + b].ids;
+      for (size_t t = 0; t < s.size(); ++t) ids[b][static_cast<int64_t>(t)] = s[t];
+      mask[b].narrow(0, 0, static_cast<int64_t>(s.size())).fill_(1);
+    }
+    at::Tensor logits = model.forward(ids.to(dev), mask.to(dev)).to(at::kFloat).to(at::kCPU);  // (B, T, V)
+    at::Tensor logp = logits.log_softmax(-1);
+    for (int64_t b = 0; b < B; ++b) {
+      Scored& s = out[start + b];
+      const int64_t n = static_cast<int64_t>(s.ids.size());
+      double sum = 0;
+      for (int64_t t = 1; t < n; ++t) {
+        const double lp = logp[b][t - 1][s.ids[t]].item<double>();
+        s.logprobs.push_back(lp);
+        sum += lp;
+      }
+      s.mean_nll = n > 1 ? -sum / static_cast<double>(n - 1) : 0.0;
+      if (logits_out) logits_out->push_back(logits[b].narrow(0, 0, n).clone());
+    }
+  }
+  if (was_training) model.train();
+  return out;
+}
+
+}  // namespace lethe::model
