@@ -103,7 +103,9 @@ std::vector<Generation> generate(OptForCausalLMImpl& model, const text::Tokenize
     mask = mask.to(dev);
     KVCache cache = model.make_cache(B, L + n_new);
     at::Tensor seen = ids;  // for the repetition penalty: (B, L + generated)
-    at::Tensor logits = model.forward(ids, mask, &cache).select(1, L - 1).to(at::kFloat);  // (B, V)
+    // Prefill: the LM head only on the last position (all of them would cost B*L*V*E).
+    at::Tensor last = model.hidden(ids, mask, &cache).select(1, L - 1);                   // (B, E)
+    at::Tensor logits = at::linear(last, model.lm_head_weight()).to(at::kFloat);          // (B, V)
     std::vector<bool> done(static_cast<size_t>(B), false);
     int64_t remaining = B;
     for (int64_t step = 0; step < n_new && remaining > 0 && !cancelled; ++step) {

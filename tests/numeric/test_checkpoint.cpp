@@ -113,3 +113,15 @@ TEST(CheckpointBadInput, DeviceAndPrecision) {
   EXPECT_EQ(model::parse_dtype("bf16", c10::Device(c10::kCPU)), at::kBFloat16);
   EXPECT_EQ(model::resolve_device("cpu"), c10::Device(c10::kCPU));
 }
+
+TEST(Checkpoint, PublishedKeyLayoutInSafetensorsLoads) {
+  TempDir a, b;
+  lethe::testing::TinyOpt t;
+  lethe::testing::write_tiny_opt(a.path, t);
+  t.prefix = "decoder.";  // as the facebook/opt-* files name them
+  lethe::testing::write_tiny_opt(b.path, t);
+  auto ma = model::load_opt(a.path, {"fp32", "cpu"});
+  auto mb = model::load_opt(b.path, {"fp32", "cpu"});
+  EXPECT_TRUE(mb.warnings.empty());
+  expect_identical(*ma.model, *mb.model);
+}
