@@ -1,6 +1,7 @@
 #include "model/opt.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
 #include <limits>
@@ -11,11 +12,48 @@ namespace lethe::model {
 
 // ---- building blocks ----
 
-OptLinearImpl::OptLinearImpl(int64_t in, int64_t out, bool with_bias, at::TensorOptions opts) {
+LoraWeightImpl::LoraWeightImpl(int64_t rows, int64_t cols, at::TensorOptions opts) {
+  weight = register_parameter("weight", at::zeros({rows, cols}, opts));
+}
+
+OptLinearImpl::OptLinearImpl(int64_t in, int64_t out, bool with_bias, at::TensorOptions opts)
+    : in_features(in), out_features(out) {
   weight = register_parameter("weight", at::empty({out, in}, opts));
   if (with_bias) bias = register_parameter("bias", at::empty({out}, opts));
 }
-at::Tensor OptLinearImpl::forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+
+at::Tensor OptLinearImpl::forward(const at::Tensor& x) const {
+  at::Tensor y = at::linear(x, weight, bias);
+  if (lora_A && lora_enabled) {
+    at::Tensor h = lora_dropout > 0 && is_training() ? at::dropout(x, lora_dropout, true) : x;
+    y = y + at::linear(at::linear(h, lora_A->weight), lora_B->weight) * lora_scale;
+  }
+  return y;
+}
+
+void OptLinearImpl::add_lora(int64_t rank, double alpha, double dropout, at::Generator& gen) {
+  const auto opts = weight.options();
+  lora_A = register_module("lora_A", LoraWeight(rank, in_features, opts));
+  lora_B = register_module("lora_B", LoraWeight(out_features, rank, opts));
+  // kaiming_uniform_(a=sqrt(5)) on (r, in): bound = 1 / sqrt(in), as nn.Linear and PEFT do.
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
+  at::NoGradGuard g;
+  at::Tensor a = at::empty({rank, in_features}, at::kFloat);
+  a.uniform_(-bound, bound, gen);
+  lora_A->weight.copy_(a);
+  lora_scale = alpha / static_cast<double>(rank);
+  lora_dropout = dropout;
+}
+
+void OptLinearImpl::merge_lora() {
+  if (!lora_A) return;
+  at::NoGradGuard g;
+  weight.add_(at::matmul(lora_B->weight.to(at::kFloat), lora_A->weight.to(at::kFloat)).mul(lora_scale).to(weight.scalar_type()));
+  unregister_module("lora_A");
+  unregister_module("lora_B");
+  lora_A = nullptr;
+  lora_B = nullptr;
+}
 
 OptLayerNormImpl::OptLayerNormImpl(int64_t d, bool affine, at::TensorOptions opts) : dim(d) {
   if (affine) {

@@ -25,13 +25,32 @@ struct KVCache {
   bool empty() const { return k.empty(); }
 };
 
+// One LoRA factor, a module of its own so that parameter names read as PEFT writes them:
+// "...q_proj.lora_A.weight" (r, in) and "...q_proj.lora_B.weight" (out, r).
+class LoraWeightImpl : public torch::nn::Module {
+ public:
+  LoraWeightImpl(int64_t rows, int64_t cols, at::TensorOptions opts);
+  at::Tensor weight;
+};
+TORCH_MODULE(LoraWeight);
+
 // Linear / LayerNorm / Embedding with parameters allocated uninitialised (at::empty): loading a
 // checkpoint must not pay for a random init it throws away. init_opt_weights() fills them.
 class OptLinearImpl : public torch::nn::Module {
  public:
   OptLinearImpl(int64_t in, int64_t out, bool bias, at::TensorOptions opts);
-  at::Tensor forward(const at::Tensor& x) const;  // (..., in) -> (..., out)
-  at::Tensor weight, bias;                         // (out, in), (out) or undefined
+  // (..., in) -> (..., out); with LoRA on: W x + b + scale * B A dropout(x).
+  at::Tensor forward(const at::Tensor& x) const;
+  at::Tensor weight, bias;  // (out, in), (out) or undefined
+  int64_t in_features, out_features;
+
+  // LoRA (Hu et al. 2021) as PEFT does it: A kaiming-uniform, B zero, scale = alpha / rank.
+  void add_lora(int64_t rank, double alpha, double dropout, at::Generator& gen);
+  void merge_lora();  // W += scale * B A; the adapter is removed
+  bool has_lora() const { return static_cast<bool>(lora_A); }
+  LoraWeight lora_A{nullptr}, lora_B{nullptr};
+  double lora_scale = 0, lora_dropout = 0;
+  bool lora_enabled = true;  // false: the frozen base (the unlearning reference)
 };
 TORCH_MODULE(OptLinear);
 

@@ -25,24 +25,29 @@ def byte_alphabet():
     return table
 
 
-def main(vocab_path, merges_path, lines_path, out_path):
-    vocab = json.load(open(vocab_path, encoding="utf-8"))
-    ranks = {}
-    with open(merges_path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            line = line.rstrip("\n")
-            if i == 0 and line.startswith("#version") or not line:
-                continue
-            a, b = line.split(" ")
-            ranks[(a, b)] = len(ranks)
-    alpha = byte_alphabet()
-    specials = [s for s in SPECIALS if s in vocab]
-    split = regex.compile("(" + "|".join(regex.escape(s) for s in sorted(specials, key=len, reverse=True)) + ")")
+class Bpe:
+    """GPT-2 byte-level BPE: encode (special tokens split out first) and decode."""
 
-    def bpe(word):
-        sym = [alpha[b] for b in word.encode("utf-8")]
+    def __init__(self, vocab_path, merges_path):
+        self.vocab = json.load(open(vocab_path, encoding="utf-8"))
+        self.inv = {v: k for k, v in self.vocab.items()}
+        self.ranks = {}
+        with open(merges_path, encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                line = line.rstrip("\n")
+                if i == 0 and line.startswith("#version") or not line:
+                    continue
+                a, b = line.split(" ")
+                self.ranks[(a, b)] = len(self.ranks)
+        self.alpha = byte_alphabet()
+        self.unalpha = {v: k for k, v in self.alpha.items()}
+        self.specials = [s for s in SPECIALS if s in self.vocab]
+        self.split = regex.compile("(" + "|".join(regex.escape(s) for s in sorted(self.specials, key=len, reverse=True)) + ")")
+
+    def bpe(self, word):
+        sym = [self.alpha[b] for b in word.encode("utf-8")]
         while len(sym) > 1:
-            pairs = [(ranks.get((sym[i], sym[i + 1]), float("inf")), i) for i in range(len(sym) - 1)]
+            pairs = [(self.ranks.get((sym[i], sym[i + 1]), float("inf")), i) for i in range(len(sym) - 1)]
             best = min(pairs)
             if best[0] == float("inf"):
                 break
@@ -56,19 +61,32 @@ def main(vocab_path, merges_path, lines_path, out_path):
                     out.append(sym[i])
                     i += 1
             sym = out
-        return [vocab[s] for s in sym]
+        return [self.vocab[s] for s in sym]
 
-    result = []
-    for raw in open(lines_path, encoding="utf-8"):
-        text = json.loads(raw)
+    def encode(self, text):
         ids = []
-        for part in (split.split(text) if specials else [text]):
-            if part in specials:
-                ids.append(vocab[part])
+        for part in (self.split.split(text) if self.specials else [text]):
+            if part in self.specials:
+                ids.append(self.vocab[part])
             elif part:
                 for w in PAT.findall(part):
-                    ids.extend(bpe(w))
-        result.append(ids)
+                    ids.extend(self.bpe(w))
+        return ids
+
+    def decode(self, ids):
+        out = bytearray()
+        for i in ids:
+            tok = self.inv[i]
+            if tok in self.specials:
+                out += tok.encode("utf-8")
+            else:
+                out += bytes(self.unalpha[c] for c in tok)
+        return out.decode("utf-8", errors="replace")
+
+
+def main(vocab_path, merges_path, lines_path, out_path):
+    bpe = Bpe(vocab_path, merges_path)
+    result = [bpe.encode(json.loads(raw)) for raw in open(lines_path, encoding="utf-8")]
     json.dump({"ids": result}, open(out_path, "w"))
     print(f"bpe_reference: {len(result)} lines")
 

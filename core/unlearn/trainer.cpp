@@ -1,0 +1,494 @@
+#include "unlearn/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/serialize.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <mutex>
+#include <numeric>
+#include <sstream>
+
+#include "io/safetensors.h"
+#include "model/checkpoint.h"
+#include "util/error.h"
+
+namespace lethe::unlearn {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+Method parse_method(const std::string& s) {
+  if (s == "paper") return Method::Paper;
+  if (s == "graddiff") return Method::GradDiff;
+  if (s == "npo") return Method::Npo;
+  if (s == "finetune") return Method::Finetune;
+  throw Error("method '" + s + "': expected paper, graddiff, npo or finetune");
+}
+const char* method_name(Method m) {
+  switch (m) {
+    case Method::Paper: return "paper";
+    case Method::GradDiff: return "graddiff";
+    case Method::Npo: return "npo";
+    case Method::Finetune: return "finetune";
+  }
+  return "?";
+}
+const char* outcome_name(Outcome o) {
+  return o == Outcome::Completed ? "completed" : o == Outcome::Stopped ? "stopped" : "cancelled";
+}
+
+void UnlearnOptions::validate() const {
+  for (auto [name, v] : {std::pair<const char*, double>{"eps1", eps1}, {"eps2", eps2}, {"eps3", eps3}})
+    if (!(v >= 0) || !std::isfinite(v)) throw Error(std::string(name) + " must be a finite number >= 0, got " + std::to_string(v));
+  if (method != Method::Finetune && eps1 == 0 && eps2 == 0 && eps3 == 0)
+    throw Error("eps1, eps2 and eps3 are all 0: nothing would be optimised");
+  if (!(lr > 0) || !std::isfinite(lr)) throw Error("lr must be > 0, got " + std::to_string(lr));
+  if (K < 1) throw Error("K (random answers per batch) must be at least 1, got " + std::to_string(K));
+  if (batch_size < 1) throw Error("batch size must be at least 1, got " + std::to_string(batch_size));
+  if (grad_accum < 1) throw Error("gradient accumulation must be at least 1, got " + std::to_string(grad_accum));
+  if (max_steps < 1) throw Error("steps must be at least 1, got " + std::to_string(max_steps));
+  if (warmup_steps < 0 || warmup_steps >= max_steps) throw Error("warm-up steps must be in [0, steps)");
+  if (weight_decay < 0) throw Error("weight decay must be >= 0");
+  if (max_grad_norm < 0) throw Error("max grad norm must be >= 0 (0 = no clipping)");
+  if (!(npo_beta > 0)) throw Error("NPO beta must be > 0");
+  if (precision != "fp32" && precision != "bf16") throw Error("precision '" + precision + "': expected fp32 or bf16");
+  if (checkpoint_every < 0) throw Error("checkpoint interval must be >= 0");
+  if (checkpoint_every > 0 && checkpoint_dir.empty()) throw Error("checkpoints need a folder");
+}
+
+io::Json UnlearnOptions::to_json() const {
+  return {{"method", method_name(method)}, {"mode", mode_name(mode)}, {"eps1", eps1}, {"eps2", eps2}, {"eps3", eps3},
+          {"K", K}, {"lr", lr}, {"warmup_steps", warmup_steps}, {"weight_decay", weight_decay}, {"max_grad_norm", max_grad_norm},
+          {"batch_size", batch_size}, {"grad_accum", grad_accum}, {"max_steps", max_steps}, {"stop_forget_ce", stop_forget_ce},
+          {"dropout", dropout}, {"seed", seed}, {"npo_beta", npo_beta}, {"precision", precision},
+          {"lora", {{"rank", lora.rank}, {"alpha", lora.alpha}, {"dropout", lora.dropout}, {"targets", lora.targets}}}};
+}
+
+io::Json StepMetrics::to_json() const {
+  return {{"step", step}, {"loss_fgt", loss_fgt}, {"loss_rdn", loss_rdn}, {"loss_nor", loss_nor}, {"total", total},
+          {"forget_ce", forget_ce}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s},
+          {"elapsed_s", elapsed_s}, {"tokens", tokens}};
+}
+
+namespace {
+// Raw text (corpus passages: an empty prompt) is a plain LM example; else the QA template.
+Example make_example(const text::Tokenizer& tok, const data::QaPair& p, Mode m) {
+  if (p.prompt.empty()) {
+    Example e;
+    e.ids = tok.encode_for_model(p.response);
+    e.start = tok.add_bos() ? 1 : 0;
+    return e;
+  }
+  return make_qa_example(tok, p.prompt, p.response, m);
+}
+
+io::Json batch_json(const TokenBatch& b) {
+  at::Tensor ids = b.ids.to(at::kCPU), mask = b.mask.to(at::kCPU), start = b.start.to(at::kCPU);
+  io::Json rows = io::Json::array();
+  for (int64_t i = 0; i < ids.size(0); ++i) {
+    std::vector<int64_t> r(ids[i].data_ptr<int64_t>(), ids[i].data_ptr<int64_t>() + ids.size(1));
+    std::vector<int64_t> m(mask[i].data_ptr<int64_t>(), mask[i].data_ptr<int64_t>() + mask.size(1));
+    rows.push_back({{"ids", r}, {"mask", m}, {"start", start[i].item<int64_t>()}});
+  }
+  return rows;
+}
+
+// bf16 compute with fp32 weights: autocast around the forward passes.
+struct Autocast {
+  bool on;
+  bool cuda;
+  Autocast(bool enable, bool is_cuda) : on(enable), cuda(is_cuda) {
+    if (!on) return;
+    if (cuda) {
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(true);
+    } else {
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(true);
+    }
+  }
+  ~Autocast() {
+    if (!on) return;
+    if (cuda) at::autocast::set_enabled(false);
+    else at::autocast::set_cpu_enabled(false);
+    at::autocast::clear_cache();
+  }
+};
+}  // namespace
+
+struct Unlearner::Batches {
+  TokenBatch forget, random, normal;
+  std::vector<std::string> answers;
+  std::vector<size_t> forget_index, normal_index;  // which samples of the sets
+};
+
+Unlearner::Unlearner(model::OptForCausalLM model, const text::Tokenizer& tok, UnlearnData data, UnlearnOptions opts)
+    : model_(std::move(model)), tok_(tok), data_(std::move(data)), o_(std::move(opts)), rng_(o_.seed) {
+  o_.validate();
+  if (data_.forget.empty())
+    throw Error(o_.method == Method::Finetune ? "the fine-tuning set is empty" : "the forget set is empty");
+  const bool needs_normal = o_.method != Method::Finetune && o_.eps3 > 0;
+  const bool needs_random = (o_.method == Method::Paper || o_.method == Method::Npo) && o_.eps2 > 0;
+  if (needs_normal && data_.normal.empty()) throw Error("the normal set is empty (eps3 > 0 needs normal data)");
+  if (needs_random && static_cast<int64_t>(data_.answer_pool.size()) < o_.K)
+    throw Error("the random-answer pool has " + std::to_string(data_.answer_pool.size()) + " answers, K = " +
+                std::to_string(o_.K) + " are drawn per batch");
+  if (o_.lora.enabled()) validate_lora(o_.lora, model_->config());
+  if (o_.precision == "bf16" && model_->options().dtype() != at::kFloat)
+    throw Error("precision bf16 trains fp32 weights with bf16 compute: load the model in fp32");
+
+  const int64_t max_pos = model_->config().max_position_embeddings;
+  auto check_len = [&](const Example& e, const char* set, size_t i) {
+    if (static_cast<int64_t>(e.ids.size()) > max_pos)
+      throw Error(std::string(set) + " sample " + std::to_string(i + 1) + " has " + std::to_string(e.ids.size()) +
+                  " tokens; the model takes " + std::to_string(max_pos));
+  };
+  for (size_t i = 0; i < data_.forget.size(); ++i) {
+    forget_ex_.push_back(make_example(tok_, data_.forget[i], o_.mode));
+    check_len(forget_ex_.back(), "forget", i);
+  }
+  if (needs_normal || o_.method == Method::GradDiff)
+    for (size_t i = 0; i < data_.normal.size(); ++i) {
+      normal_ex_.push_back(make_example(tok_, data_.normal[i], o_.mode));
+      check_len(normal_ex_.back(), "normal", i);
+    }
+
+  if (o_.lora.enabled()) add_lora(*model_, o_.lora, o_.seed);
+  const bool needs_reference = (o_.method == Method::Paper && o_.eps3 > 0) || o_.method == Method::Npo;
+  if (needs_reference && !o_.lora.enabled()) {
+    // Full-parameter mode: the reference is a frozen copy (llm_unlearn loads the model twice).
+    reference_ = model::OptForCausalLM(model_->config(), model_->options());
+    at::NoGradGuard g;
+    auto src = model_->named_parameters();
+    for (auto& p : reference_->named_parameters()) {
+      p.value().copy_(src[p.key()]);
+      p.value().set_requires_grad(false);
+    }
+    reference_->eval();
+  }
+  params_ = trainable_parameters(*model_);
+  std::vector<at::Tensor> ps;
+  for (auto& [n, p] : params_) ps.push_back(p);
+  optim_ = std::make_unique<torch::optim::AdamW>(
+      ps, torch::optim::AdamWOptions(o_.lr).betas({o_.beta1, o_.beta2}).eps(o_.adam_eps).weight_decay(o_.weight_decay));
+  // Dropout draws come from the global CPU generator: seed it so a run is repeatable.
+  {
+    at::Generator g = at::detail::getDefaultCPUGenerator();  // a handle on the global generator
+    std::lock_guard<std::mutex> lock(g.mutex());
+    g.set_current_seed(o_.seed);
+  }
+  start_pass();
+}
+
+Unlearner::~Unlearner() = default;
+
+void Unlearner::start_pass() {
+  const size_t B = static_cast<size_t>(o_.batch_size);
+  forget_order_.resize(forget_ex_.size());
+  std::iota(forget_order_.begin(), forget_order_.end(), 0);
+  // llm_unlearn does not shuffle the forget loader: every pass restarts at the same batches.
+  if (o_.mode == Mode::Corrected)
+    for (size_t i = forget_order_.size(); i > 1; --i) std::swap(forget_order_[i - 1], forget_order_[rng_() % i]);
+  normal_order_.resize(normal_ex_.size());
+  std::iota(normal_order_.begin(), normal_order_.end(), 0);
+  for (size_t i = normal_order_.size(); i > 1; --i) std::swap(normal_order_[i - 1], normal_order_[rng_() % i]);
+  const int64_t nf = static_cast<int64_t>((forget_ex_.size() + B - 1) / B);
+  const int64_t nn = normal_ex_.empty() ? nf : static_cast<int64_t>((normal_ex_.size() + B - 1) / B);
+  pass_len_ = std::min(nf, nn);  // zip() of the two loaders
+  cursor_ = 0;
+  ++pass_;
+}
+
+Unlearner::Batches Unlearner::next_batches() {
+  if (cursor_ >= pass_len_) start_pass();
+  const auto dev = model_->options().device();
+  const int64_t pad = tok_.pad_id();
+  const size_t B = static_cast<size_t>(o_.batch_size), at0 = static_cast<size_t>(cursor_) * B;
+  ++cursor_;
+  Batches b;
+  std::vector<Example> f;
+  std::vector<size_t> fidx;
+  for (size_t i = at0; i < std::min(at0 + B, forget_order_.size()); ++i) {
+    f.push_back(forget_ex_[forget_order_[i]]);
+    fidx.push_back(forget_order_[i]);
+  }
+  b.forget_index = fidx;
+  b.forget = collate(f, pad, dev);
+  if (!normal_ex_.empty()) {
+    std::vector<Example> n;
+    for (size_t i = at0; i < std::min(at0 + B, normal_order_.size()); ++i) {
+      n.push_back(normal_ex_[normal_order_[i]]);
+      b.normal_index.push_back(normal_order_[i]);
+    }
+    b.normal = collate(n, pad, dev);
+  }
+  const bool random = (o_.method == Method::Paper || o_.method == Method::Npo) && o_.eps2 > 0;
+  if (random) {
+    // K answers drawn once per batch without replacement (random.sample), shared by every sample.
+    std::vector<size_t> pool(data_.answer_pool.size());
+    std::iota(pool.begin(), pool.end(), 0);
+    for (int64_t k = 0; k < o_.K; ++k) {
+      std::swap(pool[static_cast<size_t>(k)], pool[static_cast<size_t>(k) + rng_() % (pool.size() - static_cast<size_t>(k))]);
+      b.answers.push_back(data_.answer_pool[pool[static_cast<size_t>(k)]]);
+    }
+    std::vector<Example> r;
+    at::Tensor fids = b.forget.ids.to(at::kCPU);
+    for (size_t i = 0; i < f.size(); ++i) {
+      std::string question;
+      if (o_.mode == Mode::Faithful) {
+        std::vector<int64_t> row(fids[static_cast<int64_t>(i)].data_ptr<int64_t>(),
+                                 fids[static_cast<int64_t>(i)].data_ptr<int64_t>() + fids.size(1));
+        question = recover_question(tok_, row);
+      } else {
+        question = data_.forget[fidx[i]].prompt;
+      }
+      for (const auto& a : b.answers) r.push_back(make_random_example(tok_, question, a, o_.mode));  // sample-major
+    }
+    b.random = collate(r, pad, dev);
+  }
+  return b;
+}
+
+at::Tensor Unlearner::reference_logits(const TokenBatch& b) {
+  at::NoGradGuard g;
+  if (reference_) return reference_->forward(b.ids, b.mask);
+  // LoRA: the same weights with the adapters off, without dropout.
+  const bool was_training = model_->is_training();
+  set_lora_enabled(*model_, false);
+  model_->eval();
+  at::Tensor l = model_->forward(b.ids, b.mask);
+  set_lora_enabled(*model_, true);
+  if (was_training) model_->train();
+  return l;
+}
+
+double Unlearner::current_lr() const {
+  // HF's get_linear_schedule_with_warmup at the number of completed steps.
+  const double s = static_cast<double>(step_), w = static_cast<double>(o_.warmup_steps), n = static_cast<double>(o_.max_steps);
+  if (s < w) return o_.lr * s / std::max(1.0, w);
+  return o_.lr * std::max(0.0, (n - s) / std::max(1.0, n - w));
+}
+
+StepMetrics Unlearner::train_step(Observer& obs) {
+  const auto t0 = Clock::now();
+  const double lr = current_lr();
+  for (auto& g : optim_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+  model_->train(o_.dropout);
+  const int64_t pad = tok_.pad_id();
+  const bool bf16 = o_.precision == "bf16";
+  const bool cuda = model_->options().device().is_cuda();
+  StepMetrics m;
+  m.step = step_ + 1;
+  m.lr = lr;
+  io::Json dumps = io::Json::array();
+  for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
+    Batches b = next_batches();
+    at::Tensor fgt = at::zeros({}, at::kFloat), rdn = at::zeros({}, at::kFloat), nor = at::zeros({}, at::kFloat);
+    at::Tensor forget_ce;
+    {
+      Autocast ac(bf16, cuda);
+      at::Tensor lf = model_->forward(b.forget.ids, b.forget.mask);
+      if (o_.method == Method::Finetune) {
+        forget_ce = loss_answer(lf, b.forget, o_.mode, pad);
+        fgt = forget_ce;
+      } else if (o_.method == Method::Npo) {
+        at::Tensor lp = answer_logprob(lf, b.forget);
+        at::Tensor lp_ref = answer_logprob(reference_logits(b.forget), b.forget);
+        fgt = -(2.0 / o_.npo_beta) * at::log_sigmoid(-o_.npo_beta * (lp - lp_ref)).mean();
+        forget_ce = loss_answer(lf, b.forget, Mode::Corrected, pad).detach();
+      } else {
+        forget_ce = loss_answer(lf, b.forget, o_.mode, pad);
+        fgt = -forget_ce;  // gradient ascent
+      }
+      if (b.random.ids.defined()) rdn = loss_answer(model_->forward(b.random.ids, b.random.mask), b.random, o_.mode, pad);
+      if (o_.method == Method::GradDiff) {
+        nor = loss_answer(model_->forward(b.normal.ids, b.normal.mask), b.normal, Mode::Corrected, pad);
+      } else if (o_.method != Method::Finetune && o_.eps3 > 0) {
+        at::Tensor q = model_->forward(b.normal.ids, b.normal.mask);
+        nor = loss_divergence(q, reference_logits(b.normal), b.normal, o_.mode);
+      }
+    }
+    const double e1 = o_.method == Method::Finetune ? 1.0 : o_.eps1;
+    at::Tensor total = e1 * fgt + o_.eps2 * rdn + o_.eps3 * nor;
+    const double vals[] = {fgt.item<double>(), rdn.item<double>(), nor.item<double>()};
+    const char* names[] = {o_.method == Method::Npo ? "L_npo" : "L_fgt", "L_rdn", "L_nor"};
+    for (int k = 0; k < 3; ++k)
+      if (!std::isfinite(vals[k]))
+        throw Error("step " + std::to_string(step_ + 1) + ": " + names[k] + " is " + (std::isnan(vals[k]) ? "NaN" : "infinite") +
+                    " (lower the learning rate, or use fp32)");
+    (total / static_cast<double>(o_.grad_accum)).backward();
+    const double n = static_cast<double>(o_.grad_accum);
+    m.loss_fgt += vals[0] / n;
+    m.loss_rdn += vals[1] / n;
+    m.loss_nor += vals[2] / n;
+    m.total += total.item<double>() / n;
+    m.forget_ce += forget_ce.item<double>() / n;
+    m.tokens += b.forget.tokens + (b.random.ids.defined() ? b.random.tokens : 0) + (b.normal.ids.defined() ? b.normal.tokens : 0);
+    if (obs.wants_batches()) {
+      io::Json d = {{"forget", batch_json(b.forget)}, {"forget_index", b.forget_index}};
+      if (b.random.ids.defined()) d["random"] = {{"answers", b.answers}, {"rows", batch_json(b.random)}};
+      if (b.normal.ids.defined()) {
+        d["normal"] = batch_json(b.normal);
+        d["normal_index"] = b.normal_index;
+      }
+      dumps.push_back(d);
+    }
+  }
+  std::vector<at::Tensor> ps;
+  for (auto& [name, p] : params_) ps.push_back(p);
+  double norm = 0;
+  if (o_.max_grad_norm > 0) {
+    norm = torch::nn::utils::clip_grad_norm_(ps, o_.max_grad_norm);
+  } else {
+    double sq = 0;
+    for (auto& p : ps)
+      if (p.grad().defined()) sq += p.grad().to(at::kDouble).pow(2).sum().item<double>();
+    norm = std::sqrt(sq);
+  }
+  optim_->step();
+  optim_->zero_grad();
+  ++step_;
+  m.grad_norm = norm;
+  const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+  elapsed_ += dt;
+  m.elapsed_s = elapsed_;
+  m.tokens_per_s = static_cast<double>(m.tokens) / std::max(dt, 1e-9);
+  if (obs.wants_batches()) obs.on_batches(m.step, o_.grad_accum == 1 ? dumps[0] : dumps);
+  return m;
+}
+
+UnlearnResult Unlearner::run(Observer& obs, const CancelToken& cancel) {
+  obs.on_phase(o_.method == Method::Finetune ? "finetune" : "unlearn");
+  UnlearnResult r;
+  auto finish = [&](Outcome o, std::string why) {
+    r.outcome = o;
+    r.steps = step_;
+    r.reason = std::move(why);
+    model_->eval();
+    return r;
+  };
+  const bool faithful = o_.mode == Mode::Faithful && o_.method == Method::Paper;
+  while (true) {
+    if (cancel.cancelled()) return finish(Outcome::Cancelled, "cancelled at step " + std::to_string(step_));
+    if (faithful) {
+      // llm_unlearn: `while bad_loss < max_bad_loss and idx < max_steps:` around whole passes.
+      // bad_loss is the (negative) ascent loss, so the rule never fires; the budget is checked
+      // only when a pass ends.
+      if (cursor_ >= pass_len_ || step_ == 0) {
+        if (!(last_fgt_ < o_.stop_forget_ce)) return finish(Outcome::Stopped, "forget loss reached the threshold");
+        if (step_ >= o_.max_steps) return finish(Outcome::Completed, "step budget reached at the end of a pass");
+      }
+    } else if (step_ >= o_.max_steps) {
+      return finish(Outcome::Completed, "step budget reached");
+    }
+    StepMetrics m = train_step(obs);
+    last_fgt_ = m.loss_fgt;
+    curve_.push_back(m);
+    obs.on_step(m);
+    if (o_.checkpoint_every > 0 && step_ % o_.checkpoint_every == 0) save_checkpoint(o_.checkpoint_dir / "last");
+    if (!faithful && o_.method != Method::Finetune && m.forget_ce > o_.stop_forget_ce)
+      return finish(Outcome::Stopped, "forget cross-entropy " + std::to_string(m.forget_ce) + " exceeded " +
+                                          std::to_string(o_.stop_forget_ce));
+  }
+}
+
+void Unlearner::save_checkpoint(const fs::path& dir) {
+  // Written into a temporary folder, then swapped in: a crash leaves the previous checkpoint.
+  fs::path tmp = dir;
+  tmp += ".tmp";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  {
+    std::vector<std::pair<std::string, at::Tensor>> ts;
+    for (auto& [name, p] : params_) ts.emplace_back(name, p.detach().to(at::kCPU).contiguous());
+    std::vector<io::TensorBlob> blobs;
+    for (auto& [n, t] : ts)
+      blobs.push_back({n, t.scalar_type() == at::kBFloat16 ? io::DType::BF16 : io::DType::F32, t.sizes().vec(), t.data_ptr(),
+                       static_cast<size_t>(t.nbytes())});
+    io::write_safetensors(tmp / "trainable.safetensors", blobs);
+  }
+  torch::save(*optim_, (tmp / "optimizer.pt").string());
+  std::ostringstream rng;
+  rng << rng_;
+  at::Tensor torch_rng;
+  {
+    at::Generator g = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(g.mutex());
+    torch_rng = g.get_state();
+  }
+  std::vector<uint8_t> trng(torch_rng.data_ptr<uint8_t>(), torch_rng.data_ptr<uint8_t>() + torch_rng.numel());
+  io::Json curve = io::Json::array();
+  for (const auto& m : curve_) curve.push_back(m.to_json());
+  io::write_json_file(tmp / "state.json", {{"step", step_},
+                                           {"pass", pass_},
+                                           {"cursor", cursor_},
+                                           {"pass_len", pass_len_},
+                                           {"forget_order", forget_order_},
+                                           {"normal_order", normal_order_},
+                                           {"rng", rng.str()},
+                                           {"torch_rng", trng},
+                                           {"last_fgt", last_fgt_},
+                                           {"elapsed_s", elapsed_},
+                                           {"options", o_.to_json()},
+                                           {"curve", curve}});
+  fs::remove_all(dir);
+  fs::rename(tmp, dir);
+}
+
+void Unlearner::load_checkpoint(const fs::path& dir) {
+  const std::string where = dir.string();
+  io::Json s = io::read_json_file(dir / "state.json");
+  auto f = io::SafetensorsFile::open(dir / "trainable.safetensors");
+  {
+    at::NoGradGuard g;
+    for (auto& [name, p] : params_) {
+      const auto* t = f->find(name);
+      if (!t || t->shape != p.sizes().vec())
+        throw Error(where + ": checkpoint does not match this model (tensor '" + name + "')");
+      p.copy_(at::from_blob(const_cast<std::byte*>(f->data(*t)), t->shape,
+                            t->dtype == io::DType::BF16 ? at::kBFloat16 : at::kFloat));
+    }
+  }
+  torch::load(*optim_, (dir / "optimizer.pt").string());
+  step_ = s["step"].get<int64_t>();
+  pass_ = s["pass"].get<int64_t>();
+  cursor_ = s["cursor"].get<int64_t>();
+  pass_len_ = s["pass_len"].get<int64_t>();
+  forget_order_ = s["forget_order"].get<std::vector<size_t>>();
+  normal_order_ = s["normal_order"].get<std::vector<size_t>>();
+  std::istringstream rng(s["rng"].get<std::string>());
+  rng >> rng_;
+  auto trng = s["torch_rng"].get<std::vector<uint8_t>>();
+  at::Tensor state = at::empty({static_cast<int64_t>(trng.size())}, at::kByte);
+  std::memcpy(state.data_ptr(), trng.data(), trng.size());
+  {
+    at::Generator g = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(g.mutex());
+    g.set_state(state);
+  }
+  last_fgt_ = s["last_fgt"].get<double>();
+  elapsed_ = s["elapsed_s"].get<double>();
+  curve_.clear();
+  for (const auto& m : s["curve"]) {
+    StepMetrics x;
+    x.step = m["step"];
+    x.loss_fgt = m["loss_fgt"];
+    x.loss_rdn = m["loss_rdn"];
+    x.loss_nor = m["loss_nor"];
+    x.total = m["total"];
+    x.forget_ce = m["forget_ce"];
+    x.lr = m["lr"];
+    x.grad_norm = m["grad_norm"];
+    x.tokens_per_s = m["tokens_per_s"];
+    x.elapsed_s = m["elapsed_s"];
+    x.tokens = m["tokens"];
+    curve_.push_back(x);
+  }
+}
+
+}  // namespace lethe::unlearn

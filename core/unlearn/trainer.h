@@ -1,0 +1,150 @@
+#pragma once
+// The unlearning loop: next batches -> forward -> loss terms -> backward -> clip -> AdamW step ->
+// observer. One class holds the whole state (data cursor, RNG, optimizer, model) so a run can be
+// checkpointed and resumed on the same curve.
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "data/datasets.h"
+#include "io/json.h"
+#include "model/opt.h"
+#include "text/tokenizer.h"
+#include "unlearn/lora.h"
+#include "unlearn/losses.h"
+
+namespace torch::optim {
+class AdamW;
+}
+
+namespace lethe::unlearn {
+
+enum class Method { Paper, GradDiff, Npo, Finetune };
+Method parse_method(const std::string& s);  // "paper" | "graddiff" | "npo" | "finetune"
+const char* method_name(Method m);
+
+struct UnlearnOptions {
+  Method method = Method::Paper;
+  Mode mode = Mode::Corrected;
+  double eps1 = 0.5, eps2 = 1.0, eps3 = 1.0;  // forget, random answers, normal divergence
+  int64_t K = 5;                              // random answers per batch
+  double lr = 2e-6;
+  int64_t warmup_steps = 0;                   // linear warm-up, then linear decay to 0 at max_steps
+  double weight_decay = 0.01, beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;
+  double max_grad_norm = 0;                   // 0: no clipping (llm_unlearn clips nothing)
+  int64_t batch_size = 2;
+  int64_t grad_accum = 1;                     // micro-batches per optimizer step
+  int64_t max_steps = 1000;
+  double stop_forget_ce = 100;                // faithful: llm_unlearn's rule, which never fires
+  bool dropout = true;                        // train mode as llm_unlearn (OPT dropout 0.1)
+  uint64_t seed = 8888;
+  double npo_beta = 0.1;
+  LoraConfig lora;
+  std::string precision = "fp32";             // fp32 | bf16 (autocast compute, fp32 weights)
+  int64_t checkpoint_every = 0;               // 0: none
+  std::filesystem::path checkpoint_dir;
+  // Throws lethe::Error listing the first bad value (negative weights, all three zero, lr <= 0,
+  // K < 1, batch < 1, ...).
+  void validate() const;
+  io::Json to_json() const;
+};
+
+struct UnlearnData {
+  std::vector<data::QaPair> forget;      // harmful question/answer pairs (or corpus passages for finetune)
+  std::vector<data::QaPair> normal;      // normal question/answer pairs
+  std::vector<std::string> answer_pool;  // random answers
+};
+
+struct StepMetrics {
+  int64_t step = 0;             // 1-based optimizer step
+  double loss_fgt = 0;          // the forget term as optimised (GA: negative CE; NPO: the NPO loss)
+  double loss_rdn = 0;
+  double loss_nor = 0;
+  double total = 0;
+  double forget_ce = 0;         // mean answer cross-entropy on the forget batch (what the stop rule reads)
+  double lr = 0;
+  double grad_norm = 0;
+  double tokens_per_s = 0;
+  double elapsed_s = 0;
+  int64_t tokens = 0;
+  io::Json to_json() const;
+};
+
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual void on_phase(const std::string& phase) {}
+  virtual void on_step(const StepMetrics& m) {}
+  // The exact batches of a step (ids, masks, loss starts, random answers), when wanted.
+  virtual bool wants_batches() const { return false; }
+  virtual void on_batches(int64_t step, const io::Json& batches) {}
+};
+
+class CancelToken {
+ public:
+  void cancel() { flag_.store(true); }
+  void reset() { flag_.store(false); }
+  bool cancelled() const { return flag_.load(); }
+
+ private:
+  std::atomic<bool> flag_{false};
+};
+
+enum class Outcome { Completed, Stopped, Cancelled };
+const char* outcome_name(Outcome o);
+
+struct UnlearnResult {
+  Outcome outcome = Outcome::Completed;
+  int64_t steps = 0;
+  std::string reason;
+};
+
+class Unlearner {
+ public:
+  // `model` is trained in place. Throws lethe::Error on bad options or data, before any compute.
+  Unlearner(model::OptForCausalLM model, const text::Tokenizer& tok, UnlearnData data, UnlearnOptions opts);
+  ~Unlearner();
+
+  // Runs until max_steps, the stop rule, or cancel (checked every step). An exception (a NaN term,
+  // a bad sample) leaves the state at the last completed step.
+  UnlearnResult run(Observer& obs, const CancelToken& cancel);
+  int64_t step() const { return step_; }
+  const std::vector<StepMetrics>& curve() const { return curve_; }
+
+  // Everything needed to continue the same curve: weights (or adapters), optimizer moments, data
+  // cursor, RNG states, the curve so far.
+  void save_checkpoint(const std::filesystem::path& dir);
+  void load_checkpoint(const std::filesystem::path& dir);
+
+  model::OptForCausalLMImpl& model() { return *model_; }
+
+ private:
+  struct Batches;
+  Batches next_batches();
+  StepMetrics train_step(Observer& obs);
+  void start_pass();
+  at::Tensor reference_logits(const TokenBatch& b);
+  double current_lr() const;
+
+  model::OptForCausalLM model_;
+  model::OptForCausalLM reference_{nullptr};  // full-parameter mode: a frozen copy
+  const text::Tokenizer& tok_;
+  UnlearnData data_;
+  UnlearnOptions o_;
+  std::vector<Example> forget_ex_, normal_ex_;
+  std::vector<std::pair<std::string, at::Tensor>> params_;
+  std::unique_ptr<torch::optim::AdamW> optim_;
+  std::mt19937_64 rng_;
+  std::vector<size_t> forget_order_, normal_order_;
+  int64_t pass_ = 0, cursor_ = 0, pass_len_ = 0;
+  int64_t step_ = 0;
+  double last_fgt_ = 0;
+  double elapsed_ = 0;
+  std::vector<StepMetrics> curve_;
+};
+
+}  // namespace lethe::unlearn
