@@ -110,10 +110,12 @@ at::Tensor OptAttentionImpl::forward(const at::Tensor& x, const at::Tensor& allo
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2));  // (B, NH, T, S)
   // The dtype's lowest finite value, as HF does: a row with no allowed key (a left-pad query)
   // stays finite instead of turning NaN and leaking into real positions through V.
-  const double lowest = x.scalar_type() == at::kBFloat16 ? -3.3895313892515355e38
-                        : x.scalar_type() == at::kHalf   ? -65504.0
-                        : x.scalar_type() == at::kDouble ? std::numeric_limits<double>::lowest()
-                                                         : static_cast<double>(std::numeric_limits<float>::lowest());
+  // (Read from the scores, not x: under autocast they are bf16 while x is fp32.)
+  const auto st = scores.scalar_type();
+  const double lowest = st == at::kBFloat16 ? -3.3895313892515355e38
+                        : st == at::kHalf   ? -65504.0
+                        : st == at::kDouble ? std::numeric_limits<double>::lowest()
+                                            : static_cast<double>(std::numeric_limits<float>::lowest());
   scores = scores.masked_fill(allowed.logical_not(), lowest);
   // Softmax in fp32 for half types, then back.
   at::Tensor probs = scores.scalar_type() == at::kFloat || scores.scalar_type() == at::kDouble
