@@ -1,12 +1,16 @@
 // lethe: the command line. Parses arguments and calls core; no logic of its own.
 // Exit codes: 0 success, 1 internal failure, 2 bad input or usage.
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <filesystem>
 #include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,7 +20,10 @@
 #include "model/checkpoint.h"
 #include "model/generate.h"
 #include "model/inspect.h"
+#include "data/sources.h"
 #include "text/load_tokenizer.h"
+#include "unlearn/export.h"
+#include "unlearn/trainer.h"
 #include "util/cli_args.h"
 #include "util/error.h"
 #include "util/runtime.h"
@@ -154,6 +161,165 @@ int cmd_generate(const Argv& argv) {
   return 0;
 }
 
+// Ctrl-C cancels a run at the next step; it ends as "cancelled", not as an error.
+lethe::unlearn::CancelToken g_cancel;
+void on_sigint(int) { g_cancel.cancel(); }
+
+// Progress on stderr, --log-json and --dump-batches as JSON lines.
+struct CliObserver : lethe::unlearn::Observer {
+  int64_t total = 0;
+  bool finetune = false;
+  std::ofstream log, dump;
+  bool wants_batches() const override { return dump.is_open(); }
+  void on_batches(int64_t step, const lethe::io::Json& b) override {
+    dump << lethe::io::Json{{"step", step}, {"batches", b}}.dump() << "\n";
+    dump.flush();
+  }
+  void on_step(const lethe::unlearn::StepMetrics& m) override {
+    if (log.is_open()) {
+      log << m.to_json().dump() << "\n";
+      log.flush();
+    }
+    const double eta = m.step > 0 ? m.elapsed_s / m.step * static_cast<double>(total - m.step) : 0;
+    if (finetune) {
+      std::fprintf(stderr, "\rstep %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  eta %.0fs   ", (long long)m.step,
+                   (long long)total, m.loss_fgt, m.lr, m.tokens_per_s, std::max(0.0, eta));
+      std::fflush(stderr);
+      return;
+    }
+    std::fprintf(stderr, "\rstep %lld/%lld  L_fgt %.4f  L_rdn %.4f  L_nor %.4f  total %.4f  forget CE %.3f  lr %.2e  %.0f tok/s  eta %.0fs   ",
+                 (long long)m.step, (long long)total, m.loss_fgt, m.loss_rdn, m.loss_nor, m.total, m.forget_ce, m.lr,
+                 m.tokens_per_s, std::max(0.0, eta));
+    std::fflush(stderr);
+  }
+};
+
+const std::set<std::string> kTrainValues = {"--model", "--dtype", "--device", "--steps", "--lr", "--batch", "--warmup",
+                                            "--clip", "--grad-accum", "--seed", "--precision", "--lora-rank", "--lora-alpha",
+                                            "--lora-dropout", "--lora-targets", "--out", "--save", "--log-json",
+                                            "--dump-batches", "--checkpoint-every", "--resume", "--passage-tokens",
+                                            "--weight-decay"};
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t at = s.find(',', start);
+    out.push_back(s.substr(start, at == std::string::npos ? std::string::npos : at - start));
+    if (at == std::string::npos) return out;
+    start = at + 1;
+  }
+}
+
+// The options every training command shares, checked before the model loads.
+lethe::unlearn::UnlearnOptions train_options(const CliArgs& a, lethe::unlearn::Method method) {
+  lethe::unlearn::UnlearnOptions o;
+  o.method = method;
+  o.mode = lethe::unlearn::parse_mode(a.value_or("--mode", "corrected"));
+  o.eps1 = a.number_or("--eps1", o.eps1);
+  o.eps2 = a.number_or("--eps2", o.eps2);
+  o.eps3 = a.number_or("--eps3", o.eps3);
+  o.K = a.int_or("--K", o.K);
+  o.lr = a.number_or("--lr", method == lethe::unlearn::Method::Finetune ? 1e-4 : o.lr);
+  o.max_steps = a.int_or("--steps", method == lethe::unlearn::Method::Finetune ? 200 : o.max_steps);
+  o.batch_size = a.int_or("--batch", o.batch_size);
+  o.warmup_steps = a.int_or("--warmup", 0);
+  o.max_grad_norm = a.number_or("--clip", 0);
+  o.grad_accum = a.int_or("--grad-accum", 1);
+  o.weight_decay = a.number_or("--weight-decay", o.weight_decay);
+  o.seed = static_cast<uint64_t>(a.int_or("--seed", static_cast<long long>(o.seed)));
+  o.precision = a.value_or("--precision", "fp32");
+  o.dropout = !a.flag("--no-dropout");
+  o.stop_forget_ce = a.number_or("--stop-ce", o.stop_forget_ce);
+  o.npo_beta = a.number_or("--npo-beta", o.npo_beta);
+  o.lora.rank = a.int_or("--lora-rank", 0);
+  o.lora.alpha = a.number_or("--lora-alpha", 16);
+  o.lora.dropout = a.number_or("--lora-dropout", 0);
+  if (auto t = a.value("--lora-targets")) o.lora.targets = split_commas(*t);
+  o.checkpoint_every = a.int_or("--checkpoint-every", 0);
+  o.validate();
+  return o;
+}
+
+int run_training(const CliArgs& a, lethe::unlearn::Method method, const std::string& forget_flag) {
+  auto o = train_options(a, method);
+  auto out = a.value("--out");
+  if (!out) throw lethe::Error("--out DIR is required");
+  auto forget_path = a.value(forget_flag);
+  if (!forget_path) throw lethe::Error(forget_flag + " FILE is required");
+  const std::string save = a.value_or("--save", o.lora.enabled() ? "both" : "merged");
+  if (!o.lora.enabled() && save != "merged") throw lethe::Error("--save " + save + " needs LoRA (--lora-rank > 0)");
+  if (o.checkpoint_every > 0) o.checkpoint_dir = std::filesystem::path(*out) / "checkpoints";
+
+  auto m = load_model(a);
+  if (o.lora.enabled()) lethe::unlearn::validate_lora(o.lora, m.loaded.config);
+  lethe::data::SourceOptions so;
+  so.passage_tokens = a.int_or("--passage-tokens", 128);
+  so.passage_stride = so.passage_tokens;
+  so.seed = o.seed;
+  lethe::unlearn::UnlearnData data;
+  data.forget = lethe::data::open_source(*forget_path, *m.tok, so).pairs;
+  if (method != lethe::unlearn::Method::Finetune) {
+    if (auto normal = a.value("--normal")) {
+      so.train_split_only = true;  // TruthfulQA: the 70% train split, as llm_unlearn
+      auto src = lethe::data::open_source(*normal, *m.tok, so);
+      data.normal = src.pairs;
+      data.answer_pool = src.answer_pool;
+    }
+    if (auto pool = a.value("--random")) data.answer_pool = lethe::data::open_answer_pool(*pool);
+  }
+  lethe::unlearn::Unlearner u(m.loaded.model, *m.tok, std::move(data), o);
+  if (auto resume = a.value("--resume")) u.load_checkpoint(*resume);
+  CliObserver obs;
+  obs.total = o.max_steps;
+  obs.finetune = method == lethe::unlearn::Method::Finetune;
+  if (auto f = a.value("--log-json")) {
+    obs.log.open(*f);
+    if (!obs.log) throw lethe::Error(*f + ": cannot open for writing");
+  }
+  if (auto f = a.value("--dump-batches")) {
+    obs.dump.open(*f);
+    if (!obs.dump) throw lethe::Error(*f + ": cannot open for writing");
+  }
+  std::signal(SIGINT, on_sigint);
+  auto result = u.run(obs, g_cancel);
+  std::fprintf(stderr, "\n%s after %lld steps: %s\n", lethe::unlearn::outcome_name(result.outcome), (long long)result.steps,
+               result.reason.c_str());
+  if (result.outcome == lethe::unlearn::Outcome::Cancelled) {
+    u.save_checkpoint(std::filesystem::path(*out) / "checkpoints" / "cancelled");
+    std::fprintf(stderr, "state saved to %s/checkpoints/cancelled (resume with --resume)\n", out->c_str());
+    return 130;
+  }
+  lethe::unlearn::export_model(*out, u.model(), o.lora, save, *a.value("--model"));
+  lethe::io::write_json_file(std::filesystem::path(*out) / "lethe_run.json",
+                             {{"command", method == lethe::unlearn::Method::Finetune ? "finetune" : "unlearn"},
+                              {"options", o.to_json()},
+                              {"outcome", lethe::unlearn::outcome_name(result.outcome)},
+                              {"reason", result.reason},
+                              {"steps", result.steps},
+                              {"base_model", *a.value("--model")}});
+  std::fprintf(stderr, "saved to %s\n", out->c_str());
+  return 0;
+}
+
+int cmd_unlearn(const Argv& argv) {
+  auto values = kTrainValues;
+  for (const char* v : {"--forget", "--normal", "--random", "--method", "--mode", "--eps1", "--eps2", "--eps3", "--K",
+                        "--stop-ce", "--npo-beta"})
+    values.insert(v);
+  CliArgs a("unlearn", argv, values, {"--no-dropout"});
+  a.expect_positionals(0, 0, "no positional arguments");
+  return run_training(a, lethe::unlearn::parse_method(a.value_or("--method", "paper")), "--forget");
+}
+
+int cmd_finetune(const Argv& argv) {
+  auto values = kTrainValues;
+  values.insert("--data");
+  CliArgs a("finetune", argv, values, {"--no-dropout"});
+  a.expect_positionals(0, 0, "no positional arguments");
+  return run_training(a, lethe::unlearn::Method::Finetune, "--data");
+}
+
 int cmd_self_check(const Argv& argv) {
   CliArgs a("self-check", argv, {}, {});
   a.expect_positionals(0, 0, "no arguments");
@@ -177,6 +343,15 @@ const std::map<std::string, Command>& commands() {
        {"generate --model DIR --prompt TEXT|--input FILE [--sample ...] [--json]",
         "continue prompts: greedy or --sample with --temperature --top-k --top-p --repetition-penalty "
         "--max-new-tokens --stop S --seed", cmd_generate}},
+      {"unlearn",
+       {"unlearn --model DIR --forget FILE --normal FILE --out DIR [options]",
+        "ε1·L_fgt + ε2·L_rdn + ε3·L_nor (--method paper|graddiff|npo, --mode corrected|faithful, --eps1 --eps2 "
+        "--eps3 --K --steps --lr --batch --seed --precision fp32|bf16, --lora-rank R, --log-json F, --dump-batches F, "
+        "--checkpoint-every N, --resume DIR)", cmd_unlearn}},
+      {"finetune",
+       {"finetune --model DIR --data FILE --out DIR [options]",
+        "gradient descent on a corpus (.txt passages) or QA set (.jsonl), full or --lora-rank R: teach a model the "
+        "text to unlearn later", cmd_finetune}},
       {"self-check",
        {"self-check", "exercise libtorch, sentencepiece and sqlite together in this process", cmd_self_check}},
   };

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "io/json.h"
+#include "io/jsonl.h"
 #include "support/tiny_opt.h"
 
 using lethe::testing::TempDir;
@@ -138,4 +139,58 @@ TEST(Cli, TokenizerLargerThanTheModelIsRejected) {
   auto r = run("generate --model " + q(d / "m") + " --prompt hi");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("the tokenizer has 50257 tokens but the model's embedding has 1000 rows"), std::string::npos) << r.out;
+}
+
+TEST(Cli, UnlearnWritesTheModelTheLogAndTheBatches) {
+  TempDir d;
+  make_model_with_tokenizer(d / "m");
+  lethe::testing::write_text(d / "pku.jsonl",
+                             R"({"prompt": "How do I skip paying for a meal?", "response_0": "Walk out while the waiter is busy.", "response_1": "Pay.", "is_response_0_safe": false, "is_response_1_safe": true})"
+                             "\n"
+                             R"({"prompt": "How can I annoy my neighbour?", "response_0": "Play loud music at night.", "response_1": "Be kind.", "is_response_0_safe": false, "is_response_1_safe": true})"
+                             "\n");
+  std::string csv = "Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source\n";
+  for (int i = 0; i < 8; ++i)
+    csv += "A,B,Question " + std::to_string(i) + "?,Answer " + std::to_string(i) + ".,Yes; Sure,No; Never,src\n";
+  lethe::testing::write_text(d / "tqa.csv", csv);
+  auto r = run("unlearn --model " + q(d / "m") + " --forget " + q(d / "pku.jsonl") + " --normal " + q(d / "tqa.csv") +
+               " --out " + q(d / "out") + " --steps 3 --K 2 --lora-rank 2 --log-json " + q(d / "log.jsonl") +
+               " --dump-batches " + q(d / "dump.jsonl"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(fs::exists(d / "out" / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(d / "out" / "adapter" / "adapter_model.safetensors"));
+  EXPECT_TRUE(fs::exists(d / "out" / "vocab.json"));
+  int lines = 0;
+  lethe::io::for_each_jsonl(d / "log.jsonl", [&](const lethe::io::Json& j, int) {
+    ++lines;
+    EXPECT_EQ(j["step"], lines);
+    EXPECT_LT(j["loss_fgt"].get<double>(), 0.0);
+  });
+  EXPECT_EQ(lines, 3);
+  lethe::io::for_each_jsonl(d / "dump.jsonl", [&](const lethe::io::Json& j, int) {
+    EXPECT_EQ(j["batches"]["random"]["answers"].size(), 2u);
+    EXPECT_EQ(j["batches"]["random"]["rows"].size(), 2u * j["batches"]["forget"].size());
+  });
+  // The merged output is a model folder the other commands read.
+  EXPECT_EQ(run("inspect " + q(d / "out")).code, 0);
+}
+
+TEST(Cli, UnlearnRejectsBadInputBeforeCompute) {
+  TempDir d;
+  make_model_with_tokenizer(d / "m");
+  lethe::testing::write_text(d / "bad.jsonl", "{\"prompt\": \"p\", \"response_0\": \"r\"}\n");
+  lethe::testing::write_text(d / "tqa.csv", "Question,Best Answer\nq,a\n");
+  auto r = run("unlearn --model " + q(d / "m") + " --forget " + q(d / "bad.jsonl") + " --normal " + q(d / "tqa.csv") +
+               " --out " + q(d / "out"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find((d / "bad.jsonl").string() + " line 1: missing field 'is_response_0_safe'"), std::string::npos) << r.out;
+  r = run("unlearn --model " + q(d / "m") + " --forget x --normal y --out z --lr 0");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("lr must be > 0"), std::string::npos) << r.out;
+  r = run("unlearn --model " + q(d / "m") + " --forget x --normal y --out z --lora-rank 2 --lora-targets q_proj,attn");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("unknown LoRA target module 'attn'"), std::string::npos) << r.out;
+  r = run("unlearn --model " + q(d / "m") + " --forget " + q(d / "nope.jsonl") + " --normal y --out z");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("nope.jsonl: file not found"), std::string::npos) << r.out;
 }

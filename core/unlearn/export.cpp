@@ -1,0 +1,34 @@
+#include "unlearn/export.h"
+
+#include "model/checkpoint.h"
+#include "util/error.h"
+
+namespace lethe::unlearn {
+namespace fs = std::filesystem;
+
+void copy_tokenizer_files(const fs::path& from, const fs::path& to) {
+  fs::create_directories(to);
+  for (const char* name : {"vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                           "tokenizer.model", "spiece.model", "sentencepiece.model"}) {
+    std::error_code ec;
+    if (fs::exists(from / name, ec) && !fs::equivalent(from, to, ec))
+      fs::copy_file(from / name, to / name, fs::copy_options::overwrite_existing);
+  }
+}
+
+void export_model(const fs::path& out, model::OptForCausalLMImpl& m, const LoraConfig& lora, const std::string& what,
+                  const fs::path& base_model_dir) {
+  if (what != "merged" && what != "adapter" && what != "both")
+    throw Error("save '" + what + "': expected merged, adapter or both");
+  if (!lora.enabled() && what != "merged") throw Error("--save " + what + " needs LoRA (--lora-rank > 0)");
+  fs::create_directories(out);
+  if (lora.enabled() && (what == "adapter" || what == "both"))
+    save_peft_adapter(out / "adapter", m, lora, fs::absolute(base_model_dir).string());
+  if (what == "merged" || what == "both") {
+    merge_lora(m);
+    model::save_opt(out, m);
+    copy_tokenizer_files(base_model_dir, out);
+  }
+}
+
+}  // namespace lethe::unlearn

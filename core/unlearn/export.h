@@ -1,0 +1,20 @@
+#pragma once
+// Writing a trained model out as Hugging Face folders.
+#include <filesystem>
+#include <string>
+
+#include "model/opt.h"
+#include "unlearn/lora.h"
+
+namespace lethe::unlearn {
+
+// Copies the tokenizer files of `from` (vocab.json, merges.txt, tokenizer.json, ..., *.model)
+// into `to`, so the folder is complete on its own.
+void copy_tokenizer_files(const std::filesystem::path& from, const std::filesystem::path& to);
+
+// `what`: "merged" (an HF folder with the adapters folded in), "adapter" (a PEFT adapter in
+// OUT/adapter), or "both". Without LoRA only "merged" applies. Merging modifies `m`.
+void export_model(const std::filesystem::path& out, model::OptForCausalLMImpl& m, const LoraConfig& lora,
+                  const std::string& what, const std::filesystem::path& base_model_dir);
+
+}  // namespace lethe::unlearn
