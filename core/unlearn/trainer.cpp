@@ -288,46 +288,70 @@ StepMetrics Unlearner::train_step(Observer& obs) {
   io::Json dumps = io::Json::array();
   for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
     Batches b = next_batches();
-    at::Tensor fgt = at::zeros({}, at::kFloat), rdn = at::zeros({}, at::kFloat), nor = at::zeros({}, at::kFloat);
-    at::Tensor forget_ce;
-    {
-      Autocast ac(bf16, cuda);
-      at::Tensor lf = model_->forward(b.forget.ids, b.forget.mask);
-      if (o_.method == Method::Finetune) {
-        forget_ce = loss_answer(lf, b.forget, o_.mode, pad);
-        fgt = forget_ce;
-      } else if (o_.method == Method::Npo) {
-        at::Tensor lp = answer_logprob(lf, b.forget);
-        at::Tensor lp_ref = answer_logprob(reference_logits(b.forget), b.forget);
-        fgt = -(2.0 / o_.npo_beta) * at::log_sigmoid(-o_.npo_beta * (lp - lp_ref)).mean();
-        forget_ce = loss_answer(lf, b.forget, Mode::Corrected, pad).detach();
-      } else {
-        forget_ce = loss_answer(lf, b.forget, o_.mode, pad);
-        fgt = -forget_ce;  // gradient ascent
-      }
-      if (b.random.ids.defined()) rdn = loss_answer(model_->forward(b.random.ids, b.random.mask), b.random, o_.mode, pad);
-      if (o_.method == Method::GradDiff) {
-        nor = loss_answer(model_->forward(b.normal.ids, b.normal.mask), b.normal, Mode::Corrected, pad);
-      } else if (o_.method != Method::Finetune && o_.eps3 > 0) {
-        at::Tensor q = model_->forward(b.normal.ids, b.normal.mask);
-        nor = loss_divergence(q, reference_logits(b.normal), b.normal, o_.mode);
-      }
-    }
+    // Each term is backpropagated as soon as it is computed: the gradient of the weighted sum is
+    // the sum of the gradients, and only one term's activations (the B*K random-answer logits
+    // are the largest) are alive at a time.
     const double e1 = o_.method == Method::Finetune ? 1.0 : o_.eps1;
-    at::Tensor total = e1 * fgt + o_.eps2 * rdn + o_.eps3 * nor;
-    const double vals[] = {fgt.item<double>(), rdn.item<double>(), nor.item<double>()};
+    const double scale = 1.0 / static_cast<double>(o_.grad_accum);
+    double vals[3] = {0, 0, 0};
     const char* names[] = {o_.method == Method::Npo ? "L_npo" : "L_fgt", "L_rdn", "L_nor"};
-    for (int k = 0; k < 3; ++k)
+    auto finish_term = [&](int k, const at::Tensor& term, double weight) {
+      vals[k] = term.item<double>();
       if (!std::isfinite(vals[k]))
         throw Error("step " + std::to_string(step_ + 1) + ": " + names[k] + " is " + (std::isnan(vals[k]) ? "NaN" : "infinite") +
                     " (lower the learning rate, or use fp32)");
-    (total / static_cast<double>(o_.grad_accum)).backward();
+      if (weight != 0 && term.requires_grad()) (term * (weight * scale)).backward();
+    };
+    double forget_ce = 0;
+    {
+      at::Tensor fgt;
+      {
+        Autocast ac(bf16, cuda);
+        at::Tensor lf = model_->forward(b.forget.ids, b.forget.mask);
+        at::Tensor ce;
+        if (o_.method == Method::Finetune) {
+          ce = loss_answer(lf, b.forget, o_.mode, pad);
+          fgt = ce;
+        } else if (o_.method == Method::Npo) {
+          at::Tensor lp = answer_logprob(lf, b.forget);
+          at::Tensor lp_ref = answer_logprob(reference_logits(b.forget), b.forget);
+          fgt = -(2.0 / o_.npo_beta) * at::log_sigmoid(-o_.npo_beta * (lp - lp_ref)).mean();
+          ce = loss_answer(lf, b.forget, Mode::Corrected, pad).detach();
+        } else {
+          ce = loss_answer(lf, b.forget, o_.mode, pad);
+          fgt = -ce;  // gradient ascent
+        }
+        forget_ce = ce.item<double>();
+      }
+      finish_term(0, fgt, e1);
+    }
+    if (b.random.ids.defined()) {
+      at::Tensor rdn;
+      {
+        Autocast ac(bf16, cuda);
+        rdn = loss_answer(model_->forward(b.random.ids, b.random.mask), b.random, o_.mode, pad);
+      }
+      finish_term(1, rdn, o_.eps2);
+    }
+    if (o_.method == Method::GradDiff || (o_.method != Method::Finetune && o_.eps3 > 0)) {
+      at::Tensor nor;
+      {
+        Autocast ac(bf16, cuda);
+        if (o_.method == Method::GradDiff) {
+          nor = loss_answer(model_->forward(b.normal.ids, b.normal.mask), b.normal, Mode::Corrected, pad);
+        } else {
+          at::Tensor p = reference_logits(b.normal);
+          nor = loss_divergence(model_->forward(b.normal.ids, b.normal.mask), p, b.normal, o_.mode);
+        }
+      }
+      finish_term(2, nor, o_.eps3);
+    }
     const double n = static_cast<double>(o_.grad_accum);
     m.loss_fgt += vals[0] / n;
     m.loss_rdn += vals[1] / n;
     m.loss_nor += vals[2] / n;
-    m.total += total.item<double>() / n;
-    m.forget_ce += forget_ce.item<double>() / n;
+    m.total += (e1 * vals[0] + o_.eps2 * vals[1] + o_.eps3 * vals[2]) / n;
+    m.forget_ce += forget_ce / n;
     m.tokens += b.forget.tokens + (b.random.ids.defined() ? b.random.tokens : 0) + (b.normal.ids.defined() ? b.normal.tokens : 0);
     if (obs.wants_batches()) {
       io::Json d = {{"forget", batch_json(b.forget)}, {"forget_index", b.forget_index}};
