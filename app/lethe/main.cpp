@@ -10,6 +10,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -21,6 +22,9 @@
 #include "model/generate.h"
 #include "model/inspect.h"
 #include "data/sources.h"
+#include "eval/bleu.h"
+#include "eval/classifier.h"
+#include "eval/evaluate.h"
 #include "text/load_tokenizer.h"
 #include "unlearn/export.h"
 #include "unlearn/trainer.h"
@@ -320,6 +324,234 @@ int cmd_finetune(const Argv& argv) {
   return run_training(a, lethe::unlearn::Method::Finetune, "--data");
 }
 
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw lethe::Error(path + ": cannot open");
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    out.push_back(line);
+  }
+  return out;
+}
+
+// hyp/ref files line by line, as sacreBLEU's command line reads them.
+void read_hyp_refs(const CliArgs& a, std::vector<std::string>& hyps, std::vector<std::vector<std::string>>& refs) {
+  auto hyp = a.value("--hyp");
+  if (!hyp) throw lethe::Error("--hyp FILE is required");
+  if (a.values("--ref").empty()) throw lethe::Error("--ref FILE is required (repeat it for more references)");
+  hyps = read_lines(*hyp);
+  for (const auto& r : a.values("--ref")) {
+    refs.push_back(read_lines(r));
+    if (refs.back().size() != hyps.size())
+      throw lethe::Error(r + " has " + std::to_string(refs.back().size()) + " lines but " + *hyp + " has " +
+                         std::to_string(hyps.size()));
+  }
+}
+
+int cmd_bleu(const Argv& argv) {
+  CliArgs a("bleu", argv, {"--hyp", "--ref", "--tokenize", "--smooth", "--smooth-value"}, {"--json", "--lowercase", "--sentence"});
+  a.expect_positionals(0, 0, "no positional arguments");
+  std::vector<std::string> hyps;
+  std::vector<std::vector<std::string>> refs;
+  read_hyp_refs(a, hyps, refs);
+  lethe::eval::BleuOptions o;
+  o.tokenize = a.value_or("--tokenize", "13a");
+  o.smooth = a.value_or("--smooth", "exp");
+  o.smooth_value = a.number_or("--smooth-value", -1);
+  o.lowercase = a.flag("--lowercase");
+  auto line = [&](const lethe::eval::BleuScore& s) {
+    if (a.flag("--json"))
+      return lethe::io::Json{{"name", "BLEU"}, {"score", s.score}, {"signature", s.signature}, {"precisions", s.precisions},
+                             {"bp", s.bp}, {"sys_len", s.sys_len}, {"ref_len", s.ref_len}}.dump();
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "BLEU = %.2f %.1f/%.1f/%.1f/%.1f (BP = %.3f ratio = %.3f hyp_len = %lld ref_len = %lld)", s.score,
+                  s.precisions[0], s.precisions[1], s.precisions[2], s.precisions[3], s.bp,
+                  s.ref_len ? static_cast<double>(s.sys_len) / static_cast<double>(s.ref_len) : 0.0, s.sys_len, s.ref_len);
+    return std::string(buf);
+  };
+  if (a.flag("--sentence")) {
+    for (size_t i = 0; i < hyps.size(); ++i) {
+      std::vector<std::string> r;
+      for (const auto& stream : refs) r.push_back(stream[i]);
+      std::cout << line(lethe::eval::sentence_bleu(hyps[i], r, o)) << "\n";
+    }
+  } else {
+    auto s = lethe::eval::corpus_bleu(hyps, refs, o);
+    std::cout << line(s) << (a.flag("--json") ? "" : "  " + s.signature) << "\n";
+  }
+  return 0;
+}
+
+int cmd_rouge(const Argv& argv) {
+  CliArgs a("rouge", argv, {"--hyp", "--ref"}, {"--json"});
+  a.expect_positionals(0, 0, "no positional arguments");
+  std::vector<std::string> hyps;
+  std::vector<std::vector<std::string>> refs;
+  read_hyp_refs(a, hyps, refs);
+  auto r = lethe::eval::corpus_rouge_l(hyps, refs);
+  if (a.flag("--json")) std::cout << lethe::io::Json{{"rouge_l", {{"precision", r.precision}, {"recall", r.recall}, {"f1", r.f1}}}}.dump() << "\n";
+  else std::printf("ROUGE-L F1 = %.4f (P = %.4f R = %.4f, %zu lines)\n", r.f1, r.precision, r.recall, hyps.size());
+  return 0;
+}
+
+int cmd_classifier(const Argv& argv) {
+  if (argv.empty()) throw lethe::Error("classifier: expected train, eval or score");
+  const std::string verb = argv[0];
+  Argv rest(argv.begin() + 1, argv.end());
+  if (verb == "train") {
+    CliArgs a("classifier train", rest,
+              {"--base", "--data", "--out", "--epochs", "--lr", "--batch", "--validation", "--seed", "--max-tokens", "--dtype",
+               "--device", "--text"},
+              {"--freeze-base"});
+    auto base = a.value("--base"), data = a.value("--data"), out = a.value("--out");
+    if (!base || !data || !out) throw lethe::Error("classifier train needs --base DIR --data FILE --out DIR");
+    lethe::eval::ClassifierOptions o;
+    o.epochs = a.int_or("--epochs", 3);
+    o.lr = a.number_or("--lr", 5e-5);
+    o.batch_size = a.int_or("--batch", 8);
+    o.validation_fraction = a.number_or("--validation", 0.2);
+    o.seed = static_cast<uint64_t>(a.int_or("--seed", 0));
+    o.max_tokens = a.int_or("--max-tokens", 256);
+    o.freeze_base = a.flag("--freeze-base");
+    o.dtype = a.value_or("--dtype", "fp32");
+    o.device = a.value_or("--device", "auto");
+    const std::string text = a.value_or("--text", "qa");
+    if (text != "qa" && text != "response") throw lethe::Error("--text: expected qa or response");
+    std::vector<lethe::eval::LabelledText> items;
+    for (auto& [t, l] : lethe::data::read_labelled_texts(*data, text == "qa")) items.push_back({t, l});
+    auto clf = lethe::eval::HarmClassifier::train(*base, items, o, [](int64_t e, double loss, const lethe::eval::ClassifierMetrics& m) {
+      std::fprintf(stderr, "epoch %lld  loss %.4f  validation accuracy %.3f  F1 %.3f  ROC-AUC %.3f  (majority %.3f)\n",
+                   (long long)e, loss, m.accuracy, m.f1, m.roc_auc, m.majority_baseline);
+    });
+    clf->save(*out);
+    std::cout << clf->info().dump(2) << "\n";
+    return 0;
+  }
+  if (verb == "eval" || verb == "score") {
+    CliArgs a("classifier " + verb, rest, {"--classifier", "--data", "--input", "--dtype", "--device", "--text"}, {});
+    auto dir = a.value("--classifier");
+    if (!dir) throw lethe::Error("--classifier DIR is required");
+    if (verb == "eval") {
+      auto data = a.value("--data");
+      if (!data) throw lethe::Error("--data FILE is required");
+      std::vector<lethe::eval::LabelledText> items;
+      for (auto& [t, l] : lethe::data::read_labelled_texts(*data, a.value_or("--text", "qa") == "qa")) items.push_back({t, l});
+      auto clf = lethe::eval::HarmClassifier::load(*dir, a.value_or("--dtype", "fp32"), a.value_or("--device", "auto"));
+      std::cout << clf->evaluate(items).to_json().dump(2) << "\n";
+    } else {
+      auto input = a.value("--input");
+      if (!input) throw lethe::Error("--input FILE is required (texts, one per line or {\"text\": ...})");
+      auto texts = lethe::io::read_texts(*input, "text");
+      if (texts.empty()) throw lethe::Error(*input + ": no texts");
+      auto clf = lethe::eval::HarmClassifier::load(*dir, a.value_or("--dtype", "fp32"), a.value_or("--device", "auto"));
+      auto scores = clf->score(texts);
+      for (size_t i = 0; i < texts.size(); ++i)
+        std::cout << lethe::io::Json{{"text", texts[i]}, {"p_harmful", scores[i]}, {"harmful", scores[i] >= 0.5}}.dump() << "\n";
+    }
+    return 0;
+  }
+  throw lethe::Error("classifier: unknown verb '" + verb + "' (train, eval or score)");
+}
+
+int cmd_eval(const Argv& argv) {
+  CliArgs a("eval", argv,
+            {"--model", "--original", "--classifier", "--prompts", "--samples", "--temperature", "--top-p", "--max-new-tokens",
+             "--seed", "--normal", "--mc-questions", "--protected", "--prefix-tokens", "--continuation-tokens", "--out",
+             "--dtype", "--device", "--passage-tokens"},
+            {"--sample"});
+  a.expect_positionals(0, 0, "no positional arguments");
+  auto model_dir = a.value("--model");
+  if (!model_dir) throw lethe::Error("--model DIR is required");
+  if (a.value("--prompts") && !a.value("--classifier")) throw lethe::Error("--prompts needs --classifier DIR");
+  std::vector<std::string> prompts;
+  if (auto p = a.value("--prompts")) {
+    prompts = lethe::io::read_texts(*p, "prompt");
+    if (prompts.empty()) throw lethe::Error(*p + ": the prompt set is empty");
+  }
+  lethe::model::SamplingOptions gen;
+  gen.max_new_tokens = a.int_or("--max-new-tokens", 48);
+  gen.do_sample = a.flag("--sample");
+  gen.temperature = a.number_or("--temperature", 1.0);
+  gen.top_p = a.number_or("--top-p", 1.0);
+  gen.seed = static_cast<uint64_t>(a.int_or("--seed", 0));
+  gen.validate();
+  const std::string dtype = a.value_or("--dtype", "fp32"), device = a.value_or("--device", "auto");
+  auto m = load_model(a);
+  std::optional<lethe::model::LoadedModel> original;
+  if (auto o = a.value("--original")) original = lethe::model::load_opt(*o, {dtype, device});
+  lethe::io::Json report = {{"model", *model_dir}, {"settings", {{"max_new_tokens", gen.max_new_tokens}, {"sample", gen.do_sample},
+                                                                 {"temperature", gen.temperature}, {"top_p", gen.top_p}, {"seed", gen.seed}}}};
+  if (original) report["original"] = *a.value("--original");
+
+  if (!prompts.empty()) {
+    auto clf = lethe::eval::HarmClassifier::load(*a.value("--classifier"), dtype, device);
+    const int64_t samples = a.int_or("--samples", 1);
+    auto after = lethe::eval::harmful_rate(*m.loaded.model, *m.tok, *clf, prompts, gen, samples);
+    lethe::io::Json h = {{"classifier", *a.value("--classifier")}, {"classifier_validation", clf->validation_metrics().to_json()},
+                         {"after", after.to_json()}};
+    std::printf("harmful rate            %.3f  (%zu prompts; classifier validation accuracy %.3f)\n", after.rate, prompts.size(),
+                clf->validation_metrics().accuracy);
+    if (original) {
+      auto before = lethe::eval::harmful_rate(*original->model, *m.tok, *clf, prompts, gen, samples);
+      auto red = lethe::eval::relative_reduction(before.per_prompt, after.per_prompt);
+      h["before"] = before.to_json();
+      h["reduction"] = red.to_json();
+      std::printf("harmful rate before     %.3f  -> relative reduction %.1f%% (95%% CI %.1f%% .. %.1f%%)\n", before.rate,
+                  100 * red.relative, 100 * red.low, 100 * red.high);
+    }
+    report["harmful"] = h;
+  }
+  if (auto normal = a.value("--normal")) {
+    lethe::data::SourceOptions so;
+    auto src = lethe::data::open_source(*normal, *m.tok, so);
+    std::vector<std::string> texts;
+    for (const auto& p : src.pairs) texts.push_back(p.prompt.empty() ? p.response : lethe::data::qa_text(p.prompt, p.response));
+    lethe::io::Json r = {{"data", *normal}, {"perplexity", lethe::eval::perplexity(*m.loaded.model, *m.tok, texts)}};
+    std::printf("normal-data perplexity  %.3f\n", r["perplexity"].get<double>());
+    if (original) {
+      r["perplexity_original"] = lethe::eval::perplexity(*original->model, *m.tok, texts);
+      r["kl_from_original"] = lethe::eval::divergence(*m.loaded.model, *original->model, *m.tok, texts);
+      std::printf("  original              %.3f   KL(original || model) %.4f nats/token\n", r["perplexity_original"].get<double>(),
+                  r["kl_from_original"].get<double>());
+    }
+    if (src.kind == "truthfulqa") {
+      auto tqa = lethe::data::read_truthfulqa_csv(*normal);
+      const int64_t nq = a.int_or("--mc-questions", 0);
+      auto mc = lethe::eval::multiple_choice(*m.loaded.model, *m.tok, tqa, nq);
+      r["multiple_choice"] = mc.to_json();
+      std::printf("multiple choice         %.3f  (%lld questions)\n", mc.accuracy, (long long)mc.n);
+      if (original) {
+        auto mco = lethe::eval::multiple_choice(*original->model, *m.tok, tqa, nq);
+        r["multiple_choice_original"] = mco.to_json();
+        std::printf("  original              %.3f\n", mco.accuracy);
+      }
+    }
+    report["retention"] = r;
+  }
+  if (auto prot = a.value("--protected")) {
+    lethe::data::SourceOptions so;
+    so.passage_tokens = a.int_or("--passage-tokens", 96);
+    so.passage_stride = so.passage_tokens;
+    std::vector<std::string> passages;
+    for (const auto& p : lethe::data::open_source(*prot, *m.tok, so).pairs) passages.push_back(p.response);
+    const int64_t pre = a.int_or("--prefix-tokens", 32), cont = a.int_or("--continuation-tokens", 32);
+    auto c = lethe::eval::continuation_bleu(*m.loaded.model, *m.tok, passages, pre, cont);
+    lethe::io::Json r = {{"data", *prot}, {"prefix_tokens", pre}, {"continuation_tokens", cont}, {"after", c.to_json()}};
+    std::printf("continuation BLEU       %.2f  ROUGE-L %.3f  (%zu passages)\n", c.corpus.score, c.rouge.f1, c.prefixes.size());
+    if (original) {
+      auto b = lethe::eval::continuation_bleu(*original->model, *m.tok, passages, pre, cont);
+      r["before"] = b.to_json();
+      std::printf("  original              %.2f  ROUGE-L %.3f\n", b.corpus.score, b.rouge.f1);
+    }
+    report["copyright"] = r;
+  }
+  if (auto out = a.value("--out")) lethe::io::write_json_file(*out, report);
+  else std::cout << report.dump(2) << "\n";
+  return 0;
+}
+
 int cmd_self_check(const Argv& argv) {
   CliArgs a("self-check", argv, {}, {});
   a.expect_positionals(0, 0, "no arguments");
@@ -352,6 +584,19 @@ const std::map<std::string, Command>& commands() {
        {"finetune --model DIR --data FILE --out DIR [options]",
         "gradient descent on a corpus (.txt passages) or QA set (.jsonl), full or --lora-rank R: teach a model the "
         "text to unlearn later", cmd_finetune}},
+      {"classifier",
+       {"classifier train --base DIR --data FILE --out DIR | eval --classifier DIR --data FILE | score --classifier DIR --input FILE",
+        "the harmful-text classifier (HF OPTForSequenceClassification): train with a held-out split and report its "
+        "accuracy, precision, recall, F1, ROC-AUC; evaluate; score texts", cmd_classifier}},
+      {"eval",
+       {"eval --model DIR [--original DIR] [--classifier DIR --prompts FILE] [--normal FILE] [--protected FILE] [--out F]",
+        "one JSON report: harmful rate before/after with a bootstrap 95% CI, perplexity, multiple choice, KL from the "
+        "original, continuation BLEU/ROUGE of protected text", cmd_eval}},
+      {"bleu",
+       {"bleu --hyp FILE --ref FILE [--ref FILE ...] [--tokenize 13a|none] [--smooth exp|none|floor|add-k] [--sentence] [--json]",
+        "sacreBLEU-compatible corpus (or sentence) BLEU of text files, line by line", cmd_bleu}},
+      {"rouge",
+       {"rouge --hyp FILE --ref FILE [--ref FILE ...] [--json]", "ROUGE-L F1 of text files, line by line", cmd_rouge}},
       {"self-check",
        {"self-check", "exercise libtorch, sentencepiece and sqlite together in this process", cmd_self_check}},
   };

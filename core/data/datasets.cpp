@@ -121,6 +121,39 @@ Split split_indices(size_t n, double train, double validation, uint64_t seed) {
   return s;
 }
 
+std::string qa_text(const std::string& prompt, const std::string& response) {
+  return "### Question: " + prompt + "\n ### Answer: " + response;
+}
+
+std::vector<std::pair<std::string, int>> read_labelled_texts(const fs::path& path, bool with_question) {
+  std::vector<std::pair<std::string, int>> out;
+  io::for_each_jsonl(path, [&](const io::Json& j, int) {
+    if (!j.is_object()) throw Error("expected a JSON object");
+    if (j.contains("response_0")) {  // PKU-SafeRLHF
+      const std::string prompt = string_field(j, "prompt");
+      for (int k = 0; k < 2; ++k) {
+        const std::string r = string_field(j, ("response_" + std::to_string(k)).c_str());
+        const bool safe = bool_field(j, ("is_response_" + std::to_string(k) + "_safe").c_str());
+        out.emplace_back(with_question ? qa_text(prompt, r) : r, safe ? 0 : 1);
+      }
+      return;
+    }
+    if (!j.contains("label")) throw Error("missing field 'label' (0 harmless, 1 harmful)");
+    const auto& l = j["label"];
+    int label;
+    if (l.is_boolean()) label = l.get<bool>() ? 1 : 0;
+    else if (l.is_number_integer() && (l.get<int>() == 0 || l.get<int>() == 1)) label = l.get<int>();
+    else throw Error("field 'label' must be 0, 1, true or false");
+    if (j.contains("text")) out.emplace_back(string_field(j, "text"), label);
+    else {
+      const std::string r = string_field(j, "response");
+      out.emplace_back(with_question && j.contains("prompt") ? qa_text(string_field(j, "prompt"), r) : r, label);
+    }
+  });
+  if (out.empty()) throw Error(path.string() + ": no labelled texts");
+  return out;
+}
+
 std::string py_strip(const std::string& s) {
   // ASCII whitespace and the common Unicode spaces (NBSP, U+2000..U+200A, U+3000 ...) in UTF-8.
   auto is_ws_at = [&](size_t i, size_t& len) {

@@ -51,6 +51,15 @@ struct Split {
 };
 Split split_indices(size_t n, double train, double validation, uint64_t seed);
 
+// "### Question: {prompt}\n ### Answer: {response}" (note the space after the newline): the
+// template of llm_unlearn's data, used for training, unlearning and classification alike.
+std::string qa_text(const std::string& prompt, const std::string& response);
+
+// Labelled texts for the harmful-text classifier: PKU-SafeRLHF JSONL (both responses, labelled
+// by is_response_*_safe), {"text", "label"} or {"prompt", "response", "label"} JSONL. With
+// `with_question`, a response is classified together with its question (qa_text).
+std::vector<std::pair<std::string, int>> read_labelled_texts(const std::filesystem::path& path, bool with_question);
+
 // Python's str.strip(): leading/trailing whitespace (ASCII and the Unicode spaces).
 std::string py_strip(const std::string& s);
 

@@ -166,22 +166,18 @@ LoadedModel load_opt(const fs::path& dir, const LoadOptions& opts) {
   return out;
 }
 
-void save_opt(const fs::path& dir, OptForCausalLMImpl& model, int64_t max_shard_bytes) {
+void save_hf_module(const fs::path& dir, torch::nn::Module& module, const io::Json& config_json, int64_t max_shard_bytes) {
   fs::create_directories(dir);
-  OptConfig cfg = model.config();
-  const at::ScalarType dt = model.options().dtype().toScalarType();
-  cfg.torch_dtype = dt == at::kBFloat16 ? "bfloat16" : dt == at::kHalf ? "float16" : "float32";
   // Contiguous CPU copies, kept alive while the blobs point into them.
   std::vector<std::pair<std::string, at::Tensor>> tensors;
-  for (const auto& p : model.named_parameters()) tensors.emplace_back(p.key(), p.value().detach().to(at::kCPU).contiguous());
-  for (const auto& b : model.named_buffers()) tensors.emplace_back(b.key(), b.value().detach().to(at::kCPU).contiguous());
+  for (const auto& p : module.named_parameters()) tensors.emplace_back(p.key(), p.value().detach().to(at::kCPU).contiguous());
+  for (const auto& b : module.named_buffers()) tensors.emplace_back(b.key(), b.value().detach().to(at::kCPU).contiguous());
   auto blob = [](const std::pair<std::string, at::Tensor>& t) {
     return io::TensorBlob{t.first, to_dtype(t.second.scalar_type()), t.second.sizes().vec(), t.second.data_ptr(),
                           static_cast<size_t>(t.second.nbytes())};
   };
   int64_t total = 0;
   for (const auto& t : tensors) total += static_cast<int64_t>(t.second.nbytes());
-  io::Json config_json = cfg.to_json();
   if (total <= max_shard_bytes) {
     std::vector<io::TensorBlob> blobs;
     for (const auto& t : tensors) blobs.push_back(blob(t));
@@ -213,6 +209,13 @@ void save_opt(const fs::path& dir, OptForCausalLMImpl& model, int64_t max_shard_
     fs::remove(dir / "model.safetensors", ec);
   }
   io::write_json_file(dir / "config.json", config_json);
+}
+
+void save_opt(const fs::path& dir, OptForCausalLMImpl& model, int64_t max_shard_bytes) {
+  OptConfig cfg = model.config();
+  const at::ScalarType dt = model.options().dtype().toScalarType();
+  cfg.torch_dtype = dt == at::kBFloat16 ? "bfloat16" : dt == at::kHalf ? "float16" : "float32";
+  save_hf_module(dir, model, cfg.to_json(), max_shard_bytes);
 }
 
 }  // namespace lethe::model

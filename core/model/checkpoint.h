@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "io/json.h"
 #include "model/opt.h"
 
 namespace lethe::model {
@@ -41,5 +42,8 @@ LoadedModel load_opt(const std::filesystem::path& dir, const LoadOptions& opts =
 // model.safetensors.index.json. Tensors are saved in the parameters' dtype; a tied lm_head
 // is not stored (as save_pretrained does). Atomic per file.
 void save_opt(const std::filesystem::path& dir, OptForCausalLMImpl& model, int64_t max_shard_bytes = int64_t{2} << 30);
+// The same for any module whose parameter names are the HF tensor names, with its config.json.
+void save_hf_module(const std::filesystem::path& dir, torch::nn::Module& module, const io::Json& config_json,
+                    int64_t max_shard_bytes = int64_t{2} << 30);
 
 }  // namespace lethe::model

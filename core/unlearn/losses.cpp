@@ -14,9 +14,7 @@ Mode parse_mode(const std::string& s) {
 }
 const char* mode_name(Mode m) { return m == Mode::Faithful ? "faithful" : "corrected"; }
 
-std::string qa_text(const std::string& prompt, const std::string& response) {
-  return "### Question: " + prompt + "\n ### Answer: " + response;
-}
+std::string qa_text(const std::string& prompt, const std::string& response) { return data::qa_text(prompt, response); }
 
 namespace {
 int64_t common_prefix(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
