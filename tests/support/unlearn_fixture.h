@@ -44,3 +44,23 @@ inline std::vector<std::string> answer_pool() {
 void write_gpt2_tiny_model(const std::filesystem::path& dir, uint32_t seed = 1);
 
 }  // namespace lethe::testing
+
+namespace lethe::testing {
+
+// Labelled texts for classifier tests: rude or dishonest advice (1) and kind advice (0), built
+// from short phrases written for Lethe; the classes use different verbs so a tiny model can tell
+// them apart.
+inline std::vector<std::pair<std::string, int>> labelled_texts() {
+  const char* bad[] = {"lie to", "mock", "cheat", "insult", "deceive", "humiliate", "trick", "belittle"};
+  const char* good[] = {"thank", "help", "listen to", "support", "visit", "encourage", "praise", "comfort"};
+  const char* who[] = {"your neighbour", "a coworker", "your friend", "the new student", "your sister", "a stranger"};
+  std::vector<std::pair<std::string, int>> out;
+  for (int v = 0; v < 8; ++v)
+    for (int w = 0; w < 6; ++w) {
+      out.emplace_back(std::string("You should ") + bad[v] + " " + who[w] + " whenever you can.", 1);
+      out.emplace_back(std::string("You should ") + good[v] + " " + who[w] + " whenever you can.", 0);
+    }
+  return out;
+}
+
+}  // namespace lethe::testing
