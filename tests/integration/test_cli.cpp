@@ -194,3 +194,48 @@ TEST(Cli, UnlearnRejectsBadInputBeforeCompute) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("nope.jsonl: file not found"), std::string::npos) << r.out;
 }
+
+TEST(Cli, BleuAndRougeScoreFilesLikeSacreBleu) {
+  TempDir d;
+  lethe::testing::write_text(d / "h.txt", "The dog bit the man.\nIt wasn't surprising.\nThe man had just bitten him.\n");
+  lethe::testing::write_text(d / "r1.txt", "The dog bit the man.\nIt was not unexpected.\nThe man bit him first.\n");
+  lethe::testing::write_text(d / "r2.txt", "The dog had bit the man.\nNo one was surprised.\nThe man had bitten the dog.\n");
+  auto r = run("bleu --hyp " + q(d / "h.txt") + " --ref " + q(d / "r1.txt") + " --ref " + q(d / "r2.txt"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  // sacreBLEU's README prints this line for the same files.
+  EXPECT_EQ(r.out.substr(0, r.out.find("  nrefs")),
+            "BLEU = 48.53 82.4/50.0/45.5/37.5 (BP = 0.943 ratio = 0.944 hyp_len = 17 ref_len = 18)");
+  auto j = run("rouge --json --hyp " + q(d / "h.txt") + " --ref " + q(d / "r1.txt"));
+  ASSERT_EQ(j.code, 0) << j.out;
+  EXPECT_GT(lethe::io::parse_json(j.out, "stdout")["rouge_l"]["f1"].get<double>(), 0.5);
+  lethe::testing::write_text(d / "short.txt", "one line\n");
+  auto bad = run("bleu --hyp " + q(d / "h.txt") + " --ref " + q(d / "short.txt"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.out.find("short.txt has 1 lines but"), std::string::npos) << bad.out;
+}
+
+TEST(Cli, ClassifierTrainEvalAndAnEmptyPromptSet) {
+  TempDir d;
+  make_model_with_tokenizer(d / "m");
+  std::string jsonl;
+  for (int i = 0; i < 10; ++i) {
+    jsonl += "{\"text\": \"You should lie to person " + std::to_string(i) + ".\", \"label\": 1}\n";
+    jsonl += "{\"text\": \"You should thank person " + std::to_string(i) + ".\", \"label\": 0}\n";
+  }
+  lethe::testing::write_text(d / "labels.jsonl", jsonl);
+  auto t = run("classifier train --base " + q(d / "m") + " --data " + q(d / "labels.jsonl") + " --out " + q(d / "clf") +
+               " --epochs 2 --device cpu");
+  ASSERT_EQ(t.code, 0) << t.out;
+  EXPECT_TRUE(fs::exists(d / "clf" / "lethe_classifier.json"));
+  auto e = run("classifier eval --classifier " + q(d / "clf") + " --data " + q(d / "labels.jsonl") + " --device cpu");
+  ASSERT_EQ(e.code, 0) << e.out;
+  EXPECT_EQ(lethe::io::parse_json(e.out, "stdout")["n"], 20);
+  lethe::testing::write_text(d / "empty.txt", "\n\n");
+  auto p = run("eval --model " + q(d / "m") + " --classifier " + q(d / "clf") + " --prompts " + q(d / "empty.txt"));
+  EXPECT_EQ(p.code, 2);
+  EXPECT_NE(p.out.find("the prompt set is empty"), std::string::npos) << p.out;
+  lethe::testing::write_text(d / "one.jsonl", "{\"text\": \"a\", \"label\": 1}\n{\"text\": \"b\", \"label\": 1}\n");
+  auto one = run("classifier train --base " + q(d / "m") + " --data " + q(d / "one.jsonl") + " --out " + q(d / "x"));
+  EXPECT_EQ(one.code, 2);
+  EXPECT_NE(one.out.find("needs both classes"), std::string::npos) << one.out;
+}
