@@ -25,6 +25,8 @@
 #include "eval/bleu.h"
 #include "eval/classifier.h"
 #include "eval/evaluate.h"
+#include "experiment/pipeline.h"
+#include "experiment/report.h"
 #include "text/load_tokenizer.h"
 #include "unlearn/export.h"
 #include "unlearn/trainer.h"
@@ -552,6 +554,90 @@ int cmd_eval(const Argv& argv) {
   return 0;
 }
 
+// Prints phases and a one-line progress of the unlearning steps.
+struct RunCliObserver : lethe::experiment::RunObserver {
+  int64_t total = 0;
+  void on_run(int64_t id) override {
+    if (id > 0) std::fprintf(stderr, "run %lld\n", (long long)id);
+  }
+  void on_phase(const std::string& p) override { std::fprintf(stderr, "\n[%s]\n", p.c_str()); }
+  void on_step(const lethe::unlearn::StepMetrics& m) override {
+    std::fprintf(stderr, "\rstep %lld  L_fgt %.4f  L_rdn %.4f  L_nor %.4f  total %.4f  %.0f tok/s   ", (long long)m.step, m.loss_fgt,
+                 m.loss_rdn, m.loss_nor, m.total, m.tokens_per_s);
+    std::fflush(stderr);
+  }
+  void on_evaluation(const lethe::store::EvaluationRow& e) override {
+    std::fprintf(stderr, "  %-32s %.4f\n", e.name.c_str(), e.value);
+  }
+};
+
+std::filesystem::path store_path(const CliArgs& a) {
+  return a.value("--store") ? std::filesystem::path(*a.value("--store")) : lethe::store::default_store_path();
+}
+
+int cmd_run(const Argv& argv) {
+  CliArgs a("run", argv, {"--set", "--store", "--resume"}, {"--no-store"});
+  std::optional<lethe::store::Store> st;
+  if (!a.flag("--no-store")) st.emplace(store_path(a));
+  lethe::experiment::Spec spec;
+  int64_t resume = a.int_or("--resume", 0);
+  if (resume > 0) {
+    a.expect_positionals(0, 0, "no spec file with --resume (the spec comes from the store)");
+    if (!st) throw lethe::Error("--resume needs the store");
+    auto r = st->run(resume);
+    if (!r) throw lethe::Error("no run " + std::to_string(resume) + " in " + st->path().string());
+    if (r->status == "completed") throw lethe::Error("run " + std::to_string(resume) + " has already completed");
+    auto j = lethe::io::Json::parse(r->spec_json);
+    spec = lethe::experiment::parse_spec(j, j.value("_base_dir", std::string(".")));
+  } else {
+    a.expect_positionals(1, 1, "one spec file (lethe run SPEC.json)");
+    spec = lethe::experiment::load_spec(a.positionals()[0], a.values("--set"));
+    spec.source["_base_dir"] = std::filesystem::absolute(a.positionals()[0]).parent_path().string();
+  }
+  RunCliObserver obs;
+  std::signal(SIGINT, on_sigint);
+  auto res = lethe::experiment::run_pipeline(spec, st ? &*st : nullptr, obs, g_cancel, resume);
+  std::fprintf(stderr, "\n");
+  if (res.status == "failed") {
+    std::cerr << "lethe run: failed: " << res.error << "\n";
+    return 1;
+  }
+  std::printf("run %lld %s; outputs in %s\n", (long long)res.run_id, res.status.c_str(), spec.output_dir.c_str());
+  return res.status == "cancelled" ? 130 : 0;
+}
+
+int cmd_runs(const Argv& argv) {
+  if (argv.empty()) throw lethe::Error("runs: expected list, show ID, compare ID ID or export ID");
+  const std::string verb = argv[0];
+  CliArgs a("runs " + verb, Argv(argv.begin() + 1, argv.end()), {"--store", "--format", "--out"}, {"--json"});
+  lethe::store::Store st(store_path(a));
+  auto id = [&](size_t i) {
+    try {
+      return static_cast<int64_t>(std::stoll(a.positionals().at(i)));
+    } catch (...) {
+      throw lethe::Error("runs " + verb + ": expected a run id");
+    }
+  };
+  if (verb == "list") {
+    std::cout << lethe::experiment::runs_table(st);
+  } else if (verb == "show") {
+    a.expect_positionals(1, 1, "one run id");
+    if (a.flag("--json")) std::cout << lethe::experiment::run_json(st, id(0)).dump(2) << "\n";
+    else std::cout << lethe::experiment::run_summary(st, id(0));
+  } else if (verb == "compare") {
+    a.expect_positionals(2, 2, "two run ids");
+    std::cout << lethe::experiment::compare_runs(st, id(0), id(1));
+  } else if (verb == "export") {
+    a.expect_positionals(1, 1, "one run id");
+    const std::string text = lethe::experiment::export_run(st, id(0), a.value_or("--format", "json"));
+    if (auto out = a.value("--out")) lethe::io::write_file_atomic(*out, text);
+    else std::cout << text;
+  } else {
+    throw lethe::Error("runs: unknown verb '" + verb + "' (list, show, compare, export)");
+  }
+  return 0;
+}
+
 int cmd_self_check(const Argv& argv) {
   CliArgs a("self-check", argv, {}, {});
   a.expect_positionals(0, 0, "no arguments");
@@ -597,6 +683,13 @@ const std::map<std::string, Command>& commands() {
         "sacreBLEU-compatible corpus (or sentence) BLEU of text files, line by line", cmd_bleu}},
       {"rouge",
        {"rouge --hyp FILE --ref FILE [--ref FILE ...] [--json]", "ROUGE-L F1 of text files, line by line", cmd_rouge}},
+      {"run",
+       {"run SPEC.json [--set key.path=value ...] [--store DB] | run --resume ID",
+        "the whole experiment of a spec (the GUI runs the same): fine-tune, generations and metrics before, "
+        "unlearning, after, outputs; recorded in the store", cmd_run}},
+      {"runs",
+       {"runs list | show ID [--json] | compare ID ID | export ID --format csv|json|html [--out F]",
+        "the stored runs (default store: $LETHE_STORE or ~/.local/share/lethe/lethe.db)", cmd_runs}},
       {"self-check",
        {"self-check", "exercise libtorch, sentencepiece and sqlite together in this process", cmd_self_check}},
   };

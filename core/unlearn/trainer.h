@@ -121,6 +121,9 @@ class Unlearner {
   void load_checkpoint(const std::filesystem::path& dir);
 
   model::OptForCausalLMImpl& model() { return *model_; }
+  // Logits of the frozen reference (the copy, or the base with adapters off) on a batch.
+  at::Tensor reference_forward(const TokenBatch& b) { return reference_logits(b); }
+  bool has_reference() const { return static_cast<bool>(reference_) || o_.lora.enabled(); }
 
  private:
   struct Batches;

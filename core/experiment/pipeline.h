@@ -1,0 +1,37 @@
+#pragma once
+// Pipeline::run — the single entry point the CLI (`lethe run`) and the GUI's worker call:
+//   load model + tokenizer -> datasets -> [fine-tune on the protected text] -> generations and
+//   metrics before -> unlearning (steps to the observer and the store) -> generations and
+//   metrics after -> save model/adapter and report.
+// Returns completed, cancelled or failed(reason); a failure never loses what was stored.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "experiment/spec.h"
+#include "io/json.h"
+#include "store/store.h"
+#include "unlearn/trainer.h"
+
+namespace lethe::experiment {
+
+class RunObserver : public unlearn::Observer {
+ public:
+  virtual void on_run(int64_t run_id) {}
+  virtual void on_generations(const std::vector<store::GenerationRow>& rows) {}
+  virtual void on_evaluation(const store::EvaluationRow& e) {}
+};
+
+struct RunResult {
+  std::string status;  // completed | cancelled | failed
+  std::string error;
+  int64_t run_id = 0;
+  io::Json report;     // every number and the settings that produced it
+};
+
+// `store` may be null (nothing is recorded). `resume_run_id` > 0 continues a stored run from its
+// last checkpoint (its spec comes from the store).
+RunResult run_pipeline(const Spec& spec, store::Store* store, RunObserver& obs, const unlearn::CancelToken& cancel,
+                       int64_t resume_run_id = 0);
+
+}  // namespace lethe::experiment

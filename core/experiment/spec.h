@@ -1,0 +1,58 @@
+#pragma once
+// The experiment spec: one JSON document describes one run (model, datasets, fine-tune phase,
+// method and every hyperparameter, evaluation, outputs). The GUI and `lethe run` execute the
+// same spec through the same pipeline. Validation reports every problem at once, each with its
+// JSON path ("datasets.forget.path: file not found").
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/json.h"
+#include "unlearn/trainer.h"
+
+namespace lethe::experiment {
+
+struct DatasetRef {
+  std::filesystem::path path;  // absolute after loading
+  int64_t limit = 0;           // 0: all samples
+};
+
+struct Spec {
+  std::string name = "run";
+  uint64_t seed = 8888;
+  std::filesystem::path model;
+  std::string dtype = "fp32", device = "auto";
+  DatasetRef forget, normal;
+  std::optional<DatasetRef> random_answers, protected_text;
+  int64_t passage_tokens = 96;
+  // Optional fine-tune phase (the copyright variant teaches the model the protected text first).
+  bool finetune = false;
+  unlearn::UnlearnOptions finetune_options;
+  unlearn::UnlearnOptions unlearn;
+  // Evaluation.
+  std::optional<std::filesystem::path> classifier;
+  std::optional<DatasetRef> eval_prompts;
+  int64_t samples = 1;
+  int64_t max_new_tokens = 48;
+  bool sample = false;
+  double temperature = 1.0, top_p = 1.0;
+  bool retention = true;
+  int64_t mc_questions = 0;
+  int64_t prefix_tokens = 32, continuation_tokens = 32;
+  // Outputs.
+  std::filesystem::path output_dir;
+  std::string save = "merged";  // merged | adapter | both | none
+
+  io::Json source;  // the document as given (after --set), stored with the run
+};
+
+// Parses and validates; relative paths resolve against `base_dir` (the spec file's folder).
+// Throws lethe::Error listing every problem, one per line.
+Spec parse_spec(const io::Json& j, const std::filesystem::path& base_dir);
+Spec load_spec(const std::filesystem::path& file, const std::vector<std::string>& overrides = {});
+// "unlearn.eps1=0.3": the value is JSON when it parses as JSON, else a string.
+void apply_override(io::Json& j, const std::string& assignment);
+
+}  // namespace lethe::experiment
