@@ -8,6 +8,7 @@
 
 #include "io/json.h"
 #include "io/jsonl.h"
+#include "store/store.h"
 #include "support/tiny_opt.h"
 
 using lethe::testing::TempDir;
@@ -238,4 +239,32 @@ TEST(Cli, ClassifierTrainEvalAndAnEmptyPromptSet) {
   auto one = run("classifier train --base " + q(d / "m") + " --data " + q(d / "one.jsonl") + " --out " + q(d / "x"));
   EXPECT_EQ(one.code, 2);
   EXPECT_NE(one.out.find("needs both classes"), std::string::npos) << one.out;
+}
+
+TEST(Cli, RunsListShowCompareExport) {
+  TempDir d;
+  const std::string db = (d / "lethe.db").string();
+  {
+    lethe::store::Store st(db);
+    for (int k = 0; k < 2; ++k) {
+      const int64_t run = st.create_run("run" + std::to_string(k), R"({"name": "x"})", "{}");
+      st.add_steps({{run, "unlearn", 1, -3.0, 2.0, 0.1, 0.6, 3.0, 1e-3, 1.0, 10, 0.5}});
+      st.add_evaluations({{run, "harmful_rate_after", 0.1 * k, "{}"}});
+      st.set_status(run, "completed");
+    }
+  }
+  auto list = run("runs list --store " + q(d / "lethe.db"));
+  EXPECT_EQ(list.code, 0) << list.out;
+  EXPECT_NE(list.out.find("run1"), std::string::npos) << list.out;
+  auto show = run("runs show 1 --json --store " + q(d / "lethe.db"));
+  ASSERT_EQ(show.code, 0) << show.out;
+  EXPECT_EQ(lethe::io::parse_json(show.out, "stdout")["steps"].size(), 1u);
+  auto cmp = run("runs compare 1 2 --store " + q(d / "lethe.db"));
+  EXPECT_NE(cmp.out.find("harmful_rate_after"), std::string::npos) << cmp.out;
+  EXPECT_EQ(run("runs export 2 --format html --out " + q(d / "r.html") + " --store " + q(d / "lethe.db")).code, 0);
+  EXPECT_TRUE(fs::exists(d / "r.html"));
+  auto bad = run("runs export 2 --format pdf --store " + q(d / "lethe.db"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.out.find("expected csv, json or html"), std::string::npos);
+  EXPECT_EQ(run("runs show 9 --store " + q(d / "lethe.db")).code, 2);
 }

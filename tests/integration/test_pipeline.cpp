@@ -246,3 +246,34 @@ TEST(Pipeline, SigkillMidRunIsInterruptedAndResumeContinuesTheCurve) {
   ASSERT_EQ(steps.size(), reference.size());
   for (size_t i = 0; i < steps.size(); ++i) EXPECT_EQ(steps[i].total, reference[i]) << "step " << i + 1;
 }
+
+TEST(Presets, EveryPresetIsAValidSpecOnceItsFilesExist) {
+  TempDir d;
+  make_experiment(d.path);
+  std::string copyright;
+  for (int i = 0; i < 40; ++i) copyright += "The lantern drifted past the mill and the ferryman counted every light. ";
+  lethe::testing::write_text(d / "protected.txt", copyright);
+  lethe::testing::write_text(d / "books.txt", copyright);
+  fs::create_directories(d / "clf");
+  const fs::path presets = fs::path(LETHE_SOURCE_DIR) / "resources" / "presets";
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(presets)) {
+    if (e.path().extension() != ".json") continue;
+    ++n;
+    std::vector<std::string> set = {"model.path=\"" + (d / "model").string() + "\"",
+                                    "datasets.forget.path=\"" + (d / "forget.jsonl").string() + "\"",
+                                    "datasets.normal.path=\"" + (d / "normal.csv").string() + "\""};
+    io::Json j = io::read_json_file(e.path());
+    if (j["datasets"].contains("protected")) {
+      set = {"model.path=\"" + (d / "model").string() + "\"", "datasets.forget.path=\"" + (d / "protected.txt").string() + "\"",
+             "datasets.normal.path=\"" + (d / "books.txt").string() + "\"",
+             "datasets.protected.path=\"" + (d / "protected.txt").string() + "\""};
+    }
+    if (j.contains("evaluation") && j["evaluation"].contains("classifier")) {
+      set.push_back("evaluation.classifier=\"" + (d / "clf").string() + "\"");
+      set.push_back("evaluation.prompts.path=\"" + (d / "prompts.txt").string() + "\"");
+    }
+    EXPECT_NO_THROW(experiment::load_spec(e.path(), set)) << e.path();
+  }
+  EXPECT_GE(n, 2);
+}
