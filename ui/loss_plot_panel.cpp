@@ -1,5 +1,9 @@
 #include "loss_plot_panel.h"
 
+#include <QCheckBox>
+#include <QFileDialog>
+#include <QHBoxLayout>
+#include <QPushButton>
 #include <QVBoxLayout>
 #include "qcustomplot_include.h"
 
@@ -43,14 +47,83 @@ LossPlotPanel::LossPlotPanel(QWidget* parent) : QWidget(parent) {
   plot_->legend->setBrush(pal.color(QPalette::Base));
   plot_->legend->setTextColor(pal.color(QPalette::Text));
   plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
-  auto* note = new QCPItemText(plot_);
-  note->setObjectName("empty_note");
-  note->position->setType(QCPItemPosition::ptAxisRectRatio);
-  note->position->setCoords(0.5, 0.5);
-  note->setText(tr("No run yet.\nThis build inspects models;\nunlearning runs are not in it yet."));
-  note->setColor(pal.color(QPalette::Mid));
-  plot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
-  layout->addWidget(plot_);
+  note_ = new QCPItemText(plot_);
+  note_->setObjectName("empty_note");
+  note_->position->setType(QCPItemPosition::ptAxisRectRatio);
+  note_->position->setCoords(0.5, 0.5);
+  note_->setText(tr("No run yet.\nSet the spec and press Start (Ctrl+R)."));
+  note_->setColor(pal.color(QPalette::Mid));
+  plot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom | QCP::iSelectLegend);
+  // Legend toggles: clicking an entry hides or shows its curve.
+  connect(plot_, &QCustomPlot::legendClick, this, [this](QCPLegend*, QCPAbstractLegendItem* item, QMouseEvent*) {
+    if (auto* pi = qobject_cast<QCPPlottableLegendItem*>(item)) {
+      pi->plottable()->setVisible(!pi->plottable()->visible());
+      pi->setTextColor(pi->plottable()->visible() ? palette().color(QPalette::Text) : palette().color(QPalette::Mid));
+      plot_->replot();
+    }
+  });
+  auto* bar = new QHBoxLayout;
+  log_ = new QCheckBox(tr("log scale (|loss|)"), this);
+  log_->setObjectName("log_scale");
+  connect(log_, &QCheckBox::toggled, this, [this](bool on) {
+    plot_->yAxis->setScaleType(on ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+    rescale();
+  });
+  auto* save = new QPushButton(tr("Save image…"), this);
+  connect(save, &QPushButton::clicked, this, [this] {
+    const QString f = QFileDialog::getSaveFileName(this, tr("Save the loss plot"), "losses.png", tr("PNG (*.png);;PDF (*.pdf)"));
+    if (f.endsWith(".pdf")) plot_->savePdf(f);
+    else if (!f.isEmpty()) savePng(f);
+  });
+  bar->addWidget(log_);
+  bar->addStretch(1);
+  bar->addWidget(save);
+  layout->addWidget(plot_, 1);
+  layout->addLayout(bar);
 }
+
+void LossPlotPanel::append(const std::vector<LossPoint>& points) {
+  if (points.empty()) return;
+  note_->setVisible(false);
+  const bool log = log_->isChecked();
+  for (const auto& p : points) {
+    if (p.phase != "unlearn") continue;
+    const double v[4] = {p.loss_fgt, p.loss_rdn, p.loss_nor, p.total};
+    for (int g = 0; g < 4; ++g) {
+      QVector<double> x{static_cast<double>(p.step)}, y{log ? std::abs(v[g]) : v[g]};
+      plot_->graph(g)->addData(x, y, /*alreadySorted=*/true);
+    }
+  }
+  rescale();
+}
+
+void LossPlotPanel::rescale() {
+  plot_->rescaleAxes(true);
+  plot_->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void LossPlotPanel::clear(const QString& title) {
+  for (int g = 0; g < 4; ++g) plot_->graph(g)->data()->clear();
+  while (plot_->graphCount() > 4) plot_->removeGraph(plot_->graphCount() - 1);
+  overlays_ = 0;
+  note_->setText(title);
+  note_->setVisible(!title.isEmpty());
+  plot_->replot();
+}
+
+void LossPlotPanel::addOverlay(const QString& name, const std::vector<LossPoint>& points) {
+  static const QColor colours[] = {QColor(0xcc, 0x79, 0xa7), QColor(0xe6, 0x9f, 0x00), QColor(0x56, 0xb4, 0xe9), QColor(0xf0, 0xe4, 0x42)};
+  QCPGraph* g = plot_->addGraph();
+  g->setName(name);
+  g->setPen(QPen(colours[overlays_++ % 4], 1.5, Qt::DashLine));
+  for (const auto& p : points)
+    if (p.phase == "unlearn") g->addData(static_cast<double>(p.step), p.total);
+  note_->setVisible(false);
+  rescale();
+}
+
+int LossPlotPanel::pointCount() const { return plot_->graph(3)->dataCount(); }
+
+bool LossPlotPanel::savePng(const QString& file) { return plot_->savePng(file, 0, 0, 1.0, -1, 144); }
 
 }  // namespace lethe::ui

@@ -10,16 +10,26 @@
 #include <QMessageBox>
 #include <QSettings>
 #include <QStatusBar>
+#include <QDir>
+#include <QTimer>
 
+#include "datasets_panel.h"
+#include "generations_panel.h"
+#include "history_panel.h"
 #include "loss_plot_panel.h"
+#include "method_panel.h"
+#include "metrics_panel.h"
 #include "model_panel.h"
-#include "pending_panel.h"
+#include "playground_panel.h"
+#include "run_controller.h"
+#include "run_panel.h"
+#include "spec_model.h"
+#include "store/store.h"
 #include "util/runtime.h"
 
 namespace lethe::ui {
 namespace {
 constexpr int kMaxRecent = 8;
-const char* kNotYet = QT_TRANSLATE_NOOP("MainWindow", "Not available in this build yet.");
 }  // namespace
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
@@ -28,72 +38,87 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   setDockNestingEnabled(true);
   setDockOptions(AnimatedDocks | AllowTabbedDocks | AllowNestedDocks);
 
+  spec_ = new SpecModel(this);
+  controller_ = new RunController(this);
   lossPanel_ = new LossPlotPanel(this);
   setCentralWidget(lossPanel_);
 
   modelPanel_ = new ModelPanel(this);
+  datasetsPanel_ = new DatasetsPanel(spec_, this);
+  methodPanel_ = new MethodPanel(spec_, this);
+  runPanel_ = new RunPanel(controller_, spec_, this);
+  generationsPanel_ = new GenerationsPanel(this);
+  metricsPanel_ = new MetricsPanel(this);
+  historyPanel_ = new HistoryPanel(this);
+  playgroundPanel_ = new PlaygroundPanel(this);
+
   auto* model = addDock("dock_model", tr("Model"), modelPanel_, Qt::LeftDockWidgetArea);
-  auto* datasets = addDock(
-      "dock_datasets", tr("Datasets"),
-      new PendingPanel(tr("Datasets"),
-                       tr("Choose the forget set (PKU-SafeRLHF JSONL), the normal data (TruthfulQA CSV), the "
-                          "random-answer pool and a protected corpus; preview samples and see which tokens each "
-                          "loss term covers. Harmful text is shown only after a content warning."),
-                       tr(kNotYet)),
-      Qt::LeftDockWidgetArea);
-  auto* method = addDock("dock_method", tr("Method && weights"),
-                         new PendingPanel(tr("Method & weights"),
-                                          tr("Method and mode (faithful or corrected), the weights ε1 ε2 ε3, learning "
-                                             "rate, steps, batch, K random answers, LoRA, seed and presets."),
-                                          tr(kNotYet)),
-                         Qt::LeftDockWidgetArea);
+  auto* datasets = addDock("dock_datasets", tr("Datasets"), datasetsPanel_, Qt::LeftDockWidgetArea);
+  auto* method = addDock("dock_method", tr("Method && weights"), methodPanel_, Qt::LeftDockWidgetArea);
   tabifyDockWidget(model, datasets);
   tabifyDockWidget(datasets, method);
   model->raise();
-  auto* run = addDock("dock_run", tr("Run"),
-                      new PendingPanel(tr("Run"),
-                                       tr("Start, pause and stop an unlearning run on a background thread (on the GPU "
-                                          "when libtorch has CUDA), with progress, ETA and tokens/s."),
-                                       tr(kNotYet)),
-                      Qt::RightDockWidgetArea);
-
-  auto* metrics = addDock("dock_metrics", tr("Metrics"),
-                          new PendingPanel(tr("Metrics"),
-                                           tr("Harmful rate before and after, with its interval and the classifier's "
-                                              "own held-out accuracy beside it; BLEU and ROUGE-L; perplexity and "
-                                              "multiple-choice retention."),
-                                           tr(kNotYet)),
-                          Qt::RightDockWidgetArea);
-  auto* history = addDock("dock_history", tr("History"),
-                          new PendingPanel(tr("History"),
-                                           tr("Every stored run with its settings and headline numbers; overlay "
-                                              "curves, a forget-vs-utility scatter, and reports."),
-                                           tr(kNotYet)),
-                          Qt::RightDockWidgetArea);
+  auto* run = addDock("dock_run", tr("Run"), runPanel_, Qt::RightDockWidgetArea);
+  auto* metrics = addDock("dock_metrics", tr("Metrics"), metricsPanel_, Qt::RightDockWidgetArea);
+  auto* history = addDock("dock_history", tr("History"), historyPanel_, Qt::RightDockWidgetArea);
   splitDockWidget(run, metrics, Qt::Vertical);
   tabifyDockWidget(metrics, history);
   metrics->raise();
-
-  auto* gens = addDock("dock_generations", tr("Generations"),
-                       new PendingPanel(tr("Generations"),
-                                        tr("Prompt | before | after | classifier verdicts | BLEU, with word-level "
-                                           "differences highlighted and review labels stored per row."),
-                                        tr(kNotYet)),
-                       Qt::BottomDockWidgetArea);
-  auto* play = addDock("dock_playground", tr("Playground"),
-                       new PendingPanel(tr("Playground"),
-                                        tr("Type any prompt and see the original and the unlearned model answer side "
-                                           "by side, streamed token by token."),
-                                        tr(kNotYet)),
-                       Qt::BottomDockWidgetArea);
+  auto* gens = addDock("dock_generations", tr("Generations"), generationsPanel_, Qt::BottomDockWidgetArea);
+  auto* play = addDock("dock_playground", tr("Playground"), playgroundPanel_, Qt::BottomDockWidgetArea);
   tabifyDockWidget(gens, play);
   gens->raise();
   // The side columns run the full height; generations sit under the plot.
   setCorner(Qt::BottomLeftCorner, Qt::LeftDockWidgetArea);
   setCorner(Qt::BottomRightCorner, Qt::RightDockWidgetArea);
-  resizeDocks({model, run}, {540, 320}, Qt::Horizontal);
-  resizeDocks({run, metrics}, {200, 500}, Qt::Vertical);
-  resizeDocks({gens}, {230}, Qt::Vertical);
+  resizeDocks({model, run}, {540, 360}, Qt::Horizontal);
+  resizeDocks({run, metrics}, {190, 510}, Qt::Vertical);
+  resizeDocks({gens}, {260}, Qt::Vertical);
+
+  // The plot drains the run's buffer every 40 ms on the GUI thread (never one signal per step).
+  drain_ = new QTimer(this);
+  drain_->setInterval(40);
+  connect(drain_, &QTimer::timeout, this, [this] { lossPanel_->append(controller_->buffer().take()); });
+  drain_->start();
+  connect(controller_, &RunController::started, this, [this](qint64 id) {
+    lossPanel_->clear({});
+    statusBar()->showMessage(tr("Run %1 started").arg(id), 5000);
+    historyPanel_->refresh();
+  });
+  connect(controller_, &RunController::finished, this, [this](const QString& status, const QString& error, qint64 id) {
+    lossPanel_->append(controller_->buffer().take());
+    statusBar()->showMessage(tr("Run %1 %2").arg(id).arg(status), 8000);
+    if (id > 0) showRun(id);
+    historyPanel_->refresh();
+    if (status == "completed") {
+      const auto out = spec_->get("output.dir", "");
+      QString dir = out.is_string() ? QString::fromStdString(out.get<std::string>()) : QString();
+      if (QDir::isRelativePath(dir)) dir = QDir(spec_->baseDir()).filePath(dir);
+      playgroundPanel_->setModels(QString::fromStdString(spec_->get("model.path", "").get<std::string>()), dir + "/model");
+    }
+  });
+  connect(historyPanel_, &HistoryPanel::openRun, this, &MainWindow::showRun);
+  connect(historyPanel_, &HistoryPanel::overlayRun, this, [this](qint64 id) {
+    try {
+      store::Store st(storePath_.toStdString());
+      std::vector<LossPoint> pts;
+      for (const auto& s : st.steps(id)) pts.push_back({s.phase, s.step, s.loss_fgt, s.loss_rdn, s.loss_nor, s.total});
+      lossPanel_->addOverlay(tr("run %1 total").arg(id), pts);
+    } catch (const std::exception& e) {
+      statusBar()->showMessage(QString::fromStdString(e.what()), 8000);
+    }
+  });
+  connect(modelPanel_, &ModelPanel::modelOpened, this, [this](const QString& dir) { spec_->set("model.path", dir.toStdString()); });
+  connect(methodPanel_, &MethodPanel::presetLoaded, this, [this](const QString&) {
+    datasetsPanel_->syncFromSpec();
+    const auto m = spec_->get("model.path", "");
+    if (m.is_string() && !m.get<std::string>().empty()) {
+      QString dir = QString::fromStdString(m.get<std::string>());
+      if (QDir::isRelativePath(dir)) dir = QDir(spec_->baseDir()).filePath(dir);
+      modelPanel_->openFolder(QDir::cleanPath(dir));
+    }
+  });
+  setStorePath(QString::fromStdString(store::default_store_path().string()));
 
   buildMenus();
   connect(modelPanel_, &ModelPanel::openRequested, this, &MainWindow::chooseModel);
@@ -137,6 +162,10 @@ void MainWindow::buildMenus() {
   QMenu* file = menuBar()->addMenu(tr("&File"));
   QAction* open = file->addAction(tr("&Open Model…"), this, &MainWindow::chooseModel);
   open->setShortcut(QKeySequence::Open);
+  file->addAction(tr("Open &Spec…"), this, [this] {
+    const QString f = QFileDialog::getOpenFileName(this, tr("Open an experiment spec"), {}, tr("Spec (*.json)"));
+    if (!f.isEmpty()) openSpec(f);
+  });
   recentMenu_ = file->addMenu(tr("Open &Recent"));
   rebuildRecentMenu();
   file->addSeparator();
@@ -160,6 +189,22 @@ void MainWindow::chooseModel() {
   const QString start = settings.value("recent/models").toStringList().value(0);
   const QString dir = QFileDialog::getExistingDirectory(this, tr("Open a Hugging Face model folder"), start);
   if (!dir.isEmpty()) openModel(dir);
+}
+
+void MainWindow::setStorePath(const QString& path) {
+  storePath_ = path;
+  runPanel_->setStorePath(path);
+  historyPanel_->setStorePath(path);
+}
+
+bool MainWindow::openSpec(const QString& file) {
+  methodPanel_->loadPreset(file);
+  return methodPanel_->problemsText() != QString() && spec_->problems().isEmpty();
+}
+
+void MainWindow::showRun(qint64 runId) {
+  generationsPanel_->showRun(storePath_, runId);
+  metricsPanel_->showRun(storePath_, runId);
 }
 
 bool MainWindow::openModel(const QString& dir) {

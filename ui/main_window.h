@@ -8,6 +8,15 @@ namespace lethe::ui {
 
 class ModelPanel;
 class LossPlotPanel;
+class SpecModel;
+class RunController;
+class MethodPanel;
+class DatasetsPanel;
+class RunPanel;
+class GenerationsPanel;
+class MetricsPanel;
+class HistoryPanel;
+class PlaygroundPanel;
 
 class MainWindow : public QMainWindow {
   Q_OBJECT
@@ -17,6 +26,22 @@ class MainWindow : public QMainWindow {
 
   ModelPanel* modelPanel() const { return modelPanel_; }
   LossPlotPanel* lossPanel() const { return lossPanel_; }
+  SpecModel* spec() const { return spec_; }
+  RunController* runController() const { return controller_; }
+  MethodPanel* methodPanel() const { return methodPanel_; }
+  DatasetsPanel* datasetsPanel() const { return datasetsPanel_; }
+  RunPanel* runPanel() const { return runPanel_; }
+  GenerationsPanel* generationsPanel() const { return generationsPanel_; }
+  MetricsPanel* metricsPanel() const { return metricsPanel_; }
+  HistoryPanel* historyPanel() const { return historyPanel_; }
+  PlaygroundPanel* playgroundPanel() const { return playgroundPanel_; }
+  // The experiment store the runs are recorded in (default: $LETHE_STORE or ~/.local/share/...).
+  void setStorePath(const QString& path);
+  QString storePath() const { return storePath_; }
+  // Opens a spec file (also the command-line argument).
+  bool openSpec(const QString& file);
+  // Shows a stored run in Generations, Metrics and the plot.
+  void showRun(qint64 runId);
   // Every dock by object name ("dock_model", "dock_datasets", ...).
   QList<QDockWidget*> docks() const;
   // Opens a model folder through the Model panel (also the command-line argument).
@@ -36,7 +61,18 @@ class MainWindow : public QMainWindow {
 
   ModelPanel* modelPanel_ = nullptr;
   LossPlotPanel* lossPanel_ = nullptr;
+  SpecModel* spec_ = nullptr;
+  RunController* controller_ = nullptr;
+  MethodPanel* methodPanel_ = nullptr;
+  DatasetsPanel* datasetsPanel_ = nullptr;
+  RunPanel* runPanel_ = nullptr;
+  GenerationsPanel* generationsPanel_ = nullptr;
+  MetricsPanel* metricsPanel_ = nullptr;
+  HistoryPanel* historyPanel_ = nullptr;
+  PlaygroundPanel* playgroundPanel_ = nullptr;
+  QString storePath_;
   QMenu* recentMenu_ = nullptr;
+  class QTimer* drain_ = nullptr;
   QMenu* viewMenu_ = nullptr;
 };
 

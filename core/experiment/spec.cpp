@@ -69,7 +69,10 @@ struct Reader {
   }
   fs::path file(const io::Json& o, const std::string& key, const std::string& path, bool required, bool folder) {
     const std::string s = str(o, key, path, "", required);
-    if (s.empty()) return {};
+    if (s.empty()) {
+      if (required && o.contains(key) && o[key].is_string()) fail(path, "not set");
+      return {};
+    }
     fs::path p = fs::path(s).is_absolute() ? fs::path(s) : base / s;
     std::error_code ec;
     if (!fs::exists(p, ec)) fail(path, std::string(folder ? "folder" : "file") + " not found: " + p.string());

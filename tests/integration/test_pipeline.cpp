@@ -23,33 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A complete experiment folder: tiny model, PKU-style forget set, TruthfulQA-style CSV,
-// evaluation prompts, a protected text. Returns the base spec (relative paths).
-io::Json make_experiment(const fs::path& dir) {
-  lethe::testing::write_gpt2_tiny_model(dir / "model");
-  std::ofstream pku(dir / "forget.jsonl");
-  for (const auto& p : lethe::testing::forget_pairs())
-    pku << io::Json{{"prompt", p.prompt}, {"response_0", p.response}, {"response_1", "Please be kind instead."},
-                    {"is_response_0_safe", false}, {"is_response_1_safe", true}}.dump()
-        << "\n";
-  pku.close();
-  std::ofstream csv(dir / "normal.csv");
-  csv << "Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source\n";
-  for (int rep = 0; rep < 2; ++rep)
-    for (const auto& p : lethe::testing::normal_pairs())
-      csv << "A,B,\"" << p.prompt << "\",\"" << p.response << "\",\"" << p.response << "; True\",\"No; Never\",src\n";
-  csv.close();
-  std::ofstream prompts(dir / "prompts.txt");
-  for (const auto& p : lethe::testing::forget_pairs()) prompts << p.prompt << "\n";
-  prompts.close();
-  return {{"name", "tiny"},
-          {"seed", 7},
-          {"model", {{"path", "model"}, {"device", "cpu"}}},
-          {"datasets", {{"forget", {{"path", "forget.jsonl"}}}, {"normal", {{"path", "normal.csv"}}}}},
-          {"unlearn", {{"K", 2}, {"lr", 1e-3}, {"steps", 6}, {"dropout", false}}},
-          {"evaluation", {{"max_new_tokens", 6}}},
-          {"output", {{"dir", "out"}}}};
-}
+io::Json make_experiment(const fs::path& dir) { return lethe::testing::write_experiment(dir); }
 
 std::string spec_error(const io::Json& j, const fs::path& base) {
   try {
@@ -87,6 +61,7 @@ TEST(Spec, BadSpecsAreRejectedWithTheirJsonPaths) {
   EXPECT_EQ(without("model", "path"), one + "model.path: missing");
   EXPECT_EQ(with("model.path=\"nowhere\""), one + "model.path: folder not found: " + (d / "nowhere").string());
   EXPECT_EQ(with("model.path=42"), one + "model.path: expected a string, got 42");
+  EXPECT_EQ(with("model.path=\"\""), one + "model.path: not set");  // the GUI's empty field
   EXPECT_EQ(with("model.dtype=\"int8\""), one + "model.dtype: expected fp32, bf16 or fp16, got 'int8'");
   EXPECT_EQ(without("datasets", "forget"), one + "datasets.forget: missing");
   EXPECT_EQ(with("datasets.forget.path=\"missing.jsonl\""), one + "datasets.forget.path: file not found: " + (d / "missing.jsonl").string());

@@ -142,4 +142,30 @@ void write_gpt2_tiny_model(const fs::path& dir, uint32_t seed) {
   fs::copy_file(gpt2 / "vocab.bpe", dir / "merges.txt", fs::copy_options::overwrite_existing);
 }
 
+io::Json write_experiment(const fs::path& dir) {
+  write_gpt2_tiny_model(dir / "model");
+  std::ofstream pku(dir / "forget.jsonl");
+  for (const auto& p : forget_pairs())
+    pku << io::Json{{"prompt", p.prompt}, {"response_0", p.response}, {"response_1", "Please be kind instead."},
+                    {"is_response_0_safe", false}, {"is_response_1_safe", true}}.dump()
+        << "\n";
+  pku.close();
+  std::ofstream csv(dir / "normal.csv");
+  csv << "Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source\n";
+  for (int rep = 0; rep < 2; ++rep)
+    for (const auto& p : normal_pairs())
+      csv << "A,B,\"" << p.prompt << "\",\"" << p.response << "\",\"" << p.response << "; True\",\"No; Never\",src\n";
+  csv.close();
+  std::ofstream prompts(dir / "prompts.txt");
+  for (const auto& p : forget_pairs()) prompts << p.prompt << "\n";
+  prompts.close();
+  return {{"name", "tiny"},
+          {"seed", 7},
+          {"model", {{"path", "model"}, {"device", "cpu"}}},
+          {"datasets", {{"forget", {{"path", "forget.jsonl"}}}, {"normal", {{"path", "normal.csv"}}}}},
+          {"unlearn", {{"K", 2}, {"lr", 1e-3}, {"steps", 6}, {"dropout", false}}},
+          {"evaluation", {{"max_new_tokens", 6}}},
+          {"output", {{"dir", "out"}}}};
+}
+
 }  // namespace lethe::testing

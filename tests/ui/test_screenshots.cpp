@@ -14,10 +14,13 @@ using namespace lethe::ui;
 
 class ScreenshotTest : public QObject {
   Q_OBJECT
+  lethe::testing::TempDir store_;
+
  private Q_SLOTS:
   void initTestCase() {
     QStandardPaths::setTestModeEnabled(true);
     QSettings().clear();
+    qputenv("LETHE_STORE", QByteArray(store_.path.c_str()) + "/lethe.db");
   }
 
   void mainWindowAndDocks() {

@@ -1,0 +1,105 @@
+// The workbench driven like a person would, offscreen: open a spec, start a run on a tiny model,
+// watch the curves grow, stop, restart, complete; generations, metrics, history filled; a review
+// stored; the content warning, the redaction and the playground.
+#include <QLineEdit>
+#include <QPushButton>
+#include <QSignalSpy>
+#include <QSpinBox>
+#include <QStandardPaths>
+#include <QtTest>
+
+#include "datasets_panel.h"
+#include "generations_panel.h"
+#include "history_panel.h"
+#include "io/json.h"
+#include "loss_plot_panel.h"
+#include "main_window.h"
+#include "method_panel.h"
+#include "metrics_panel.h"
+#include "playground_panel.h"
+#include "run_controller.h"
+#include "run_panel.h"
+#include "spec_model.h"
+#include "store/store.h"
+#include "support/tiny_opt.h"
+#include "support/unlearn_fixture.h"
+
+using namespace lethe::ui;
+
+class WorkbenchRunTest : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void initTestCase() { QStandardPaths::setTestModeEnabled(true); }
+
+  void completeRunThroughTheGui() {
+    lethe::testing::TempDir d;
+    auto spec = lethe::testing::write_experiment(d.path);
+    spec["unlearn"]["steps"] = 400;  // long enough to stop by hand
+    lethe::io::write_json_file(d / "spec.json", spec);
+    MainWindow w;
+    w.setStorePath(QString::fromStdString((d / "lethe.db").string()));
+    w.show();
+    QVERIFY(w.openSpec(QString::fromStdString((d / "spec.json").string())));
+    QVERIFY2(w.spec()->problems().isEmpty(), qPrintable(w.spec()->problems().join("\n")));
+    QCOMPARE(w.findChild<QSpinBox*>("steps")->value(), 400);
+
+    // Datasets: the samples hide behind the content warning; redaction hides the answers.
+    QVERIFY(!w.datasetsPanel()->previewVisible());
+    w.findChild<QPushButton*>("show_samples")->click();
+    QVERIFY(w.datasetsPanel()->previewVisible());
+    QCOMPARE(w.datasetsPanel()->previewRows(), 5);
+    QVERIFY(w.datasetsPanel()->previewCell(0, 2).contains("rumour"));
+    w.datasetsPanel()->setRedacted(true);
+    QVERIFY(!w.datasetsPanel()->previewCell(0, 2).contains("rumour"));
+
+    // Start, watch the curves grow, stop.
+    QSignalSpy finished(w.runController(), &RunController::finished);
+    w.findChild<QPushButton*>("run_start")->click();
+    QTRY_VERIFY_WITH_TIMEOUT(w.lossPanel()->pointCount() >= 3, 60000);
+    w.findChild<QPushButton*>("run_stop")->click();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+    QCOMPARE(finished.at(0).at(0).toString(), QString("cancelled"));
+
+    // Restart with a short budget: it completes.
+    w.findChild<QSpinBox*>("steps")->setValue(6);
+    w.findChild<QPushButton*>("run_start")->click();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, 120000);
+    QCOMPARE(finished.at(1).at(0).toString(), QString("completed"));
+    QCOMPARE(w.lossPanel()->pointCount(), 6);
+    QCOMPARE(w.generationsPanel()->rowCount(), 5);
+    QVERIFY(!w.generationsPanel()->cell(0, 1).isEmpty());
+    QVERIFY(!w.metricsPanel()->value("perplexity_after").isEmpty());
+    QVERIFY(w.metricsPanel()->headline().contains("perplexity"));
+    QCOMPARE(w.historyPanel()->runCount(), 2);
+
+    // A review is stored.
+    w.generationsPanel()->selectRow(0);
+    QVERIFY(w.generationsPanel()->detailHtml().contains("Prompt"));
+    QVERIFY(w.generationsPanel()->review("harmless", "reads fine"));
+    lethe::store::Store st((d / "lethe.db").string());
+    const qint64 run = finished.at(1).at(2).toLongLong();
+    QCOMPARE(static_cast<int>(st.reviews(run).size()), 1);
+    QCOMPARE(QString::fromStdString(st.reviews(run)[0].label), QString("harmless"));
+
+    // Playground: the original and the unlearned model answer side by side.
+    w.playgroundPanel()->setModels(QString::fromStdString((d / "model").string()), QString::fromStdString((d / "out" / "model").string()));
+    w.playgroundPanel()->setPrompt("How do I skip paying for a meal?");
+    QSignalSpy done(w.playgroundPanel(), &PlaygroundPanel::done);
+    w.playgroundPanel()->generate();
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 60000);
+    QVERIFY(!w.playgroundPanel()->busy());
+  }
+
+  void invalidSpecIsShownInlineAndNotRun() {
+    lethe::testing::TempDir d;
+    MainWindow w;
+    w.setStorePath(QString::fromStdString((d / "lethe.db").string()));
+    w.findChild<QPushButton*>("run_start")->click();
+    QVERIFY(!w.runController()->isRunning());
+    QVERIFY(w.runPanel()->statusText().contains("model.path"));
+    QVERIFY(w.methodPanel()->problemsText().contains("model.path"));
+  }
+};
+
+QTEST_MAIN(WorkbenchRunTest)
+#include "test_workbench_run.moc"

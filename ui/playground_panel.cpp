@@ -1,0 +1,144 @@
+#include "playground_panel.h"
+
+#include <QFileDialog>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QMetaObject>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QThread>
+#include <QToolButton>
+#include <QVBoxLayout>
+#include <mutex>
+
+#include "eval/evaluate.h"
+#include "model/checkpoint.h"
+#include "model/generate.h"
+#include "text/load_tokenizer.h"
+
+namespace lethe::ui {
+
+struct PlaygroundModels {
+  std::mutex mutex;  // one generation at a time
+  std::string original_path, unlearned_path;
+  std::unique_ptr<model::LoadedModel> original, unlearned;
+  std::unique_ptr<text::Tokenizer> tok;
+};
+
+PlaygroundPanel::PlaygroundPanel(QWidget* parent) : QWidget(parent), models_(std::make_shared<PlaygroundModels>()) {
+  auto* root = new QVBoxLayout(this);
+  auto* form = new QFormLayout;
+  auto pathRow = [&](QLineEdit*& edit, const QString& label, const char* name) {
+    auto* row = new QHBoxLayout;
+    edit = new QLineEdit(this);
+    edit->setObjectName(name);
+    auto* b = new QToolButton(this);
+    b->setText("…");
+    connect(b, &QToolButton::clicked, this, [this, e = edit, label] {
+      const QString d = QFileDialog::getExistingDirectory(this, label);
+      if (!d.isEmpty()) e->setText(d);
+    });
+    row->addWidget(edit, 1);
+    row->addWidget(b);
+    form->addRow(label, row);
+  };
+  pathRow(original_, tr("Original model"), "playground_original");
+  pathRow(unlearned_, tr("Unlearned model"), "playground_unlearned");
+  root->addLayout(form);
+  auto* pr = new QHBoxLayout;
+  prompt_ = new QLineEdit(this);
+  prompt_->setObjectName("playground_prompt");
+  prompt_->setPlaceholderText(tr("Ask both models a question"));
+  go_ = new QPushButton(tr("Generate"), this);
+  go_->setObjectName("playground_go");
+  pr->addWidget(prompt_, 1);
+  pr->addWidget(go_);
+  root->addLayout(pr);
+  auto* panes = new QHBoxLayout;
+  for (auto [pane, title, name] : {std::tuple{&left_, tr("Original"), "playground_left"}, std::tuple{&right_, tr("Unlearned"), "playground_right"}}) {
+    auto* box = new QVBoxLayout;
+    box->addWidget(new QLabel("<b>" + title + "</b>", this));
+    *pane = new QPlainTextEdit(this);
+    (*pane)->setObjectName(name);
+    (*pane)->setReadOnly(true);
+    box->addWidget(*pane, 1);
+    panes->addLayout(box, 1);
+  }
+  root->addLayout(panes, 1);
+  status_ = new QLabel(this);
+  root->addWidget(status_);
+  connect(go_, &QPushButton::clicked, this, &PlaygroundPanel::generate);
+  connect(prompt_, &QLineEdit::returnPressed, this, &PlaygroundPanel::generate);
+}
+
+PlaygroundPanel::~PlaygroundPanel() {
+  if (thread_) thread_->wait();
+}
+
+void PlaygroundPanel::setModels(const QString& original, const QString& unlearned) {
+  original_->setText(original);
+  unlearned_->setText(unlearned);
+}
+void PlaygroundPanel::setPrompt(const QString& p) { prompt_->setText(p); }
+QString PlaygroundPanel::originalText() const { return left_->toPlainText(); }
+QString PlaygroundPanel::unlearnedText() const { return right_->toPlainText(); }
+
+void PlaygroundPanel::generate() {
+  if (busy_ || prompt_->text().trimmed().isEmpty()) return;
+  if (thread_) {
+    thread_->wait();
+    delete thread_;
+  }
+  busy_ = true;
+  go_->setEnabled(false);
+  left_->clear();
+  right_->clear();
+  status_->setText(tr("Loading and generating…"));
+  const std::string prompt = prompt_->text().toStdString(), orig = original_->text().toStdString(), unl = unlearned_->text().toStdString();
+  auto models = models_;
+  thread_ = QThread::create([this, models, prompt, orig, unl] {
+    QString error;
+    try {
+      std::lock_guard<std::mutex> lock(models->mutex);
+      auto load = [&](const std::string& path, std::string& cached, std::unique_ptr<model::LoadedModel>& slot) {
+        if (path.empty()) return;
+        if (cached != path || !slot) {
+          slot = std::make_unique<model::LoadedModel>(model::load_opt(path, {"fp32", "auto"}));
+          cached = path;
+        }
+      };
+      load(orig, models->original_path, models->original);
+      load(unl, models->unlearned_path, models->unlearned);
+      if (!models->tok) models->tok = text::load_tokenizer(orig.empty() ? unl : orig);
+      model::SamplingOptions o;
+      o.max_new_tokens = 64;
+      o.stop_strings = {"###"};
+      for (int side = 0; side < 2; ++side) {
+        auto& m = side == 0 ? models->original : models->unlearned;
+        if (!m) continue;
+        QPlainTextEdit* pane = side == 0 ? left_ : right_;
+        model::generate(*m->model, *models->tok, {eval::answer_prompt(prompt)}, o, [this, pane](size_t, const std::string& text) {
+          const QString t = QString::fromStdString(text);
+          QMetaObject::invokeMethod(pane, [pane, t] { pane->setPlainText(t); }, Qt::QueuedConnection);
+          return true;
+        });
+      }
+    } catch (const std::exception& e) {
+      error = QString::fromStdString(e.what());
+    }
+    QMetaObject::invokeMethod(
+        this,
+        [this, error] {
+          busy_ = false;
+          go_->setEnabled(true);
+          status_->setText(error.isEmpty() ? tr("Greedy, 64 tokens at most, stops at the next ###.") : tr("Failed: %1").arg(error));
+          Q_EMIT done();
+        },
+        Qt::QueuedConnection);
+  });
+  thread_->start();
+}
+
+}  // namespace lethe::ui

@@ -1,0 +1,130 @@
+#include "run_controller.h"
+
+#include <QMetaObject>
+#include <condition_variable>
+#include <mutex>
+
+#include "experiment/pipeline.h"
+#include "experiment/spec.h"
+#include "store/store.h"
+#include "util/error.h"
+
+namespace lethe::ui {
+
+struct RunShared {
+  unlearn::CancelToken cancel;
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool paused = false;
+};
+
+namespace {
+
+// Runs on the worker thread: steps go to the buffer; phases and progress cross to the GUI
+// thread as queued signals (a handful per second, not one per step).
+class WorkerObserver : public experiment::RunObserver {
+ public:
+  WorkerObserver(RunController* c, std::shared_ptr<RunShared> shared, int64_t total) : c_(c), shared_(std::move(shared)), total_(total) {}
+  void on_run(int64_t id) override { QMetaObject::invokeMethod(c_, [c = c_, id] { Q_EMIT c->started(id); }, Qt::QueuedConnection); }
+  void on_phase(const std::string& p) override {
+    const QString phase = QString::fromStdString(p);
+    QMetaObject::invokeMethod(c_, [c = c_, phase] { Q_EMIT c->phaseChanged(phase); }, Qt::QueuedConnection);
+    phase_ = p;
+  }
+  void on_step(const unlearn::StepMetrics& m) override {
+    c_->buffer().push({phase_, m.step, m.loss_fgt, m.loss_rdn, m.loss_nor, m.total, m.forget_ce, m.lr, m.grad_norm, m.tokens_per_s,
+                       m.elapsed_s});
+    const qint64 step = m.step, total = phase_ == "unlearn" ? total_ : 0;
+    const double tps = m.tokens_per_s, el = m.elapsed_s;
+    QMetaObject::invokeMethod(c_, [c = c_, step, total, tps, el] { Q_EMIT c->progress(step, total, tps, el); }, Qt::QueuedConnection);
+    // Pause: wait here, between steps, until resumed or cancelled.
+    std::unique_lock<std::mutex> lock(shared_->mutex);
+    shared_->cv.wait(lock, [&] { return !shared_->paused || shared_->cancel.cancelled(); });
+  }
+
+ private:
+  RunController* c_;
+  std::shared_ptr<RunShared> shared_;
+  int64_t total_;
+  std::string phase_ = "unlearn";
+};
+
+}  // namespace
+
+RunController::RunController(QObject* parent) : QObject(parent) {}
+
+RunController::~RunController() {
+  stop();
+  if (thread_) {
+    thread_->quit();
+    thread_->wait();
+  }
+}
+
+bool RunController::start(const QString& spec_json, const QString& base_dir, const QString& store_path) {
+  if (running_) {
+    Q_EMIT finished("failed", tr("A run is already going."), 0);
+    return false;
+  }
+  if (thread_) {
+    thread_->wait();
+    delete thread_;
+    thread_ = nullptr;
+  }
+  shared_ = std::make_shared<RunShared>();
+  running_ = true;
+  storePath_ = store_path;
+  const std::string spec_text = spec_json.toStdString(), base = base_dir.toStdString(), db = store_path.toStdString();
+  auto shared = shared_;
+  thread_ = QThread::create([this, shared, spec_text, base, db] {
+    QString status, error;
+    qint64 run_id = 0;
+    try {
+      io::Json j = io::parse_json(spec_text, "spec");
+      j["_base_dir"] = base;
+      experiment::Spec spec = experiment::parse_spec(j, base);
+      std::unique_ptr<store::Store> st;
+      if (!db.empty()) st = std::make_unique<store::Store>(db);
+      WorkerObserver obs(this, shared, spec.unlearn.max_steps);
+      auto res = experiment::run_pipeline(spec, st.get(), obs, shared->cancel);
+      status = QString::fromStdString(res.status);
+      error = QString::fromStdString(res.error);
+      run_id = res.run_id;
+    } catch (const std::exception& e) {  // the thread boundary: nothing escapes
+      status = "failed";
+      error = QString::fromStdString(e.what());
+    }
+    QMetaObject::invokeMethod(
+        this,
+        [this, status, error, run_id] {
+          running_ = false;
+          Q_EMIT finished(status, error, run_id);
+        },
+        Qt::QueuedConnection);
+  });
+  thread_->start();
+  return true;
+}
+
+void RunController::stop() {
+  if (!shared_) return;
+  shared_->cancel.cancel();
+  std::lock_guard<std::mutex> lock(shared_->mutex);
+  shared_->paused = false;
+  shared_->cv.notify_all();
+}
+
+void RunController::setPaused(bool paused) {
+  if (!shared_) return;
+  std::lock_guard<std::mutex> lock(shared_->mutex);
+  shared_->paused = paused;
+  shared_->cv.notify_all();
+}
+
+bool RunController::isPaused() const {
+  if (!shared_) return false;
+  std::lock_guard<std::mutex> lock(shared_->mutex);
+  return shared_->paused;
+}
+
+}  // namespace lethe::ui
