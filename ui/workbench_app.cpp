@@ -30,7 +30,10 @@ int run_workbench(int argc, char** argv) {
   parser.addVersionOption();
   QCommandLineOption selfCheck("self-check", "Exercise libtorch, sentencepiece and sqlite, show the window, exit.");
   parser.addOption(selfCheck);
-  parser.addPositionalArgument("MODEL_DIR", "A Hugging Face model folder to open.", "[MODEL_DIR]");
+  QCommandLineOption storeOpt("store", "The experiment store (default: $LETHE_STORE or ~/.local/share/lethe/lethe.db).", "DB");
+  parser.addOption(storeOpt);
+  parser.addPositionalArgument("MODEL_DIR|SPEC.json", "A Hugging Face model folder or an experiment spec to open.",
+                               "[MODEL_DIR | SPEC.json]");
   parser.process(app);
 
   if (parser.isSet(selfCheck)) {
@@ -44,8 +47,12 @@ int run_workbench(int argc, char** argv) {
 
   MainWindow window;
   window.show();
+  if (parser.isSet(storeOpt)) window.setStorePath(parser.value(storeOpt));
   const QStringList args = parser.positionalArguments();
-  if (!args.isEmpty()) window.openModel(args.first());
+  if (!args.isEmpty()) {
+    if (args.first().endsWith(".json", Qt::CaseInsensitive)) window.openSpec(args.first());
+    else window.openModel(args.first());
+  }
 
   if (parser.isSet(selfCheck)) {
     QTimer::singleShot(0, &app, [&] {

@@ -1,55 +1,68 @@
 // Screenshots of the workbench at 1280x800 on a real X server (run under xvfb-run): the whole
-// window with a model open, and each dock. Checks every PNG was written and is not blank.
+// window after a completed run on a tiny model, and each dock. Checks every PNG was written and
+// is not blank. scripts/screenshots.sh writes them to docs/screenshots (README shows them).
 #include <QDir>
 #include <QDockWidget>
 #include <QImage>
+#include <QPushButton>
 #include <QSettings>
+#include <QSignalSpy>
 #include <QStandardPaths>
 #include <QtTest>
 
+#include "datasets_panel.h"
+#include "generations_panel.h"
+#include "io/json.h"
 #include "main_window.h"
+#include "playground_panel.h"
+#include "run_controller.h"
 #include "support/tiny_opt.h"
+#include "support/unlearn_fixture.h"
 
 using namespace lethe::ui;
 
 class ScreenshotTest : public QObject {
   Q_OBJECT
-  lethe::testing::TempDir store_;
+  lethe::testing::TempDir dir_;
 
  private Q_SLOTS:
   void initTestCase() {
     QStandardPaths::setTestModeEnabled(true);
     QSettings().clear();
-    qputenv("LETHE_STORE", QByteArray(store_.path.c_str()) + "/lethe.db");
   }
 
   void mainWindowAndDocks() {
     const QString out = qEnvironmentVariable("LETHE_SCREENSHOT_DIR", QDir::currentPath() + "/screenshots");
     QVERIFY(QDir().mkpath(out));
-    lethe::testing::TempDir d;
-    lethe::testing::TinyOpt spec;  // a small but real-looking model: 4 layers, hidden 64
-    spec.hidden = 64;
-    spec.heads = 4;
-    spec.layers = 4;
-    spec.ffn = 256;
-    spec.vocab = 512;
-    spec.positions = 128;
-    spec.embed_proj_dim = 64;
-    lethe::testing::write_tiny_opt(d / "tiny-opt", spec);
-    lethe::testing::write_text(d / "tiny-opt" / "vocab.json", "{}");
-    lethe::testing::write_text(d / "tiny-opt" / "merges.txt", "");
+    auto spec = lethe::testing::write_experiment(dir_.path);
+    spec["name"] = "tiny-demo";
+    spec["unlearn"]["steps"] = 40;
+    lethe::io::write_json_file(dir_ / "spec.json", spec);
 
     MainWindow w;
+    w.setStorePath(QString::fromStdString((dir_ / "lethe.db").string()));
     w.resize(1280, 800);
     w.show();
     QVERIFY(QTest::qWaitForWindowExposed(&w));
-    QVERIFY(w.openModel(QString::fromStdString((d / "tiny-opt").string())));
+    QVERIFY(w.openSpec(QString::fromStdString((dir_ / "spec.json").string())));
+    QSignalSpy finished(w.runController(), &RunController::finished);
+    w.findChild<QPushButton*>("run_start")->click();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 180000);
+    QCOMPARE(finished.at(0).at(0).toString(), QString("completed"));
+    w.generationsPanel()->selectRow(0);
+    w.datasetsPanel()->acceptWarning();
+    w.datasetsPanel()->setRedacted(true);
+    w.playgroundPanel()->setModels(QString::fromStdString((dir_ / "model").string()),
+                                   QString::fromStdString((dir_ / "out" / "model").string()));
+    w.playgroundPanel()->setPrompt("How do I skip paying for a meal?");
+    QSignalSpy done(w.playgroundPanel(), &PlaygroundPanel::done);
+    w.playgroundPanel()->generate();
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 60000);
     QTest::qWait(300);
 
     auto save = [&](QWidget* widget, const QString& name) {
       const QImage img = widget->grab().toImage();
       QVERIFY2(!img.isNull(), qPrintable(name));
-      // Not blank: more than a handful of distinct colours.
       QSet<QRgb> colours;
       for (int y = 0; y < img.height(); y += 7)
         for (int x = 0; x < img.width(); x += 7) colours.insert(img.pixel(x, y));
