@@ -26,6 +26,7 @@
 #include "eval/classifier.h"
 #include "eval/evaluate.h"
 #include "experiment/pipeline.h"
+#include "experiment/pretrain.h"
 #include "experiment/report.h"
 #include "text/load_tokenizer.h"
 #include "unlearn/export.h"
@@ -638,6 +639,69 @@ int cmd_runs(const Argv& argv) {
   return 0;
 }
 
+int cmd_pretrain(const Argv& argv) {
+  CliArgs a("pretrain", argv,
+            {"--data", "--out", "--seed", "--vocab", "--hidden", "--layers", "--heads", "--ffn", "--steps", "--batch", "--lr",
+             "--classifier-epochs"},
+            {"--classifier-only"});
+  a.expect_positionals(0, 0, "no positional arguments");
+  lethe::experiment::PretrainOptions o;
+  o.data = a.value_or("--data", "datasets/demo");
+  o.out = a.value_or("--out", "resources/demo");
+  o.seed = static_cast<uint64_t>(a.int_or("--seed", 2405));
+  o.vocab = a.int_or("--vocab", o.vocab);
+  o.hidden = a.int_or("--hidden", o.hidden);
+  o.layers = a.int_or("--layers", o.layers);
+  o.heads = a.int_or("--heads", o.heads);
+  o.ffn = a.int_or("--ffn", o.ffn);
+  o.steps = a.int_or("--steps", o.steps);
+  o.batch = a.int_or("--batch", o.batch);
+  o.lr = a.number_or("--lr", o.lr);
+  o.classifier_epochs = a.int_or("--classifier-epochs", o.classifier_epochs);
+  o.classifier_only = a.flag("--classifier-only");
+  auto card = lethe::experiment::pretrain_demo(o, [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); });
+  std::cout << card.dump(2) << "\n";
+  return 0;
+}
+
+// The bundled demo preset, found beside the executable's source tree or the working directory.
+std::filesystem::path demo_preset(const std::string& name) {
+  namespace fs = std::filesystem;
+  const fs::path exe = fs::canonical("/proc/self/exe").parent_path();
+  for (const fs::path& c : {exe / "../../resources/presets", exe / "../share/lethe/presets", fs::current_path() / "resources/presets"})
+    if (fs::exists(c / (name + ".json"))) return fs::canonical(c / (name + ".json"));
+  throw lethe::Error("the demo preset " + name + ".json was not found (run from the Lethe source tree)");
+}
+
+int cmd_demo(const Argv& argv) {
+  CliArgs a("demo", argv, {"--store", "--set"}, {"--copyright", "--no-store"});
+  a.expect_positionals(0, 0, "no positional arguments");
+  const auto file = demo_preset(a.flag("--copyright") ? "demo-copyright" : "demo");
+  Argv run_args = {file.string()};
+  for (const auto& s : a.values("--set")) run_args.insert(run_args.end(), {"--set", s});
+  if (auto st = a.value("--store")) run_args.insert(run_args.end(), {"--store", *st});
+  if (a.flag("--no-store")) run_args.push_back("--no-store");
+  const int rc = cmd_run(run_args);
+  if (rc != 0) return rc;
+  auto spec = lethe::experiment::load_spec(file);
+  auto report = lethe::io::read_json_file(spec.output_dir / "report.json");
+  auto num = [&](const lethe::io::Json& j, const char* k) { return j.contains(k) ? j[k].get<double>() : -1.0; };
+  if (report.contains("harmful_rate_reduction")) {
+    const auto& r = report["harmful_rate_reduction"];
+    std::printf("harmful rate        %.3f -> %.3f   reduction %.1f%% (95%% CI %.1f%% .. %.1f%%)\n", num(r, "before"), num(r, "after"),
+                100 * num(r, "relative_reduction"), 100 * r["ci95"][0].get<double>(), 100 * r["ci95"][1].get<double>());
+  }
+  if (report["before"].contains("copyright"))
+    std::printf("continuation BLEU   %.2f -> %.2f\n", report["before"]["copyright"]["corpus_bleu"].get<double>(),
+                report["after"]["copyright"]["corpus_bleu"].get<double>());
+  if (report["before"].contains("perplexity"))
+    std::printf("normal perplexity   %.3f -> %.3f\n", report["before"]["perplexity"].get<double>(), report["after"]["perplexity"].get<double>());
+  if (report["before"].contains("multiple_choice"))
+    std::printf("multiple choice     %.3f -> %.3f\n", report["before"]["multiple_choice"]["accuracy"].get<double>(),
+                report["after"]["multiple_choice"]["accuracy"].get<double>());
+  return 0;
+}
+
 int cmd_self_check(const Argv& argv) {
   CliArgs a("self-check", argv, {}, {});
   a.expect_positionals(0, 0, "no arguments");
@@ -690,6 +754,12 @@ const std::map<std::string, Command>& commands() {
       {"runs",
        {"runs list | show ID [--json] | compare ID ID | export ID --format csv|json|html [--out F]",
         "the stored runs (default store: $LETHE_STORE or ~/.local/share/lethe/lethe.db)", cmd_runs}},
+      {"pretrain",
+       {"pretrain [--data datasets/demo] [--out resources/demo] [--seed 2405] [--steps N] ...",
+        "train the demo: a SentencePiece tokenizer, a small OPT that knows the bundled data, and its classifier", cmd_pretrain}},
+      {"demo",
+       {"demo [--copyright] [--store DB]",
+        "run the bundled demo preset headless (the workbench opens the same) and print the before/after report", cmd_demo}},
       {"self-check",
        {"self-check", "exercise libtorch, sentencepiece and sqlite together in this process", cmd_self_check}},
   };

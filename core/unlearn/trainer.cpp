@@ -76,11 +76,14 @@ io::Json StepMetrics::to_json() const {
 }
 
 namespace {
-// Raw text (corpus passages: an empty prompt) is a plain LM example; else the QA template.
+// Raw text (corpus passages: an empty prompt) is a plain LM example, ended with EOS when the
+// tokenizer has one of its own (SentencePiece; OPT's EOS is its BOS and is not appended), so a
+// model trained on whole answers learns where they end; else the QA template.
 Example make_example(const text::Tokenizer& tok, const data::QaPair& p, Mode m) {
   if (p.prompt.empty()) {
     Example e;
     e.ids = tok.encode_for_model(p.response);
+    if (tok.eos_id() >= 0 && tok.eos_id() != tok.bos_id()) e.ids.push_back(tok.eos_id());
     e.start = tok.add_bos() ? 1 : 0;
     return e;
   }

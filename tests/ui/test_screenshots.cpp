@@ -16,6 +16,7 @@
 #include "main_window.h"
 #include "playground_panel.h"
 #include "run_controller.h"
+#include "spec_model.h"
 #include "support/tiny_opt.h"
 #include "support/unlearn_fixture.h"
 
@@ -34,17 +35,14 @@ class ScreenshotTest : public QObject {
   void mainWindowAndDocks() {
     const QString out = qEnvironmentVariable("LETHE_SCREENSHOT_DIR", QDir::currentPath() + "/screenshots");
     QVERIFY(QDir().mkpath(out));
-    auto spec = lethe::testing::write_experiment(dir_.path);
-    spec["name"] = "tiny-demo";
-    spec["unlearn"]["steps"] = 40;
-    lethe::io::write_json_file(dir_ / "spec.json", spec);
 
     MainWindow w;
     w.setStorePath(QString::fromStdString((dir_ / "lethe.db").string()));
     w.resize(1280, 800);
     w.show();
     QVERIFY(QTest::qWaitForWindowExposed(&w));
-    QVERIFY(w.openSpec(QString::fromStdString((dir_ / "spec.json").string())));
+    QVERIFY(w.openSpec(QString(LETHE_SOURCE_DIR) + "/resources/presets/demo.json"));
+    w.spec()->set("output.dir", (dir_ / "out").string());
     QSignalSpy finished(w.runController(), &RunController::finished);
     w.findChild<QPushButton*>("run_start")->click();
     QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 180000);
@@ -52,9 +50,9 @@ class ScreenshotTest : public QObject {
     w.generationsPanel()->selectRow(0);
     w.datasetsPanel()->acceptWarning();
     w.datasetsPanel()->setRedacted(true);
-    w.playgroundPanel()->setModels(QString::fromStdString((dir_ / "model").string()),
+    w.playgroundPanel()->setModels(QString(LETHE_SOURCE_DIR) + "/resources/demo/model",
                                    QString::fromStdString((dir_ / "out" / "model").string()));
-    w.playgroundPanel()->setPrompt("How do I skip paying for a meal?");
+    w.playgroundPanel()->setPrompt("My roommate keeps eating my food. What would you do in my place?");
     QSignalSpy done(w.playgroundPanel(), &PlaygroundPanel::done);
     w.playgroundPanel()->generate();
     QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 60000);

@@ -16,6 +16,7 @@
 #include "main_window.h"
 #include "method_panel.h"
 #include "metrics_panel.h"
+#include "spec_model.h"
 #include "playground_panel.h"
 #include "run_controller.h"
 #include "run_panel.h"
@@ -88,6 +89,24 @@ class WorkbenchRunTest : public QObject {
     w.playgroundPanel()->generate();
     QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 60000);
     QVERIFY(!w.playgroundPanel()->busy());
+  }
+
+  void theDemoPresetRunsInTheWorkbench() {
+    lethe::testing::TempDir d;
+    MainWindow w;
+    w.setStorePath(QString::fromStdString((d / "lethe.db").string()));
+    w.show();
+    QVERIFY(w.openSpec(QString(LETHE_SOURCE_DIR) + "/resources/presets/demo.json"));
+    w.spec()->set("output.dir", (d / "out").string());
+    QVERIFY2(w.spec()->problems().isEmpty(), qPrintable(w.spec()->problems().join("\n")));
+    QSignalSpy finished(w.runController(), &RunController::finished);
+    w.findChild<QPushButton*>("run_start")->click();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 180000);
+    QCOMPARE(finished.at(0).at(0).toString(), QString("completed"));
+    QCOMPARE(w.generationsPanel()->rowCount(), 40);
+    QVERIFY2(w.metricsPanel()->headline().contains("Harmful rate"), qPrintable(w.metricsPanel()->headline()));
+    QVERIFY(!w.metricsPanel()->value("harmful_rate_reduction").isEmpty());
+    QVERIFY(w.metricsPanel()->value("harmful_rate_reduction").toDouble() >= 0.75);
   }
 
   void invalidSpecIsShownInlineAndNotRun() {
