@@ -15,26 +15,18 @@
 #include "model/checkpoint.h"
 #include "text/load_tokenizer.h"
 #include "util/cli_args.h"
+#include "bench_util.h"
 #include "util/runtime.h"
 
 namespace fs = std::filesystem;
 using namespace lethe;
+using lethe::bench::field;
+using lethe::bench::peak_rss_mb;
+using lethe::bench::run_capture;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-std::string run_capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[512];
-  while (p && fgets(buf, sizeof buf, p)) out += buf;
-  if (p) pclose(p);
-  return out;
-}
-double field(const std::string& text, const std::string& key) {
-  auto at = text.find(key + " ");
-  return at == std::string::npos ? -1 : std::stod(text.substr(at + key.size() + 1));
-}
 }  // namespace
 
 int main(int argc, char** argv) {

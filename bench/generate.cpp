@@ -17,31 +17,18 @@
 #include "model/generate.h"
 #include "support/id_tokenizer.h"
 #include "util/cli_args.h"
+#include "bench_util.h"
 #include "util/runtime.h"
 
 namespace fs = std::filesystem;
 using namespace lethe;
+using lethe::bench::field;
+using lethe::bench::peak_rss_mb;
+using lethe::bench::run_capture;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-double peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss / 1024.0;
-}
-std::string run_capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[512];
-  while (p && fgets(buf, sizeof buf, p)) out += buf;
-  if (p) pclose(p);
-  return out;
-}
-double field(const std::string& text, const std::string& key) {
-  auto at = text.find(key + " ");
-  return at == std::string::npos ? -1 : std::stod(text.substr(at + key.size() + 1));
-}
 }  // namespace
 
 int main(int argc, char** argv) {

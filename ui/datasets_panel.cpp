@@ -8,6 +8,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QPushButton>
+#include <QSignalBlocker>
 #include <QStackedWidget>
 #include <QTableWidget>
 #include <QToolButton>
@@ -164,6 +165,10 @@ void DatasetsPanel::refreshPreview() {
 }
 
 void DatasetsPanel::setRedacted(bool on) {
+  if (redact_->isChecked() != on) {
+    const QSignalBlocker block(redact_);
+    redact_->setChecked(on);
+  }
   for (int r = 0; r < preview_->rowCount(); ++r) {
     const auto& s = samples_[static_cast<size_t>(r)];
     preview_->setItem(r, 0, new QTableWidgetItem(QString::number(r + 1)));
