@@ -14,7 +14,11 @@
 #include <QToolButton>
 #include <QVBoxLayout>
 
+#include <QTextBrowser>
+
 #include "data/datasets.h"
+#include "text/load_tokenizer.h"
+#include "unlearn/losses.h"
 #include "spec_model.h"
 
 namespace lethe::ui {
@@ -64,7 +68,14 @@ DatasetsPanel::DatasetsPanel(SpecModel* spec, QWidget* parent) : QWidget(parent)
   preview_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   preview_->setWordWrap(true);
   tl->addWidget(redact_);
-  tl->addWidget(preview_, 1);
+  tl->addWidget(preview_, 2);
+  tokens_ = new QTextBrowser(table);
+  tokens_->setObjectName("token_view");
+  tokens_->setHtml(tr("Select a sample to see which of its tokens each loss term trains on."));
+  tl->addWidget(tokens_, 1);
+  connect(preview_, &QTableWidget::currentCellChanged, this, [this](int row, int, int, int) {
+    if (row >= 0) showTokens(row);
+  });
   stack_->addWidget(warn);
   stack_->addWidget(table);
   root->addWidget(stack_, 1);
@@ -177,6 +188,45 @@ void DatasetsPanel::setRedacted(bool on) {
     if (on) answer = QString(std::min<int>(answer.size(), 40), QChar(0x2588));
     preview_->setItem(r, 2, new QTableWidgetItem(answer));
   }
+}
+
+QString DatasetsPanel::showTokens(int row) {
+  if (row < 0 || row >= static_cast<int>(samples_.size())) return {};
+  QString html;
+  try {
+    const io::Json mp = spec_->get("model.path", "");
+    std::filesystem::path dir = mp.is_string() ? mp.get<std::string>() : std::string();
+    if (dir.empty()) throw std::runtime_error("open a model first: the token view needs its tokenizer");
+    if (dir.is_relative()) dir = std::filesystem::path(spec_->baseDir().toStdString()) / dir;
+    auto tok = text::load_tokenizer(dir);
+    const auto& s = samples_[static_cast<size_t>(row)];
+    const bool redact = redact_->isChecked();
+    auto render = [&](const unlearn::Example& e, unlearn::Mode m, const QString& title, const QString& colour) {
+      const auto targets = unlearn::loss_targets(e, m);
+      QString line = "<p><b>" + title.toHtmlEscaped() + "</b><br>";
+      for (size_t i = 0; i < e.ids.size(); ++i) {
+        QString piece = QString::fromStdString(tok->decode({e.ids[i]}));
+        if (redact && static_cast<int64_t>(i) >= e.start) piece = QString(std::max<int>(1, piece.size()), QChar(0x2588));
+        piece = piece.toHtmlEscaped().replace(" ", "&nbsp;").replace("\n", "↵");
+        line += targets[i] ? "<span style='background:" + colour + "'>" + piece + "</span>|" : "<span style='color:gray'>" + piece + "</span>|";
+      }
+      return line + "</p>";
+    };
+    const auto ff = unlearn::make_qa_example(*tok, s.first, s.second, unlearn::Mode::Faithful);
+    const auto fc = unlearn::make_qa_example(*tok, s.first, s.second, unlearn::Mode::Corrected);
+    html += render(ff, unlearn::Mode::Faithful, tr("L_fgt, faithful (llm_unlearn): the first answer token is never a target"), "#f6c5a0");
+    html += render(fc, unlearn::Mode::Corrected, tr("L_fgt, corrected: every answer token"), "#f6c5a0");
+    const std::string answer = "Nine minus four is five.";
+    const auto rf = unlearn::make_random_example(*tok, s.first, answer, unlearn::Mode::Faithful);
+    const auto rc = unlearn::make_random_example(*tok, s.first, answer, unlearn::Mode::Corrected);
+    html += render(rf, unlearn::Mode::Faithful, tr("L_rdn with a random answer, faithful: from token 3 on, the question too"), "#b3d4f0");
+    html += render(rc, unlearn::Mode::Corrected, tr("L_rdn, corrected: the answer only"), "#b3d4f0");
+    html += "<p style='color:gray'>" + tr("Highlighted tokens are loss targets; | separates tokens.") + "</p>";
+  } catch (const std::exception& e) {
+    html = "<p>" + QString::fromStdString(e.what()).toHtmlEscaped() + "</p>";
+  }
+  tokens_->setHtml(html);
+  return html;
 }
 
 void DatasetsPanel::acceptWarning() { stack_->setCurrentIndex(1); }

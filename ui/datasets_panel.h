@@ -10,6 +10,7 @@ class QTableWidget;
 class QCheckBox;
 class QStackedWidget;
 class QFormLayout;
+class QTextBrowser;
 
 namespace lethe::ui {
 
@@ -28,6 +29,9 @@ class DatasetsPanel : public QWidget {
   void setRedacted(bool on);
   QString previewCell(int row, int col) const;
   QString summaryText() const;
+  // The token view of preview row `row`: which tokens each loss term trains on, faithful and
+  // corrected side by side (needs the model's tokenizer). Returns the HTML shown.
+  QString showTokens(int row);
 
  private:
   QLineEdit* pathRow(QFormLayout* form, const QString& label, const std::string& key, bool folder, const QString& filter);
@@ -42,6 +46,7 @@ class DatasetsPanel : public QWidget {
   QStackedWidget* stack_ = nullptr;
   QTableWidget* preview_ = nullptr;
   QCheckBox* redact_ = nullptr;
+  QTextBrowser* tokens_ = nullptr;
   std::vector<std::pair<std::string, std::string>> samples_;
   bool syncing_ = false;
 };

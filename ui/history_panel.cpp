@@ -37,7 +37,14 @@ HistoryPanel::HistoryPanel(QWidget* parent) : QWidget(parent) {
   scatter_->setMinimumHeight(140);
   scatter_->xAxis->setLabel(tr("harmful-rate reduction"));
   scatter_->yAxis->setLabel(tr("perplexity change (after / before)"));
-  scatter_->setBackground(palette().color(QPalette::Base));
+  const QPalette pal = palette();
+  scatter_->setBackground(pal.color(QPalette::Base));
+  for (QCPAxis* a : {scatter_->xAxis, scatter_->yAxis}) {
+    a->setTickLabelColor(pal.color(QPalette::Text));
+    a->setLabelColor(pal.color(QPalette::Text));
+    a->setBasePen(QPen(pal.color(QPalette::Text)));
+    a->grid()->setPen(QPen(pal.color(QPalette::Midlight), 0, Qt::DotLine));
+  }
   root->addWidget(scatter_, 1);
   auto selected = [this] {
     QList<qint64> ids;

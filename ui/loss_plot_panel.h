@@ -8,6 +8,8 @@
 
 class QCustomPlot;
 class QCPItemText;
+class QCPItemTracer;
+class QCPGraph;
 class QCheckBox;
 
 namespace lethe::ui {
@@ -24,12 +26,24 @@ class LossPlotPanel : public QWidget {
   void addOverlay(const QString& name, const std::vector<LossPoint>& points);
   int pointCount() const;
   bool savePng(const QString& file);
+  void setSmoothing(bool on);       // exponential moving average (0.9) of each curve
+  void setShowLrGrad(bool on);      // lr and grad norm on the right axis
+  QString readout() const;          // the crosshair's text
 
  private:
   void rescale();
+  void rebuild();  // all curves from the raw points (after a smoothing/axis change)
+  void track(double x);
   QCustomPlot* plot_ = nullptr;
   QCPItemText* note_ = nullptr;
   QCheckBox* log_ = nullptr;
+  QCheckBox* smooth_ = nullptr;
+  QCheckBox* lrGrad_ = nullptr;
+  QCPItemTracer* tracer_ = nullptr;
+  QCPGraph* lrGraph_ = nullptr;
+  QCPGraph* gradGraph_ = nullptr;
+  QCPItemText* readout_ = nullptr;
+  std::vector<LossPoint> raw_;
   int overlays_ = 0;
 };
 

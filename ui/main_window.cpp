@@ -109,8 +109,14 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     }
   });
   connect(modelPanel_, &ModelPanel::modelOpened, this, [this](const QString& dir) { spec_->set("model.path", dir.toStdString()); });
+  connect(modelPanel_, &ModelPanel::runtimeChanged, this, [this](const QString& device, const QString& dtype) {
+    spec_->set("model.device", device.toStdString());
+    spec_->set("model.dtype", dtype.toStdString());
+  });
   connect(methodPanel_, &MethodPanel::presetLoaded, this, [this](const QString&) {
     datasetsPanel_->syncFromSpec();
+    modelPanel_->setRuntime(QString::fromStdString(spec_->get("model.device", "auto").get<std::string>()),
+                            QString::fromStdString(spec_->get("model.dtype", "fp32").get<std::string>()));
     const auto m = spec_->get("model.path", "");
     if (m.is_string() && !m.get<std::string>().empty()) {
       QString dir = QString::fromStdString(m.get<std::string>());

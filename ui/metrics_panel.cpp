@@ -36,6 +36,12 @@ MetricsPanel::MetricsPanel(QWidget* parent) : QWidget(parent) {
     a->setBasePen(QPen(pal.color(QPalette::Text)));
     a->setLabelColor(pal.color(QPalette::Text));
   }
+  bars_->axisRect()->setBackground(pal.color(QPalette::Base));
+  bars_->legend->setBrush(pal.color(QPalette::Base));
+  bars_->legend->setTextColor(pal.color(QPalette::Text));
+  bars_->legend->setBorderPen(QPen(pal.color(QPalette::Mid)));
+  bars_->yAxis->grid()->setPen(QPen(pal.color(QPalette::Midlight), 0, Qt::DotLine));
+  bars_->xAxis->grid()->setVisible(false);
   root->addWidget(bars_, 1);
 }
 

@@ -1,6 +1,8 @@
 #include "model_panel.h"
 
+#include <QComboBox>
 #include <QFormLayout>
+#include <QSignalBlocker>
 #include <QGroupBox>
 #include <QHeaderView>
 #include <QLabel>
@@ -60,6 +62,24 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   top->addWidget(title_, 1);
   top->addWidget(open, 0, Qt::AlignTop);
   root->addLayout(top);
+
+  auto* rt = new QHBoxLayout;
+  rt->addWidget(new QLabel(tr("Run on"), this));
+  device_ = new QComboBox(this);
+  device_->setObjectName("model_device");
+  device_->addItems({"auto", "cpu", "cuda"});
+  device_->setToolTip(tr("auto: CUDA when this libtorch has it and a GPU is visible, else the CPU"));
+  dtype_ = new QComboBox(this);
+  dtype_->setObjectName("model_dtype");
+  dtype_->addItems({"fp32", "bf16", "fp16"});
+  dtype_->setToolTip(tr("fp16 needs CUDA; bf16 is fast on recent CPUs"));
+  rt->addWidget(device_);
+  rt->addWidget(dtype_);
+  rt->addStretch(1);
+  root->addLayout(rt);
+  auto emitRuntime = [this] { Q_EMIT runtimeChanged(device_->currentText(), dtype_->currentText()); };
+  connect(device_, &QComboBox::currentTextChanged, this, emitRuntime);
+  connect(dtype_, &QComboBox::currentTextChanged, this, emitRuntime);
 
   error_ = new QLabel(this);
   error_->setObjectName("model_error");
@@ -194,6 +214,12 @@ void ModelPanel::updateMemory() {
   set("mem_full", m.unlearn_full_fp32);
   set("mem_lora", m.unlearn_lora_fp32, tr("   (%1 adapter parameters)").arg(qs(model::human_count(m.lora_params))));
   set("mem_lora_bf16", m.unlearn_lora_bf16);
+}
+
+void ModelPanel::setRuntime(const QString& device, const QString& dtype) {
+  const QSignalBlocker a(device_), b(dtype_);
+  device_->setCurrentText(device);
+  dtype_->setCurrentText(dtype);
 }
 
 QString ModelPanel::field(const QString& key) const {

@@ -12,6 +12,7 @@ class QSpinBox;
 class QTableView;
 class QSortFilterProxyModel;
 class QFormLayout;
+class QComboBox;
 
 namespace lethe::ui {
 
@@ -30,8 +31,11 @@ class ModelPanel : public QWidget {
   QString field(const QString& key) const;
   QString errorText() const;
   int tensorRows() const;
+  // Where and in what precision runs load the model (the spec's model.device / model.dtype).
+  void setRuntime(const QString& device, const QString& dtype);
 
  Q_SIGNALS:
+  void runtimeChanged(const QString& device, const QString& dtype);
   void modelOpened(const QString& dir);
   void loadFailed(const QString& message);
   void openRequested();
@@ -46,6 +50,8 @@ class ModelPanel : public QWidget {
   QFormLayout* form_ = nullptr;
   QFormLayout* memoryForm_ = nullptr;
   QSpinBox* loraRank_ = nullptr;
+  QComboBox* device_ = nullptr;
+  QComboBox* dtype_ = nullptr;
   QLineEdit* filter_ = nullptr;
   QTableView* table_ = nullptr;
   TensorTableModel* tensors_ = nullptr;

@@ -82,6 +82,13 @@ Example make_random_example(const text::Tokenizer& tok, const std::string& quest
   return e;
 }
 
+std::vector<bool> loss_targets(const Example& e, Mode m) {
+  std::vector<bool> t(e.ids.size(), false);
+  const int64_t first = m == Mode::Faithful ? e.start + 1 : e.start;
+  for (int64_t i = std::max<int64_t>(first, 1); i < static_cast<int64_t>(e.ids.size()); ++i) t[static_cast<size_t>(i)] = true;
+  return t;
+}
+
 TokenBatch collate(const std::vector<Example>& ex, int64_t pad_id, const at::Device& device) {
   if (ex.empty()) throw Error("empty batch");
   int64_t T = 0;

@@ -43,6 +43,11 @@ std::string recover_question(const text::Tokenizer& tok, const std::vector<int64
 // (len() of the tokenizer's output object, not of its ids); corrected: as make_qa_example.
 Example make_random_example(const text::Tokenizer& tok, const std::string& question, const std::string& answer, Mode m);
 
+// Which tokens of an example carry loss (are predicted with weight) in a mode, for showing people
+// what each term trains on. faithful: tokens start+1 .. end (position t carries the loss of token
+// t+1, from start_loc on, so the first answer token is never a target); corrected: start .. end.
+std::vector<bool> loss_targets(const Example& e, Mode m);
+
 struct TokenBatch {
   at::Tensor ids;    // (B, T) int64, right-padded with pad_id
   at::Tensor mask;   // (B, T) int64, 1 = token

@@ -376,3 +376,18 @@ TEST(UnlearnBadInput, OptionsAndDataAreCheckedUpFront) {
   no_normal.normal.clear();
   EXPECT_EQ(error_of([&] { make(o, no_normal); }), "the normal set is empty (eps3 > 0 needs normal data)");
 }
+
+TEST(UnlearnLosses, LossTargetsPerModeAgreeWithTheLoss) {
+  Env env;
+  auto f = unlearn::make_qa_example(*env.tok, "Why?", "Because it is.", unlearn::Mode::Faithful);
+  auto tf = unlearn::loss_targets(f, unlearn::Mode::Faithful), tc = unlearn::loss_targets(f, unlearn::Mode::Corrected);
+  EXPECT_FALSE(tf[static_cast<size_t>(f.start)]);  // the first answer token is never a target in faithful mode
+  EXPECT_TRUE(tc[static_cast<size_t>(f.start)]);
+  EXPECT_TRUE(tf.back());
+  EXPECT_EQ(std::count(tc.begin(), tc.end(), true), std::count(tf.begin(), tf.end(), true) + 1);
+  // The random-answer quirk: targets from token 3 on, the question included.
+  auto r = unlearn::make_random_example(*env.tok, "Why?", "No.", unlearn::Mode::Faithful);
+  auto tr = unlearn::loss_targets(r, unlearn::Mode::Faithful);
+  EXPECT_FALSE(tr[2]);
+  EXPECT_TRUE(tr[3]);
+}

@@ -13,7 +13,9 @@
 #include "datasets_panel.h"
 #include "generations_panel.h"
 #include "io/json.h"
+#include "loss_plot_panel.h"
 #include "main_window.h"
+#include "workbench_app.h"
 #include "playground_panel.h"
 #include "run_controller.h"
 #include "spec_model.h"
@@ -50,6 +52,7 @@ class ScreenshotTest : public QObject {
     w.generationsPanel()->selectRow(0);
     w.datasetsPanel()->acceptWarning();
     w.datasetsPanel()->setRedacted(true);
+    w.datasetsPanel()->showTokens(0);
     w.playgroundPanel()->setModels(QString(LETHE_SOURCE_DIR) + "/resources/demo/model",
                                    QString::fromStdString((dir_ / "out" / "model").string()));
     w.playgroundPanel()->setPrompt("My roommate keeps eating my food. What would you do in my place?");
@@ -68,11 +71,24 @@ class ScreenshotTest : public QObject {
       QVERIFY(img.save(out + "/" + name + ".png"));
     };
     save(&w, "main_window");
+    w.lossPanel()->setShowLrGrad(true);
     for (QDockWidget* dock : w.docks()) {
       dock->raise();
       QTest::qWait(50);
       save(dock, dock->objectName().mid(5));  // "dock_model" -> model.png
     }
+    // The same window in a dark palette: every panel must stay readable.
+    apply_palette("dark");
+    MainWindow dark;
+    dark.setStorePath(QString::fromStdString((dir_ / "lethe.db").string()));
+    dark.resize(1280, 800);
+    dark.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&dark));
+    QVERIFY(dark.openSpec(QString(LETHE_SOURCE_DIR) + "/resources/presets/demo.json"));
+    dark.showRun(1);
+    QTest::qWait(300);
+    save(&dark, "main_window_dark");
+    apply_palette("light");
   }
 };
 

@@ -73,6 +73,16 @@ class WorkbenchRunTest : public QObject {
     QVERIFY(w.metricsPanel()->headline().contains("perplexity"));
     QCOMPARE(w.historyPanel()->runCount(), 2);
 
+    // The plot's read-outs: crosshair text, smoothing, lr and grad norm on the right axis.
+    w.lossPanel()->setSmoothing(true);
+    w.lossPanel()->setShowLrGrad(true);
+    QCOMPARE(w.lossPanel()->pointCount(), 6);
+    // The token view shows which tokens each loss term trains on, per mode.
+    w.datasetsPanel()->setRedacted(false);
+    const QString tokens = w.datasetsPanel()->showTokens(0);
+    QVERIFY2(tokens.contains("faithful") && tokens.contains("corrected"), qPrintable(tokens));
+    QVERIFY(tokens.contains("background"));
+
     // A review is stored.
     w.generationsPanel()->selectRow(0);
     QVERIFY(w.generationsPanel()->detailHtml().contains("Prompt"));
