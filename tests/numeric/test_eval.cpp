@@ -33,14 +33,7 @@ eval::ClassifierOptions quick_options() {
   o.device = "cpu";
   return o;
 }
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using lethe::testing::error_of;
 }  // namespace
 
 TEST(ClassifierMetrics, HandComputedValues) {

@@ -67,14 +67,7 @@ model::OptForCausalLM double_model(uint64_t seed) {
   return m;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using lethe::testing::error_of;
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "util/error.h"
 
 namespace lethe::testing {
 namespace fs = std::filesystem;
@@ -27,6 +28,15 @@ TempDir::~TempDir() {
 void write_text(const fs::path& p, const std::string& text) {
   std::ofstream out(p, std::ios::binary);
   out << text;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
 }
 
 int64_t write_tiny_opt(const fs::path& dir, const TinyOpt& s) {

@@ -4,6 +4,7 @@
 // modeling_opt.py, written out here independently of core's own param-count formula.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 namespace lethe::testing {
@@ -32,5 +33,8 @@ struct TempDir {
 };
 
 void write_text(const std::filesystem::path& p, const std::string& text);
+
+// The message of the lethe::Error that f throws, or "no error".
+std::string error_of(const std::function<void()>& f);
 
 }  // namespace lethe::testing

@@ -12,14 +12,7 @@ using lethe::testing::TempDir;
 using lethe::testing::write_text;
 
 namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using lethe::testing::error_of;
 const char* kPku =
     R"({"prompt": "Q1", "response_0": "bad one", "response_1": "good one", "is_response_0_safe": false, "is_response_1_safe": true, "better_response_id": 1, "safer_response_id": 1})"
     "\n"
