@@ -56,9 +56,7 @@ HistoryPanel::HistoryPanel(QWidget* parent) : QWidget(parent) {
     for (qint64 id : selected()) Q_EMIT openRun(id);
   });
   connect(table_, &QTableWidget::cellDoubleClicked, this, [this](int row, int) { Q_EMIT openRun(table_->item(row, 0)->text().toLongLong()); });
-  connect(overlay, &QPushButton::clicked, this, [this, selected] {
-    for (qint64 id : selected()) Q_EMIT overlayRun(id);
-  });
+  connect(overlay, &QPushButton::clicked, this, [this, selected] { overlayRuns(selected()); });
   connect(exportHtml, &QPushButton::clicked, this, [this, selected] {
     const auto ids = selected();
     if (ids.isEmpty()) return;
@@ -115,6 +113,20 @@ void HistoryPanel::refresh() {
   g->setData(xs, ys);
   scatter_->rescaleAxes();
   scatter_->replot();
+}
+
+void HistoryPanel::overlayRuns(const QList<qint64>& ids) {
+  for (qint64 id : ids) {
+    try {
+      store::Store st(storePath_.toStdString());
+      if (!st.run(id)) throw std::runtime_error("no run " + std::to_string(id) + " in the store");
+      std::vector<LossPoint> pts;
+      for (const auto& s : st.steps(id)) pts.push_back({s.phase, s.step, s.loss_fgt, s.loss_rdn, s.loss_nor, s.total});
+      Q_EMIT overlayCurve(tr("run %1 total").arg(id), pts);
+    } catch (const std::exception& e) {
+      Q_EMIT failed(QString::fromStdString(e.what()));
+    }
+  }
 }
 
 int HistoryPanel::runCount() const { return table_->rowCount(); }

@@ -2,6 +2,9 @@
 // History: every stored run (status, name, steps, headline numbers); select runs to overlay their
 // curves, open one in Generations/Metrics, export its HTML report; a forget-vs-utility scatter.
 #include <QWidget>
+#include <vector>
+
+#include "loss_buffer.h"
 
 class QTableWidget;
 class QCustomPlot;
@@ -16,10 +19,14 @@ class HistoryPanel : public QWidget {
   void refresh();
   int runCount() const;
   qint64 runIdAt(int row) const;
+  // Reads each run's curve from the store and emits overlayCurve (the "Overlay curves" button).
+  void overlayRuns(const QList<qint64>& ids);
 
  Q_SIGNALS:
   void openRun(qint64 runId);
-  void overlayRun(qint64 runId);
+  // A stored run's curve, read from the store, for the loss plot to overlay.
+  void overlayCurve(const QString& name, const std::vector<LossPoint>& points);
+  void failed(const QString& message);
 
  private:
   QString storePath_;

@@ -25,6 +25,7 @@ class LossPlotPanel : public QWidget {
   // An earlier run's total loss as a dashed curve (History's overlay).
   void addOverlay(const QString& name, const std::vector<LossPoint>& points);
   int pointCount() const;
+  int overlayCount() const { return overlays_; }
   bool savePng(const QString& file);
   void setSmoothing(bool on);       // exponential moving average (0.9) of each curve
   void setShowLrGrad(bool on);      // lr and grad norm on the right axis

@@ -98,16 +98,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     }
   });
   connect(historyPanel_, &HistoryPanel::openRun, this, &MainWindow::showRun);
-  connect(historyPanel_, &HistoryPanel::overlayRun, this, [this](qint64 id) {
-    try {
-      store::Store st(storePath_.toStdString());
-      std::vector<LossPoint> pts;
-      for (const auto& s : st.steps(id)) pts.push_back({s.phase, s.step, s.loss_fgt, s.loss_rdn, s.loss_nor, s.total});
-      lossPanel_->addOverlay(tr("run %1 total").arg(id), pts);
-    } catch (const std::exception& e) {
-      statusBar()->showMessage(QString::fromStdString(e.what()), 8000);
-    }
-  });
+  connect(historyPanel_, &HistoryPanel::overlayCurve, lossPanel_, &LossPlotPanel::addOverlay);
+  connect(historyPanel_, &HistoryPanel::failed, this, [this](const QString& m) { statusBar()->showMessage(m, 8000); });
   connect(modelPanel_, &ModelPanel::modelOpened, this, [this](const QString& dir) { spec_->set("model.path", dir.toStdString()); });
   connect(modelPanel_, &ModelPanel::runtimeChanged, this, [this](const QString& device, const QString& dtype) {
     spec_->set("model.device", device.toStdString());

@@ -72,6 +72,9 @@ class WorkbenchRunTest : public QObject {
     QVERIFY(!w.metricsPanel()->value("perplexity_after").isEmpty());
     QVERIFY(w.metricsPanel()->headline().contains("perplexity"));
     QCOMPARE(w.historyPanel()->runCount(), 2);
+    // History overlays the first (cancelled) run's curve on the plot.
+    w.historyPanel()->overlayRuns({finished.at(0).at(2).toLongLong()});
+    QCOMPARE(w.lossPanel()->overlayCount(), 1);
 
     // The plot's read-outs: crosshair text, smoothing, lr and grad norm on the right axis.
     w.lossPanel()->setSmoothing(true);
