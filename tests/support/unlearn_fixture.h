@@ -46,7 +46,7 @@ inline std::vector<std::string> answer_pool() {
 io::Json write_experiment(const std::filesystem::path& dir);
 
 // A 2-layer OPT (hidden 16) whose embedding covers GPT-2's 50257 ids, with vocab.json and
-// merges.txt copied from the npm package that setup installs.
+// merges.txt copied from third_party/gpt2, which setup fetches from PyPI.
 void write_gpt2_tiny_model(const std::filesystem::path& dir, uint32_t seed = 1);
 
 }  // namespace lethe::testing

