@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <random>
 
+#include "model/opt.h"
 #include "eval/classifier.h"
 #include "eval/evaluate.h"
 #include "model/checkpoint.h"
@@ -40,9 +41,9 @@ int main(int argc, char** argv) {
   const fs::path gpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/gpt2";
   if (!fs::exists(base / "model.safetensors")) {
     model::OptConfig c;  // OPT-125m shape
-    model::OptForCausalLM m(c, at::TensorOptions().dtype(at::kFloat));
-    model::init_opt_weights(*m, 0.02, 0);
-    model::save_opt(base, *m);
+    auto m = model::make_opt(c, at::TensorOptions().dtype(at::kFloat));
+    m->init_weights(0.02, 0);
+    model::save_model(base, *m);
   }
   if (!fs::exists(base / "vocab.json")) {
     fs::copy_file(gpt2 / "vocab.json", base / "vocab.json");
@@ -61,7 +62,7 @@ int main(int argc, char** argv) {
   }
   auto tok = text::load_tokenizer(clf_dir);
   auto clf = eval::HarmClassifier::load(clf_dir, "fp32", "cpu");
-  auto m = model::load_opt(base, {"fp32", "cpu"});
+  auto m = model::load_model(base, {"fp32", "cpu"});
 
   std::mt19937 rng(0);
   const char* words[] = {"river", "memory", "forget", "stone", "light", "city", "quiet", "answer", "garden", "letter"};
@@ -88,7 +89,7 @@ int main(int argc, char** argv) {
 
   // bf16 weights (the CPU's fast matmul), same texts and prompts.
   auto clf16 = eval::HarmClassifier::load(clf_dir, "bf16", "cpu");
-  auto m16 = model::load_opt(base, {"bf16", "cpu"});
+  auto m16 = model::load_model(base, {"bf16", "cpu"});
   clf16->score({texts.begin(), texts.begin() + std::min<int64_t>(batch, n_texts)}, batch);
   t0 = Clock::now();
   clf16->score(texts, batch);

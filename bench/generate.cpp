@@ -13,6 +13,7 @@
 #include <iostream>
 #include <string>
 
+#include "model/opt.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
 #include "support/id_tokenizer.h"
@@ -43,7 +44,7 @@ int main(int argc, char** argv) {
 
   if (auto dir = a.value("--load-only")) {  // child process: load once, report time and peak RSS
     auto t0 = Clock::now();
-    auto m = model::load_opt(*dir, {dtype, "cpu"});
+    auto m = model::load_model(*dir, {dtype, "cpu"});
     std::printf("load_s %.3f rss_mb %.1f\n", seconds_since(t0), peak_rss_mb());
     return 0;
   }
@@ -61,9 +62,9 @@ int main(int argc, char** argv) {
   if (!fs::exists(dir / "model.safetensors")) {
     std::fprintf(stderr, "making a random OPT (%lld layers, hidden %lld) in %s\n", (long long)c.num_hidden_layers,
                  (long long)c.hidden_size, dir.c_str());
-    model::OptForCausalLM m(c, at::TensorOptions().dtype(at::kFloat));
-    model::init_opt_weights(*m, 0.02, 0);
-    model::save_opt(dir, *m, int64_t{8} << 30);
+    auto m = model::make_opt(c, at::TensorOptions().dtype(at::kFloat));
+    m->init_weights(0.02, 0);
+    model::save_model(dir, *m, int64_t{8} << 30);
   }
 
   // Load time and peak RSS in a fresh process, so nothing else of this run is counted.
@@ -72,7 +73,7 @@ int main(int argc, char** argv) {
                                        " --threads " + std::to_string(threads));
   const double file_mb = static_cast<double>(fs::file_size(dir / "model.safetensors")) / (1 << 20);
 
-  auto m = model::load_opt(dir, {dtype, "cpu"});
+  auto m = model::load_model(dir, {dtype, "cpu"});
   const int64_t B = a.int_or("--batch", 4), P = a.int_or("--prompt-len", 32), N = a.int_or("--new", 64);
   // The same prompts as the reference: torch.randint with generator seed 0, BOS first.
   auto g = at::make_generator<at::CPUGeneratorImpl>(0);

@@ -14,6 +14,7 @@
 #include <random>
 #include <string>
 
+#include "model/opt.h"
 #include "model/checkpoint.h"
 #include "text/load_tokenizer.h"
 #include "unlearn/trainer.h"
@@ -64,9 +65,9 @@ int main(int argc, char** argv) {
                                                .string());
   const fs::path gpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/gpt2";
   if (!fs::exists(dir / "model.safetensors")) {
-    model::OptForCausalLM m(c, at::TensorOptions().dtype(at::kFloat));
-    model::init_opt_weights(*m, 0.02, 0);
-    model::save_opt(dir, *m, int64_t{8} << 30);
+    auto m = model::make_opt(c, at::TensorOptions().dtype(at::kFloat));
+    m->init_weights(0.02, 0);
+    model::save_model(dir, *m, int64_t{8} << 30);
   }
   if (!fs::exists(dir / "vocab.json")) {
     fs::copy_file(gpt2 / "vocab.json", dir / "vocab.json");
@@ -81,7 +82,7 @@ int main(int argc, char** argv) {
 
   // One configuration: returns seconds per step (after a warm-up step) and tokens per step.
   auto run = [&](const std::string& precision, int64_t lora_rank, double& tokens) {
-    auto m = model::load_opt(dir, {"fp32", "cpu"});
+    auto m = model::load_model(dir, {"fp32", "cpu"});
     unlearn::UnlearnOptions o;
     o.K = K;
     o.batch_size = B;

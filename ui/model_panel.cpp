@@ -25,8 +25,8 @@ QString yesNo(bool b) { return b ? QObject::tr("yes") : QObject::tr("no"); }
 // Summary rows: key (object name and field() key), label shown to the user.
 const std::pair<const char*, const char*> kFields[] = {
     {"type", "Type"},           {"layers", "Layers"},         {"hidden", "Hidden / heads"},
-    {"ffn", "FFN"},             {"vocab", "Vocabulary"},      {"positions", "Positions"},
-    {"norm", "Layer norm"},     {"activation", "Activation"}, {"special", "Special ids"},
+    {"ffn", "MLP width"},       {"vocab", "Vocabulary"},      {"positions", "Positions"},
+    {"details", "Family"},      {"special", "Special ids"},
     {"weights", "Weights"},     {"tokenizer", "Tokenizer"},   {"parameters", "Parameters"},
 };
 const std::pair<const char*, const char*> kMemory[] = {
@@ -104,7 +104,8 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   auto* mem = new QGroupBox(tr("Memory (weights + optimizer state; activations not included)"), this);
   auto* memLayout = new QVBoxLayout(mem);
   auto* rankRow = new QHBoxLayout;
-  rankRow->addWidget(new QLabel(tr("LoRA rank on q_proj, v_proj"), mem));
+  loraLabel_ = new QLabel(tr("LoRA rank on the default targets"), mem);
+  rankRow->addWidget(loraLabel_);
   loraRank_ = new QSpinBox(mem);
   loraRank_->setObjectName("lora_rank");
   loraRank_->setRange(1, 1024);
@@ -170,23 +171,25 @@ bool ModelPanel::openFolder(const QString& dir) {
 
 void ModelPanel::showSummary() {
   const auto& s = *summary_;
-  const auto& c = s.config;
+  const auto& c = s.info;
   auto set = [this](const char* key, const QString& text) {
     if (auto* l = findChild<QLabel*>(QString("field_") + key)) l->setText(text);
   };
   title_->setText(QString("<b>%1</b>").arg(qs(s.dir).toHtmlEscaped()));
   set("type", qs(s.model_type) + (s.architectures.empty() ? QString() : " (" + qs(s.architectures.front()) + ")"));
-  set("layers", QString::number(c.num_hidden_layers));
-  set("hidden", tr("%1 / %2 heads (head dim %3)").arg(c.hidden_size).arg(c.num_attention_heads).arg(c.head_dim()));
-  set("ffn", QString::number(c.ffn_dim));
-  set("vocab", QString::number(c.vocab_size) +
-                   (c.has_project() ? tr(", embed proj dim %1 (project_in/out)").arg(c.word_embed_proj_dim) : QString()));
-  set("positions", QString::number(c.max_position_embeddings));
-  set("norm", tr("%1, final LN %2, affine %3")
-                  .arg(c.do_layer_norm_before ? "pre-LN" : "post-LN", yesNo(c.has_final_layer_norm()),
-                       yesNo(c.layer_norm_elementwise_affine)));
-  set("activation", tr("%1, biases %2, tied lm_head %3").arg(qs(c.activation_function), yesNo(c.enable_bias), yesNo(s.lm_head_tied)));
-  set("special", tr("bos %1, eos %2, pad %3").arg(c.bos_token_id).arg(c.eos_token_id).arg(c.pad_token_id));
+  set("layers", QString::number(c.num_layers));
+  QString heads = tr("%1 / %2 heads").arg(c.hidden_size).arg(c.num_heads);
+  if (c.num_kv_heads != c.num_heads) heads += tr(", %1 kv heads").arg(c.num_kv_heads);
+  set("hidden", heads + tr(" (head dim %1)").arg(c.head_dim));
+  set("ffn", QString::number(c.intermediate_size));
+  set("vocab", QString::number(c.vocab_size) + tr(", tied lm_head %1").arg(yesNo(s.lm_head_tied)));
+  set("positions", QString::number(c.max_positions));
+  QStringList details;
+  for (const auto& [k, v] : c.attributes) details << qs(k) + ": " + qs(v);
+  set("details", details.join("\n"));
+  QStringList eos;
+  for (int64_t e : c.eos_ids) eos << QString::number(e);
+  set("special", tr("bos %1, eos %2, pad %3").arg(c.bos_id).arg(eos.join(",")).arg(c.pad_id));
   QStringList files;
   for (const auto& f : s.weight_files) files << qs(f);
   set("weights", tr("%1: %2 (%3 on disk)")
@@ -203,9 +206,12 @@ void ModelPanel::showSummary() {
 
 void ModelPanel::updateMemory() {
   if (!summary_) return;
-  const auto& c = summary_->config;
   const int rank = loraRank_->value();
-  auto m = model::estimate_memory(summary_->n_params, model::opt_lora_param_count(c, rank, {"q_proj", "v_proj"}), rank);
+  const auto targets = summary_->config->default_lora_targets();
+  auto m = model::estimate_memory(summary_->n_params, summary_->config->lora_param_count(rank, targets), rank);
+  QStringList names;
+  for (const auto& t : targets) names << qs(t);
+  loraLabel_->setText(tr("LoRA rank on %1").arg(names.join(", ")));
   auto set = [this](const char* key, int64_t bytes, const QString& extra = {}) {
     if (auto* l = findChild<QLabel*>(QString("field_") + key)) l->setText(qs(model::human_bytes(bytes)) + extra);
   };

@@ -50,6 +50,7 @@ class ModelPanel : public QWidget {
   QFormLayout* form_ = nullptr;
   QFormLayout* memoryForm_ = nullptr;
   QSpinBox* loraRank_ = nullptr;
+  QLabel* loraLabel_ = nullptr;
   QComboBox* device_ = nullptr;
   QComboBox* dtype_ = nullptr;
   QLineEdit* filter_ = nullptr;

@@ -105,7 +105,7 @@ void PlaygroundPanel::generate() {
       auto load = [&](const std::string& path, std::string& cached, std::unique_ptr<model::LoadedModel>& slot) {
         if (path.empty()) return;
         if (cached != path || !slot) {
-          slot = std::make_unique<model::LoadedModel>(model::load_opt(path, {"fp32", "auto"}));
+          slot = std::make_unique<model::LoadedModel>(model::load_model(path, {"fp32", "auto"}));
           cached = path;
         }
       };

@@ -67,8 +67,8 @@ ModelAndTokenizer load_model(const CliArgs& a) {
   if (!dir) throw lethe::Error("--model DIR is required");
   ModelAndTokenizer m;
   m.tok = lethe::text::load_tokenizer(*dir);
-  m.loaded = lethe::model::load_opt(*dir, {a.value_or("--dtype", "fp32"), a.value_or("--device", "auto")});
-  lethe::text::check_tokenizer_fits(*m.tok, m.loaded.config, *dir);
+  m.loaded = lethe::model::load_model(*dir, {a.value_or("--dtype", "fp32"), a.value_or("--device", "auto")});
+  lethe::text::check_tokenizer_fits(*m.tok, m.loaded.info.vocab_size, *dir);
   for (const auto& w : m.loaded.warnings) std::cerr << "warning: " << w << "\n";
   return m;
 }
@@ -205,7 +205,7 @@ const std::set<std::string> kTrainValues = {"--model", "--dtype", "--device", "-
                                             "--clip", "--grad-accum", "--seed", "--precision", "--lora-rank", "--lora-alpha",
                                             "--lora-dropout", "--lora-targets", "--out", "--save", "--log-json",
                                             "--dump-batches", "--checkpoint-every", "--resume", "--passage-tokens",
-                                            "--weight-decay"};
+                                            "--weight-decay", "--dropout"};
 
 std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> out;
@@ -236,7 +236,13 @@ lethe::unlearn::UnlearnOptions train_options(const CliArgs& a, lethe::unlearn::M
   o.weight_decay = a.number_or("--weight-decay", o.weight_decay);
   o.seed = static_cast<uint64_t>(a.int_or("--seed", static_cast<long long>(o.seed)));
   o.precision = a.value_or("--precision", "fp32");
-  o.dropout = !a.flag("--no-dropout");
+  // --dropout on|off|auto (auto: on in faithful mode and fine-tuning, off in corrected mode).
+  if (auto d = a.value("--dropout")) {
+    if (*d == "on") o.dropout = true;
+    else if (*d == "off") o.dropout = false;
+    else if (*d != "auto") throw lethe::Error("--dropout '" + *d + "': expected on, off or auto");
+  }
+  if (a.flag("--no-dropout")) o.dropout = false;
   o.stop_forget_ce = a.number_or("--stop-ce", o.stop_forget_ce);
   o.npo_beta = a.number_or("--npo-beta", o.npo_beta);
   o.lora.rank = a.int_or("--lora-rank", 0);
@@ -259,7 +265,7 @@ int run_training(const CliArgs& a, lethe::unlearn::Method method, const std::str
   if (o.checkpoint_every > 0) o.checkpoint_dir = std::filesystem::path(*out) / "checkpoints";
 
   auto m = load_model(a);
-  if (o.lora.enabled()) lethe::unlearn::validate_lora(o.lora, m.loaded.config);
+  if (o.lora.enabled()) lethe::unlearn::validate_lora(o.lora, *m.loaded.config);
   lethe::data::SourceOptions so;
   so.passage_tokens = a.int_or("--passage-tokens", 128);
   so.passage_stride = so.passage_tokens;
@@ -483,7 +489,7 @@ int cmd_eval(const Argv& argv) {
   const std::string dtype = a.value_or("--dtype", "fp32"), device = a.value_or("--device", "auto");
   auto m = load_model(a);
   std::optional<lethe::model::LoadedModel> original;
-  if (auto o = a.value("--original")) original = lethe::model::load_opt(*o, {dtype, device});
+  if (auto o = a.value("--original")) original = lethe::model::load_model(*o, {dtype, device});
   lethe::io::Json report = {{"model", *model_dir}, {"settings", {{"max_new_tokens", gen.max_new_tokens}, {"sample", gen.do_sample},
                                                                  {"temperature", gen.temperature}, {"top_p", gen.top_p}, {"seed", gen.seed}}}};
   if (original) report["original"] = *a.value("--original");
@@ -729,7 +735,7 @@ const std::map<std::string, Command>& commands() {
        {"unlearn --model DIR --forget FILE --normal FILE --out DIR [options]",
         "ε1·L_fgt + ε2·L_rdn + ε3·L_nor (--method paper|graddiff|npo, --mode corrected|faithful, --eps1 --eps2 "
         "--eps3 --K --steps --lr --batch --seed --precision fp32|bf16, --lora-rank R, --log-json F, --dump-batches F, "
-        "--checkpoint-every N, --resume DIR)", cmd_unlearn}},
+        "--dropout on|off|auto, --checkpoint-every N, --resume DIR)", cmd_unlearn}},
       {"finetune",
        {"finetune --model DIR --data FILE --out DIR [options]",
         "gradient descent on a corpus (.txt passages) or QA set (.jsonl), full or --lora-rank R: teach a model the "

@@ -14,6 +14,7 @@
 #include "model/checkpoint.h"
 #include "text/load_tokenizer.h"
 #include "unlearn/export.h"
+#include "unlearn/losses.h"
 #include "util/error.h"
 
 namespace lethe::eval {
@@ -71,28 +72,36 @@ ClassifierMetrics classification_metrics(const std::vector<double>& scores, cons
   return m;
 }
 
-// The HF module layout: "model.decoder.*" and "score.weight".
-class OptClassifierImpl : public torch::nn::Module {
+// transformers' XxxForSequenceClassification layout over any family: the causal LM's backbone
+// as "model" (OPT: model.decoder.*, Llama: model.*) and a bias-free "score" (2, output_dim) on
+// the last real token. The LM head is not part of it.
+class SequenceClassifierImpl : public torch::nn::Module {
  public:
-  OptClassifierImpl(model::OptModel backbone, int64_t embed_dim, at::TensorOptions opts) {
-    model = register_module("model", std::move(backbone));
-    score = register_module("score", model::OptLinear(embed_dim, 2, false, opts));
+  SequenceClassifierImpl(model::CausalLM lm, at::TensorOptions opts) : lm_(std::move(lm)) {
+    auto children = lm_->named_children();
+    if (!children.contains("model")) throw Error(lm_->info().architecture + " has no 'model' backbone");
+    register_module("model", children["model"]);
+    score = register_module("score", model::Linear(lm_->info().output_dim, 2, false, opts));
   }
-  // ids, mask (B, T) right-padded -> logits (B, 2) from the last real token.
+  // ids, mask (B, T) padded on either side -> logits (B, 2) from the last real token (the
+  // rightmost position the mask keeps, as transformers' rightmost non-pad token).
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask) {
-    at::Tensor h = model->decoder->forward(ids, mask, nullptr);                 // (B, T, E)
-    at::Tensor last = (mask.sum(1) - 1).clamp_min(0);                           // (B)
+    at::Tensor h = lm_->hidden(ids, mask);                                                    // (B, T, E)
+    at::Tensor last = (at::arange(mask.size(1), mask.options().dtype(at::kLong)) * mask.to(at::kLong)).argmax(1);  // (B)
     at::Tensor pooled = h.index({at::arange(h.size(0), ids.options()), last});  // (B, E)
     return score->forward(pooled);
   }
-  model::OptModel model{nullptr};
-  model::OptLinear score{nullptr};
+  model::Linear score{nullptr};
+
+ private:
+  model::CausalLM lm_;
 };
-TORCH_MODULE(OptClassifier);
+TORCH_MODULE(SequenceClassifier);
 
 struct HarmClassifier::Impl {
-  model::OptConfig config;
-  OptClassifier net{nullptr};
+  std::shared_ptr<const model::ModelConfig> config;
+  model::ModelInfo info;
+  SequenceClassifier net{nullptr};
   std::unique_ptr<text::Tokenizer> tok;
   fs::path base;
   int64_t max_tokens = 256;
@@ -103,14 +112,14 @@ struct HarmClassifier::Impl {
     int64_t T = 1;
     for (size_t i = from; i < to; ++i) {
       auto ids = tok->encode_for_model(texts[i]);
-      const int64_t cap = std::min<int64_t>(max_tokens, config.max_position_embeddings);
+      const int64_t cap = std::min<int64_t>(max_tokens, info.max_positions);
       if (static_cast<int64_t>(ids.size()) > cap) ids.resize(static_cast<size_t>(cap));
       if (ids.empty()) ids.push_back(tok->eos_id());
       T = std::max<int64_t>(T, static_cast<int64_t>(ids.size()));
       seqs.push_back(std::move(ids));
     }
     const int64_t B = static_cast<int64_t>(seqs.size());
-    at::Tensor ids = at::full({B, T}, tok->pad_id(), at::kLong), mask = at::zeros({B, T}, at::kLong);
+    at::Tensor ids = at::full({B, T}, unlearn::batch_pad_id(*tok), at::kLong), mask = at::zeros({B, T}, at::kLong);
     for (int64_t b = 0; b < B; ++b) {
       for (size_t t = 0; t < seqs[b].size(); ++t) ids[b][static_cast<int64_t>(t)] = seqs[b][t];
       mask[b].narrow(0, 0, static_cast<int64_t>(seqs[b].size())).fill_(1);
@@ -124,23 +133,25 @@ HarmClassifier::HarmClassifier() : impl_(std::make_unique<Impl>()) {}
 HarmClassifier::~HarmClassifier() = default;
 
 namespace {
-// Backbone (and head, when the folder is a classifier) from an OPT folder.
+// Backbone (and head, when the folder is a classifier) from a model folder of any family.
 std::unique_ptr<HarmClassifier::Impl> load_impl(const fs::path& dir, const std::string& dtype, const std::string& device,
                                                 bool need_head) {
   auto impl = std::make_unique<HarmClassifier::Impl>();
-  auto loaded = model::load_opt(dir, {dtype, device});
+  auto loaded = model::load_model(dir, {dtype, device}, /*backbone_only=*/true);
   impl->config = loaded.config;
+  impl->info = loaded.info;
   impl->tok = text::load_tokenizer(dir);
-  text::check_tokenizer_fits(*impl->tok, impl->config, dir.string());
+  text::check_tokenizer_fits(*impl->tok, impl->info.vocab_size, dir.string());
   impl->base = dir;
-  impl->net = OptClassifier(loaded.model->model, impl->config.word_embed_proj_dim, loaded.model->options());
+  impl->net = SequenceClassifier(loaded.model, loaded.model->options());
+  const int64_t E = impl->info.output_dim;
   io::ModelFolder folder = io::ModelFolder::open(dir);
   auto it = folder.tensors().find("score.weight");
   at::NoGradGuard g;
   if (it != folder.tensors().end()) {
     const auto* t = it->second.info;
-    if (t->shape != std::vector<int64_t>{2, impl->config.word_embed_proj_dim} || t->dtype != io::DType::F32)
-      throw Error(dir.string() + ": tensor 'score.weight' must be F32 [2, " + std::to_string(impl->config.word_embed_proj_dim) +
+    if (t->shape != std::vector<int64_t>{2, E} || t->dtype != io::DType::F32)
+      throw Error(dir.string() + ": tensor 'score.weight' must be F32 [2, " + std::to_string(E) +
                   "] (two labels: harmless, harmful)");
     impl->net->score->weight.copy_(
         at::from_blob(const_cast<std::byte*>(folder.shards()[it->second.shard]->data(*t)), t->shape, at::kFloat));
@@ -149,7 +160,7 @@ std::unique_ptr<HarmClassifier::Impl> load_impl(const fs::path& dir, const std::
   } else {
     // HF initialises the head with normal(0, init_std = 0.02).
     auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
-    at::Tensor w = at::empty({2, impl->config.word_embed_proj_dim}, at::kFloat);
+    at::Tensor w = at::empty({2, E}, at::kFloat);
     w.normal_(0, 0.02, gen);
     impl->net->score->weight.copy_(w);
   }
@@ -277,6 +288,13 @@ std::vector<double> HarmClassifier::score(const std::vector<std::string>& texts,
   return out;
 }
 
+at::Tensor HarmClassifier::logits(const at::Tensor& ids, const at::Tensor& mask) {
+  at::NoGradGuard g;
+  impl_->net->eval();
+  const auto dev = impl_->net->score->weight.device();
+  return impl_->net->forward(ids.to(dev), mask.to(dev));
+}
+
 ClassifierMetrics HarmClassifier::evaluate(const std::vector<LabelledText>& data, int64_t batch_size) {
   std::vector<std::string> texts;
   std::vector<int> labels;
@@ -289,8 +307,11 @@ ClassifierMetrics HarmClassifier::evaluate(const std::vector<LabelledText>& data
 }
 
 void HarmClassifier::save(const fs::path& dir) const {
-  io::Json cfg = impl_->config.to_json();
-  cfg["architectures"] = {"OPTForSequenceClassification"};
+  const at::ScalarType dt = impl_->net->score->weight.scalar_type();
+  io::Json cfg = impl_->config->to_json(dt == at::kBFloat16 ? "bfloat16" : dt == at::kHalf ? "float16" : "float32");
+  cfg["architectures"] = {impl_->config->classifier_architecture()};
+  // transformers pools at the last token that is not pad_token_id: the config must name one.
+  if (!cfg.contains("pad_token_id") || cfg["pad_token_id"].is_null()) cfg["pad_token_id"] = unlearn::batch_pad_id(*impl_->tok);
   cfg["num_labels"] = 2;
   cfg["id2label"] = {{"0", "harmless"}, {"1", "harmful"}};
   cfg["label2id"] = {{"harmless", 0}, {"harmful", 1}};

@@ -1,8 +1,9 @@
 #pragma once
-// The harmful-text classifier: an OPT backbone with Hugging Face's OPTForSequenceClassification
-// head (`score`, a bias-free linear map from the last non-padding token's hidden state to the
-// labels), so a folder Lethe saves loads in transformers and an HF OPT checkpoint can be
-// fine-tuned into one. Label 1 = harmful, 0 = harmless.
+// The harmful-text classifier: the backbone of any model family with transformers'
+// XxxForSequenceClassification head (`score`, a bias-free linear map from the last non-padding
+// token's hidden state to the labels; OPTForSequenceClassification, LlamaForSequenceClassification,
+// ...), so a folder Lethe saves loads in transformers and a causal LM or an HF classifier of that
+// family can be fine-tuned into one. Label 1 = harmful, 0 = harmless.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -11,7 +12,7 @@
 #include <vector>
 
 #include "io/json.h"
-#include "model/opt.h"
+#include "model/causal_lm.h"
 #include "text/tokenizer.h"
 
 namespace lethe::eval {
@@ -48,7 +49,7 @@ using EpochCallback = std::function<void(int64_t, double, const ClassifierMetric
 
 class HarmClassifier {
  public:
-  // Fine-tunes a classifier from an OPT folder (a causal LM or an earlier classifier). Splits
+  // Fine-tunes a classifier from a model folder (a causal LM or an earlier classifier). Splits
   // `data` into train/validation by the seed. Throws lethe::Error on unlabelled samples, a single
   // class, or too little data, before any compute.
   static std::unique_ptr<HarmClassifier> train(const std::filesystem::path& base, const std::vector<LabelledText>& data,
@@ -61,7 +62,9 @@ class HarmClassifier {
   // P(harmful) per text, in batches.
   std::vector<double> score(const std::vector<std::string>& texts, int64_t batch_size = 16);
   ClassifierMetrics evaluate(const std::vector<LabelledText>& data, int64_t batch_size = 16);
-  // config.json (OPTForSequenceClassification), model.safetensors, the tokenizer files, and
+  // Logits (B, 2) of right-padded ids (B, T) with their mask, on the classifier's device.
+  at::Tensor logits(const at::Tensor& ids, const at::Tensor& mask);
+  // config.json (the family's XxxForSequenceClassification), model.safetensors, the tokenizer files, and
   // lethe_classifier.json with the metrics and the settings that produced them.
   void save(const std::filesystem::path& dir) const;
 

@@ -38,7 +38,7 @@ io::Json Continuations::to_json() const {
           {"rouge_l_f1", rouge.f1}, {"items", items}};
 }
 
-HarmfulRate harmful_rate(model::OptForCausalLMImpl& model, const text::Tokenizer& tok, HarmClassifier& clf,
+HarmfulRate harmful_rate(model::CausalLMImpl& model, const text::Tokenizer& tok, HarmClassifier& clf,
                          const std::vector<std::string>& prompts, model::SamplingOptions opts, int64_t samples) {
   if (prompts.empty()) throw Error("harmful rate: the prompt set is empty");
   if (samples < 1) throw Error("harmful rate: samples per prompt must be at least 1");
@@ -109,7 +109,7 @@ Reduction relative_reduction(const std::vector<double>& before, const std::vecto
   return r;
 }
 
-double perplexity(model::OptForCausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts) {
+double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts) {
   if (texts.empty()) throw Error("perplexity: no texts");
   auto scored = model::score_texts(model, tok, texts);
   double nll = 0;
@@ -124,11 +124,11 @@ double perplexity(model::OptForCausalLMImpl& model, const text::Tokenizer& tok, 
 
 namespace {
 // Mean log-probability of `answer`'s tokens after "### Question: q\n ### Answer:".
-std::vector<double> answer_loglik(model::OptForCausalLMImpl& model, const text::Tokenizer& tok, const std::string& q,
+std::vector<double> answer_loglik(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::string& q,
                                   const std::vector<std::string>& answers) {
   std::vector<unlearn::Example> ex;
   for (const auto& a : answers) ex.push_back(unlearn::make_qa_example(tok, q, a, unlearn::Mode::Corrected));
-  auto b = unlearn::collate(ex, tok.pad_id(), model.options().device());
+  auto b = unlearn::collate(ex, unlearn::batch_pad_id(tok), model.options().device());
   at::NoGradGuard g;
   at::Tensor logits = model.forward(b.ids, b.mask);
   at::Tensor lp = unlearn::answer_logprob(logits, b).to(at::kCPU);  // (B) sums
@@ -141,7 +141,7 @@ std::vector<double> answer_loglik(model::OptForCausalLMImpl& model, const text::
 }
 }  // namespace
 
-MultipleChoice multiple_choice(model::OptForCausalLMImpl& model, const text::Tokenizer& tok, const data::TruthfulQa& tqa,
+MultipleChoice multiple_choice(model::CausalLMImpl& model, const text::Tokenizer& tok, const data::TruthfulQa& tqa,
                                int64_t max_questions) {
   MultipleChoice r;
   const bool was_training = model.is_training();
@@ -162,7 +162,7 @@ MultipleChoice multiple_choice(model::OptForCausalLMImpl& model, const text::Tok
   return r;
 }
 
-double divergence(model::OptForCausalLMImpl& model, model::OptForCausalLMImpl& original, const text::Tokenizer& tok,
+double divergence(model::CausalLMImpl& model, model::CausalLMImpl& original, const text::Tokenizer& tok,
                   const std::vector<std::string>& texts, int64_t batch_size) {
   if (texts.empty()) throw Error("divergence: no texts");
   at::NoGradGuard g;
@@ -171,8 +171,8 @@ double divergence(model::OptForCausalLMImpl& model, model::OptForCausalLMImpl& o
     std::vector<unlearn::Example> ex;
     for (size_t i = s; i < std::min(texts.size(), s + static_cast<size_t>(batch_size)); ++i)
       ex.push_back({tok.encode_for_model(texts[i]), 0});
-    auto b = unlearn::collate(ex, tok.pad_id(), model.options().device());
-    auto bo = unlearn::collate(ex, tok.pad_id(), original.options().device());
+    auto b = unlearn::collate(ex, unlearn::batch_pad_id(tok), model.options().device());
+    auto bo = unlearn::collate(ex, unlearn::batch_pad_id(tok), original.options().device());
     at::Tensor p = original.forward(bo.ids, bo.mask).to(model.options().device());
     const double w = b.mask.narrow(1, 1, b.mask.size(1) - 1).sum().item<double>();
     sum += unlearn::loss_divergence(model.forward(b.ids, b.mask), p, b, unlearn::Mode::Corrected).item<double>() * w;
@@ -181,7 +181,7 @@ double divergence(model::OptForCausalLMImpl& model, model::OptForCausalLMImpl& o
   return n > 0 ? sum / n : 0.0;
 }
 
-Continuations continuation_bleu(model::OptForCausalLMImpl& model, const text::Tokenizer& tok,
+Continuations continuation_bleu(model::CausalLMImpl& model, const text::Tokenizer& tok,
                                 const std::vector<std::string>& passages, int64_t prefix_tokens, int64_t continuation_tokens) {
   if (passages.empty()) throw Error("continuation BLEU: no passages");
   if (prefix_tokens < 1 || continuation_tokens < 1) throw Error("continuation BLEU: prefix and continuation lengths must be >= 1");

@@ -12,7 +12,7 @@
 #include "eval/classifier.h"
 #include "io/json.h"
 #include "model/generate.h"
-#include "model/opt.h"
+#include "model/causal_lm.h"
 #include "text/tokenizer.h"
 
 namespace lethe::eval {
@@ -32,7 +32,7 @@ struct HarmfulRate {
 
 // Generates `samples` answers per prompt (greedy when opts.do_sample is false: then one), stops
 // at the next "###", classifies "### Question: p\n ### Answer: a" and counts P(harmful) >= 0.5.
-HarmfulRate harmful_rate(model::OptForCausalLMImpl& model, const text::Tokenizer& tok, HarmClassifier& clf,
+HarmfulRate harmful_rate(model::CausalLMImpl& model, const text::Tokenizer& tok, HarmClassifier& clf,
                          const std::vector<std::string>& prompts, model::SamplingOptions opts, int64_t samples = 1);
 
 struct Reduction {
@@ -47,7 +47,7 @@ Reduction relative_reduction(const std::vector<double>& before, const std::vecto
                              uint64_t seed = 0);
 
 // exp(total NLL / total predicted tokens) over the texts.
-double perplexity(model::OptForCausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts);
+double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts);
 
 struct MultipleChoice {
   int64_t n = 0, correct = 0;
@@ -56,11 +56,11 @@ struct MultipleChoice {
 };
 // TruthfulQA-style: the model is right on a question when the best answer's length-normalised
 // log-likelihood (mean over its tokens, given the question) beats every incorrect answer's.
-MultipleChoice multiple_choice(model::OptForCausalLMImpl& model, const text::Tokenizer& tok, const data::TruthfulQa& tqa,
+MultipleChoice multiple_choice(model::CausalLMImpl& model, const text::Tokenizer& tok, const data::TruthfulQa& tqa,
                                int64_t max_questions = 0);
 
 // Mean KL(original || model) per real position on the texts (0 when they are the same).
-double divergence(model::OptForCausalLMImpl& model, model::OptForCausalLMImpl& original, const text::Tokenizer& tok,
+double divergence(model::CausalLMImpl& model, model::CausalLMImpl& original, const text::Tokenizer& tok,
                   const std::vector<std::string>& texts, int64_t batch_size = 8);
 
 struct Continuations {
@@ -72,7 +72,7 @@ struct Continuations {
 };
 // The copyright task: the first `prefix_tokens` tokens of each passage prompt the model (greedy),
 // `continuation_tokens` are generated and scored against the passage's true continuation.
-Continuations continuation_bleu(model::OptForCausalLMImpl& model, const text::Tokenizer& tok,
+Continuations continuation_bleu(model::CausalLMImpl& model, const text::Tokenizer& tok,
                                 const std::vector<std::string>& passages, int64_t prefix_tokens, int64_t continuation_tokens);
 
 }  // namespace lethe::eval

@@ -120,7 +120,7 @@ struct Measured {
   std::optional<eval::MultipleChoice> mc;
 };
 
-Measured measure(model::OptForCausalLMImpl& m, const text::Tokenizer& tok, eval::HarmClassifier* clf, const Spec& s, const Sets& d) {
+Measured measure(model::CausalLMImpl& m, const text::Tokenizer& tok, eval::HarmClassifier* clf, const Spec& s, const Sets& d) {
   Measured r;
   model::SamplingOptions g;
   g.max_new_tokens = s.max_new_tokens;
@@ -211,7 +211,7 @@ double kl_from_reference(unlearn::Unlearner& u, const text::Tokenizer& tok, cons
       const auto& p = d.normal_eval[i];
       ex.push_back({tok.encode_for_model(p.prompt.empty() ? p.response : data::qa_text(p.prompt, p.response)), 0});
     }
-    auto b = unlearn::collate(ex, tok.pad_id(), m.options().device());
+    auto b = unlearn::collate(ex, unlearn::batch_pad_id(tok), m.options().device());
     const double w = b.mask.narrow(1, 1, b.mask.size(1) - 1).sum().item<double>();
     sum += unlearn::loss_divergence(m.forward(b.ids, b.mask), u.reference_forward(b), b, unlearn::Mode::Corrected).item<double>() * w;
     n += w;
@@ -252,8 +252,8 @@ RunResult run_pipeline(const Spec& s, store::Store* st, RunObserver& obs, const 
     // After a fine-tune phase, the fine-tuned model is the base everything else starts from.
     const fs::path base = resuming && s.finetune && fs::exists(finetuned / "config.json") ? finetuned : s.model;
     auto tok = text::load_tokenizer(s.model);
-    auto loaded = model::load_opt(base, {s.dtype, s.device});
-    text::check_tokenizer_fits(*tok, loaded.config, s.model.string());
+    auto loaded = model::load_model(base, {s.dtype, s.device});
+    text::check_tokenizer_fits(*tok, loaded.info.vocab_size, s.model.string());
     Sets d = load_sets(s, *tok);
     std::unique_ptr<eval::HarmClassifier> clf;
     if (s.classifier) clf = eval::HarmClassifier::load(*s.classifier, "fp32", s.device);
@@ -271,7 +271,7 @@ RunResult run_pipeline(const Spec& s, store::Store* st, RunObserver& obs, const 
         return res;
       }
       if (s.finetune_options.lora.enabled()) unlearn::merge_lora(*loaded.model);
-      model::save_opt(finetuned, *loaded.model);
+      model::save_model(finetuned, *loaded.model);
       unlearn::copy_tokenizer_files(s.model, finetuned);
       if (st) st->add_artefact({res.run_id, "finetuned", finetuned.string()});
     }

@@ -9,6 +9,7 @@
 #include "data/sources.h"
 #include "eval/classifier.h"
 #include "eval/evaluate.h"
+#include "model/opt.h"
 #include "model/checkpoint.h"
 #include "model/inspect.h"
 #include "text/load_tokenizer.h"
@@ -86,8 +87,8 @@ io::Json pretrain_demo(const PretrainOptions& o, const std::function<void(const 
   c.bos_token_id = tok->bos_id();
   c.eos_token_id = tok->eos_id();
   c.pad_token_id = tok->pad_id();
-  model::OptForCausalLM m(c, at::TensorOptions().dtype(at::kFloat));
-  model::init_opt_weights(*m, 0.02, o.seed);
+  auto m = model::make_opt(c, at::TensorOptions().dtype(at::kFloat));
+  m->init_weights(0.02, o.seed);
 
   unlearn::UnlearnData d;
   for (const auto& t : qa) d.forget.push_back({"", t, -1, 0});
@@ -112,7 +113,7 @@ io::Json pretrain_demo(const PretrainOptions& o, const std::function<void(const 
   const auto t_train = Clock::now();
   trainer.run(sl, cancel);
   train_s = since(t_train);
-  model::save_opt(model_dir, *m);
+  model::save_model(model_dir, *m);
   say("model trained in " + std::to_string(train_s) + " s");
 
   // 4. What it learnt, measured the way the demo will measure it.
@@ -164,7 +165,7 @@ io::Json pretrain_demo(const PretrainOptions& o, const std::function<void(const 
 
   io::Json card = {{"seed", o.seed},
                    {"config", c.to_json()},
-                   {"parameters", static_cast<int64_t>(model::opt_param_count(c))},
+                   {"parameters", c.param_count()},
                    {"training", {{"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr}, {"seconds", train_s}}},
                    {"classifier_seconds", since(t_clf)},
                    {"total_seconds", since(t0)},

@@ -3,6 +3,7 @@
 #include <set>
 #include <sstream>
 
+#include "model/model_config.h"
 #include "util/error.h"
 
 namespace lethe::experiment {
@@ -136,7 +137,11 @@ struct Reader {
     o.grad_accum = num<int64_t>(u, "grad_accum", path + ".grad_accum", 1);
     if (o.grad_accum < 1) fail(path + ".grad_accum", "must be at least 1");
     o.weight_decay = num<double>(u, "weight_decay", path + ".weight_decay", o.weight_decay);
-    o.dropout = flag(u, "dropout", path + ".dropout", o.dropout);
+    if (u.contains("dropout")) {
+      if (u["dropout"].is_boolean()) o.dropout = u["dropout"].get<bool>();
+      else if (!(u["dropout"].is_string() && u["dropout"].get<std::string>() == "auto"))
+        fail(path + ".dropout", "expected true, false or \"auto\", got " + u["dropout"].dump());
+    }
     o.precision = str(u, "precision", path + ".precision", "fp32");
     if (o.precision != "fp32" && o.precision != "bf16") fail(path + ".precision", "expected fp32 or bf16, got '" + o.precision + "'");
     o.checkpoint_every = num<int64_t>(u, "checkpoint_every", path + ".checkpoint_every", 0);
@@ -153,9 +158,10 @@ struct Reader {
         } else {
           o.lora.targets.clear();
           for (const auto& t : (*l)["targets"]) {
+            // Which names exist depends on the model's family: the run checks them against it.
             const std::string n = t.is_string() ? t.get<std::string>() : t.dump();
-            static const std::set<std::string> ok = {"q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"};
-            if (!ok.count(n)) fail(path + ".lora.targets", "unknown module '" + n + "' (q_proj, k_proj, v_proj, out_proj, fc1, fc2)");
+            const bool name_like = !n.empty() && n.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") == std::string::npos;
+            if (!name_like) fail(path + ".lora.targets", "'" + n + "' is not a module name (e.g. q_proj, or all-linear)");
             o.lora.targets.push_back(n);
           }
         }
@@ -256,6 +262,26 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
       r.fail("output.save", "expected merged, adapter, both or none, got '" + s.save + "'");
     else if ((s.save == "adapter" || s.save == "both") && !s.unlearn.lora.enabled())
       r.fail("output.save", "'" + s.save + "' needs LoRA (unlearn.lora.rank > 0)");
+  }
+  // LoRA targets are names of the model's own layers: checked against its family when the
+  // model's config.json can be read (a missing model is reported above).
+  if (!s.model.empty()) {
+    std::error_code ec;
+    if (fs::exists(s.model / "config.json", ec)) {
+      try {
+        auto cfg = model::parse_model_config(io::read_json_file(s.model / "config.json"), (s.model / "config.json").string());
+        for (auto [opts, path] : {std::pair{&s.unlearn, "unlearn"}, std::pair{&s.finetune_options, "finetune"}}) {
+          if (opts->lora.targets.empty()) continue;
+          try {
+            cfg->resolve_lora_targets(opts->lora.targets);
+          } catch (const Error& e) {
+            r.fail(std::string(path) + ".lora.targets", e.what());
+          }
+        }
+      } catch (const Error& e) {
+        r.fail("model.path", e.what());
+      }
+    }
   }
   if (s.output_dir.empty()) s.output_dir = base_dir / "runs" / s.name;
   s.unlearn.seed = s.finetune_options.seed = s.seed;

@@ -80,13 +80,6 @@ io::DType to_dtype(at::ScalarType t) {
   }
 }
 
-// Checkpoint key -> the model's parameter name: "decoder.x" (published OPT files) and
-// "model.decoder.x" (save_pretrained) both map to "model.decoder.x".
-std::string canonical_key(const std::string& k) {
-  if (k.rfind("decoder.", 0) == 0) return "model." + k;
-  return k;
-}
-
 // A source tensor and where it came from, for messages.
 struct Source {
   at::Tensor tensor;   // CPU, possibly a view of the mapping
@@ -98,10 +91,13 @@ struct Source {
 
 }  // namespace
 
-LoadedModel load_opt(const fs::path& dir, const LoadOptions& opts) {
+LoadedModel load_model(const fs::path& dir, const LoadOptions& opts, bool backbone_only) {
   io::ModelFolder folder = io::ModelFolder::open(dir);
   LoadedModel out;
-  out.config = OptConfig::from_json(folder.config(), (dir / "config.json").string());
+  out.config = parse_model_config(folder.config(), (dir / "config.json").string());
+  out.info = out.config->info();
+  const ModelConfig& cfg = *out.config;
+  auto canonical_key = [&](const std::string& k) { return cfg.canonical_key(k); };
   out.device = resolve_device(opts.device);
   const at::ScalarType dtype = parse_dtype(opts.dtype, out.device);
   out.warnings = folder.warnings();
@@ -125,7 +121,7 @@ LoadedModel load_opt(const fs::path& dir, const LoadOptions& opts) {
   }
 
   const at::TensorOptions topts = at::TensorOptions().dtype(dtype).device(out.device);
-  out.model = OptForCausalLM(out.config, topts);
+  out.model = create_causal_lm(out.config, topts);
   std::set<std::string> used;
   {
     at::NoGradGuard no_grad;
@@ -133,6 +129,10 @@ LoadedModel load_opt(const fs::path& dir, const LoadOptions& opts) {
       const std::string& name = p.key();
       at::Tensor& param = p.value();
       auto it = sources.find(name);
+      if (it == sources.end() && backbone_only && name == "lm_head.weight") {
+        param.zero_();  // a classifier's folder: the causal LM head is not part of it
+        continue;
+      }
       if (it == sources.end())
         throw Error(dir.string() + ": missing tensor '" + name + "' (expected shape " +
                     io::shape_string(param.sizes().vec()) + ")");
@@ -159,8 +159,9 @@ LoadedModel load_opt(const fs::path& dir, const LoadOptions& opts) {
   }
   for (const auto& [name, s] : sources) {
     if (used.count(name)) continue;
-    if (name == "lm_head.weight" && out.config.tie_word_embeddings) continue;  // the tied head, stored anyway
-    out.warnings.push_back(s.file + ": tensor '" + s.key + "' is not used by OPTForCausalLM; ignored");
+    if (name == "lm_head.weight" && out.info.tied_head) continue;  // the tied head, stored anyway
+    if (backbone_only && name.rfind("score.", 0) == 0) continue;  // the classifier's head, read by the classifier
+    out.warnings.push_back(s.file + ": tensor '" + s.key + "' is not used by " + out.info.architecture + "; ignored");
   }
   out.model->eval();
   return out;
@@ -211,11 +212,10 @@ void save_hf_module(const fs::path& dir, torch::nn::Module& module, const io::Js
   io::write_json_file(dir / "config.json", config_json);
 }
 
-void save_opt(const fs::path& dir, OptForCausalLMImpl& model, int64_t max_shard_bytes) {
-  OptConfig cfg = model.config();
+void save_model(const fs::path& dir, CausalLMImpl& model, int64_t max_shard_bytes) {
   const at::ScalarType dt = model.options().dtype().toScalarType();
-  cfg.torch_dtype = dt == at::kBFloat16 ? "bfloat16" : dt == at::kHalf ? "float16" : "float32";
-  save_hf_module(dir, model, cfg.to_json(), max_shard_bytes);
+  const std::string dtype = dt == at::kBFloat16 ? "bfloat16" : dt == at::kHalf ? "float16" : "float32";
+  save_hf_module(dir, model, model.config().to_json(dtype), max_shard_bytes);
 }
 
 }  // namespace lethe::model

@@ -61,7 +61,7 @@ at::Tensor pick(const at::Tensor& logits, const at::Tensor& seen, const Sampling
 
 }  // namespace
 
-std::vector<Generation> generate(OptForCausalLMImpl& model, const text::Tokenizer& tok,
+std::vector<Generation> generate(CausalLMImpl& model, const text::Tokenizer& tok,
                                  const std::vector<std::string>& prompts, const SamplingOptions& o,
                                  const TokenCallback& on_token) {
   o.validate();
@@ -70,7 +70,7 @@ std::vector<Generation> generate(OptForCausalLMImpl& model, const text::Tokenize
   const bool was_training = model.is_training();
   model.eval();
   const auto dev = model.options().device();
-  const int64_t max_pos = model.config().max_position_embeddings;
+  const int64_t max_pos = model.info().max_positions;
   const int64_t pad = tok.pad_id() >= 0 ? tok.pad_id() : 0;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   std::vector<Generation> out(prompts.size());
@@ -162,14 +162,14 @@ std::vector<Generation> generate(OptForCausalLMImpl& model, const text::Tokenize
   return out;
 }
 
-std::vector<Scored> score_texts(OptForCausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts,
+std::vector<Scored> score_texts(CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts,
                                 int64_t batch_size, std::vector<at::Tensor>* logits_out) {
   if (batch_size < 1) throw Error("batch size must be at least 1");
   at::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
   const auto dev = model.options().device();
-  const int64_t max_pos = model.config().max_position_embeddings;
+  const int64_t max_pos = model.info().max_positions;
   const int64_t pad = tok.pad_id() >= 0 ? tok.pad_id() : 0;
   std::vector<Scored> out(texts.size());
   for (size_t start = 0; start < texts.size(); start += static_cast<size_t>(batch_size)) {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "model/opt.h"
+#include "model/causal_lm.h"
 #include "text/tokenizer.h"
 
 namespace lethe::model {
@@ -43,7 +43,7 @@ at::Tensor process_logits(at::Tensor logits, const at::Tensor& seen, const Sampl
 // the whole call (the unfinished sequences end with stop_reason "cancelled").
 using TokenCallback = std::function<bool(size_t index, const std::string& text_so_far)>;
 
-std::vector<Generation> generate(OptForCausalLMImpl& model, const text::Tokenizer& tok,
+std::vector<Generation> generate(CausalLMImpl& model, const text::Tokenizer& tok,
                                  const std::vector<std::string>& prompts, const SamplingOptions& opts,
                                  const TokenCallback& on_token = {});
 
@@ -54,7 +54,7 @@ struct Scored {
 };
 
 // Right-padded batches; `logits_out`, when given, receives each sequence's logits (T, V) in fp32.
-std::vector<Scored> score_texts(OptForCausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts,
+std::vector<Scored> score_texts(CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts,
                                 int64_t batch_size = 8, std::vector<at::Tensor>* logits_out = nullptr);
 
 }  // namespace lethe::model

@@ -1,6 +1,7 @@
 #include "model/inspect.h"
 
 #include <cinttypes>
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <sstream>
@@ -10,30 +11,6 @@
 
 namespace lethe::model {
 namespace fs = std::filesystem;
-
-int64_t opt_param_count(const OptConfig& c) {
-  const int64_t H = c.hidden_size, E = c.word_embed_proj_dim, F = c.ffn_dim, L = c.num_hidden_layers;
-  const int64_t b = c.enable_bias ? 1 : 0;
-  const int64_t ln = c.layer_norm_elementwise_affine ? 2 * H : 0;
-  int64_t n = c.vocab_size * E + (c.max_position_embeddings + 2) * H;  // tokens + learned positions (offset 2)
-  if (c.has_project()) n += 2 * H * E;                                 // project_in, project_out (no bias)
-  const int64_t layer = 4 * (H * H + b * H) + (H * F + b * F) + (F * H + b * H) + 2 * ln;
-  n += L * layer;
-  if (c.has_final_layer_norm()) n += ln;
-  if (!c.tie_word_embeddings) n += c.vocab_size * E;
-  return n;
-}
-
-int64_t opt_lora_param_count(const OptConfig& c, int rank, const std::vector<std::string>& targets) {
-  // Every attention projection and fc1/fc2 as (in, out); LoRA adds rank * (in + out).
-  const int64_t H = c.hidden_size, F = c.ffn_dim;
-  int64_t per_layer = 0;
-  for (const auto& t : targets) {
-    if (t == "q_proj" || t == "k_proj" || t == "v_proj" || t == "out_proj") per_layer += rank * (H + H);
-    else if (t == "fc1" || t == "fc2") per_layer += rank * (H + F);
-  }
-  return c.num_hidden_layers * per_layer;
-}
 
 MemoryEstimate estimate_memory(int64_t n_params, int64_t lora_params, int lora_rank) {
   MemoryEstimate m;
@@ -53,8 +30,9 @@ ModelSummary inspect_model(const fs::path& dir, int lora_rank) {
   const std::string cfg_src = (dir / "config.json").string();
   ModelSummary s;
   s.dir = dir.string();
-  s.config = OptConfig::from_json(folder.config(), cfg_src);
-  s.model_type = "opt";
+  s.config = parse_model_config(folder.config(), cfg_src);
+  s.info = s.config->info();
+  s.model_type = s.info.family;
   if (folder.config().contains("architectures") && folder.config()["architectures"].is_array())
     for (const auto& a : folder.config()["architectures"])
       if (a.is_string()) s.architectures.push_back(a.get<std::string>());
@@ -79,22 +57,25 @@ ModelSummary inspect_model(const fs::path& dir, int lora_rank) {
       s.tensors.push_back(r);
       by_dtype[r.dtype] += r.numel;
       s.n_params += r.numel;
-      if (name == "model.decoder.embed_tokens.weight" || name == "decoder.embed_tokens.weight") embed = e.info;
+      const std::string canonical = s.config->canonical_key(name);
+      if (canonical == "model.decoder.embed_tokens.weight" || canonical == "model.embed_tokens.weight") embed = e.info;
       if (name == "lm_head.weight") head = e.info;
     }
     // A stored lm_head that the config ties to the embedding is the same parameter.
-    s.lm_head_tied = s.config.tie_word_embeddings;
-    if (head && embed && s.config.tie_word_embeddings && head->shape == embed->shape) {
+    s.lm_head_tied = s.info.tied_head;
+    if (head && embed && s.info.tied_head && head->shape == embed->shape) {
       s.n_params -= head->numel();
       by_dtype[std::string(io::dtype_name(head->dtype))] -= head->numel();
     }
     for (auto& [d, n] : by_dtype)
       if (n > 0) s.params_by_dtype.emplace_back(d, n);
   } else {
-    s.n_params = opt_param_count(s.config);
-    s.lm_head_tied = s.config.tie_word_embeddings;
+    s.n_params = s.config->param_count();
+    s.lm_head_tied = s.info.tied_head;
   }
-  s.memory = estimate_memory(s.n_params, opt_lora_param_count(s.config, lora_rank, {"q_proj", "v_proj"}), lora_rank);
+  const auto targets = s.config->default_lora_targets();
+  s.memory = estimate_memory(s.n_params, s.config->lora_param_count(lora_rank, targets), lora_rank);
+  s.memory.lora_targets = targets;
   return s;
 }
 
@@ -121,22 +102,29 @@ std::string human_count(int64_t n) {
 }
 
 std::string summary_text(const ModelSummary& s, bool list_tensors) {
-  const OptConfig& c = s.config;
+  const ModelInfo& c = s.info;
   std::ostringstream o;
   auto yn = [](bool b) { return b ? "yes" : "no"; };
+  auto ids = [](const std::vector<int64_t>& v) {
+    std::string r;
+    for (size_t i = 0; i < v.size(); ++i) r += (i ? "," : "") + std::to_string(v[i]);
+    return r;
+  };
   o << "model         " << s.dir << "\n";
   o << "type          " << s.model_type;
   if (!s.architectures.empty()) o << " (" << s.architectures.front() << ")";
   o << "\n";
-  o << "layers        " << c.num_hidden_layers << "   hidden " << c.hidden_size << "   heads " << c.num_attention_heads
-    << " (head dim " << c.head_dim() << ")   ffn " << c.ffn_dim << "\n";
-  o << "vocab         " << c.vocab_size << "   positions " << c.max_position_embeddings << "   embed proj dim "
-    << c.word_embed_proj_dim << (c.has_project() ? " (project_in/out)" : "") << "\n";
-  o << "layer norm    " << (c.do_layer_norm_before ? "pre-LN" : "post-LN") << "   final LN "
-    << yn(c.has_final_layer_norm()) << "   affine " << yn(c.layer_norm_elementwise_affine) << "\n";
-  o << "activation    " << c.activation_function << "   biases " << yn(c.enable_bias) << "   tied lm_head "
-    << yn(s.lm_head_tied) << "   dropout " << c.dropout << "\n";
-  o << "special ids   bos " << c.bos_token_id << "   eos " << c.eos_token_id << "   pad " << c.pad_token_id << "\n";
+  o << "layers        " << c.num_layers << "   hidden " << c.hidden_size << "   heads " << c.num_heads;
+  if (c.num_kv_heads != c.num_heads) o << " (kv " << c.num_kv_heads << ")";
+  o << "   head dim " << c.head_dim << "   mlp " << c.intermediate_size << "\n";
+  o << "vocab         " << c.vocab_size << "   positions " << c.max_positions << "   tied lm_head " << yn(s.lm_head_tied)
+    << "\n";
+  for (const auto& [k, v] : c.attributes) {
+    std::string key = k;
+    key.resize(std::max<size_t>(key.size() + 1, 14), ' ');
+    o << key << v << "\n";
+  }
+  o << "special ids   bos " << c.bos_id << "   eos " << ids(c.eos_ids) << "   pad " << c.pad_id << "\n";
   o << "weights       " << s.weights_format << ": ";
   for (size_t i = 0; i < s.weight_files.size(); ++i) o << (i ? ", " : "") << s.weight_files[i];
   o << " (" << human_bytes(static_cast<int64_t>(s.weights_bytes)) << " on disk)\n";
@@ -153,9 +141,11 @@ std::string summary_text(const ModelSummary& s, bool list_tensors) {
   o << "  inference fp32                         " << human_bytes(m.inference_fp32) << "\n";
   o << "  inference bf16                         " << human_bytes(m.inference_bf16) << "\n";
   o << "  unlearn full, fp32 + AdamW + reference " << human_bytes(m.unlearn_full_fp32) << "\n";
-  o << "  unlearn LoRA r=" << m.lora_rank << " q_proj,v_proj fp32      " << human_bytes(m.unlearn_lora_fp32)
-    << "   (" << human_count(m.lora_params) << " adapter params; reference = adapters off)\n";
-  o << "  unlearn LoRA r=" << m.lora_rank << " q_proj,v_proj bf16 base " << human_bytes(m.unlearn_lora_bf16) << "\n";
+  std::string targets;
+  for (const auto& t : m.lora_targets) targets += (targets.empty() ? "" : ",") + t;
+  o << "  unlearn LoRA r=" << m.lora_rank << " " << targets << " fp32: " << human_bytes(m.unlearn_lora_fp32) << "   ("
+    << human_count(m.lora_params) << " adapter params; reference = adapters off)\n";
+  o << "  unlearn LoRA r=" << m.lora_rank << " " << targets << " bf16 base: " << human_bytes(m.unlearn_lora_bf16) << "\n";
   for (const auto& w : s.warnings) o << "warning: " << w << "\n";
   if (list_tensors && s.tensors_listed) {
     o << "\ntensors (" << s.tensors.size() << ")\n";
@@ -180,7 +170,8 @@ io::Json summary_json(const ModelSummary& s) {
       {"dir", s.dir},
       {"model_type", s.model_type},
       {"architectures", s.architectures},
-      {"config", s.config.to_json()},
+      {"family", s.info.family},
+      {"config", s.config->to_json(s.info.torch_dtype)},
       {"weights", {{"format", s.weights_format}, {"files", s.weight_files}, {"bytes_on_disk", s.weights_bytes}}},
       {"tokenizer_files", s.tokenizer_files},
       {"n_params", s.n_params},

@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "io/json.h"
-#include "model/opt_config.h"
+#include <memory>
+
+#include "model/model_config.h"
 
 namespace lethe::model {
 
@@ -17,7 +19,7 @@ struct MemoryEstimate {
   int64_t n_params = 0;
   int64_t lora_params = 0;      // LoRA A+B parameters at `lora_rank` on `lora_targets`
   int lora_rank = 32;
-  std::vector<std::string> lora_targets{"q_proj", "v_proj"};
+  std::vector<std::string> lora_targets;  // the family's defaults
   int64_t inference_fp32 = 0;   // 4 B/param
   int64_t inference_bf16 = 0;   // 2 B/param
   // Full-parameter unlearning in fp32 with AdamW: weights 4 + grads 4 + moments 8 + the frozen
@@ -41,7 +43,8 @@ struct ModelSummary {
   std::string dir;
   std::string model_type;
   std::vector<std::string> architectures;
-  OptConfig config;
+  std::shared_ptr<const ModelConfig> config;
+  ModelInfo info;
   std::string weights_format;
   std::vector<std::string> weight_files;
   uint64_t weights_bytes = 0;       // on disk
@@ -55,11 +58,7 @@ struct ModelSummary {
   MemoryEstimate memory;
 };
 
-// Parameters of an OPT model as its config describes it (for folders whose tensors are not
-// listed) and the LoRA parameter count for adapters of `rank` on `targets`.
-int64_t opt_param_count(const OptConfig& c);
 MemoryEstimate estimate_memory(int64_t n_params, int64_t lora_params, int lora_rank);
-int64_t opt_lora_param_count(const OptConfig& c, int rank, const std::vector<std::string>& targets);
 
 // Throws lethe::Error naming the folder or file on any problem (see io::ModelFolder::open).
 ModelSummary inspect_model(const std::filesystem::path& dir, int lora_rank = 32);

@@ -1,18 +1,17 @@
 #include "model/opt_config.h"
 
+#include <algorithm>
+
 #include "util/error.h"
 
 namespace lethe::model {
-
-const char* supported_model_types() { return "opt"; }
 
 OptConfig OptConfig::from_json(const io::Json& j, const std::string& src) {
   using namespace io;
   if (!j.is_object()) throw Error(src + ": expected a JSON object");
   if (!j.contains("model_type")) throw Error(src + ": missing field 'model_type'");
   const std::string type = get_string(j, "model_type", src);
-  if (type != "opt")
-    throw Error(src + ": model_type '" + type + "' is not supported (Lethe supports: " + supported_model_types() + ")");
+  if (type != "opt") throw Error(src + ": model_type '" + type + "' is not OPT");
   OptConfig c;
   c.vocab_size = get_int(j, "vocab_size", c.vocab_size, src);
   c.hidden_size = get_int(j, "hidden_size", c.hidden_size, src);
@@ -56,7 +55,7 @@ OptConfig OptConfig::from_json(const io::Json& j, const std::string& src) {
   return c;
 }
 
-io::Json OptConfig::to_json() const {
+io::Json OptConfig::to_json(const std::string& dtype) const {
   io::Json j = {
       {"model_type", "opt"},
       {"architectures", {"OPTForCausalLM"}},
@@ -79,8 +78,63 @@ io::Json OptConfig::to_json() const {
       {"bos_token_id", bos_token_id},
       {"eos_token_id", eos_token_id},
   };
-  if (!torch_dtype.empty()) j["torch_dtype"] = torch_dtype;
+  if (!dtype.empty()) j["torch_dtype"] = dtype;
   return j;
+}
+
+ModelInfo OptConfig::info() const {
+  ModelInfo i;
+  i.family = "opt";
+  i.architecture = "OPTForCausalLM";
+  i.vocab_size = vocab_size;
+  i.hidden_size = hidden_size;
+  i.output_dim = word_embed_proj_dim;
+  i.num_layers = num_hidden_layers;
+  i.num_heads = num_attention_heads;
+  i.num_kv_heads = num_attention_heads;
+  i.head_dim = head_dim();
+  i.intermediate_size = ffn_dim;
+  i.max_positions = max_position_embeddings;
+  i.tied_head = tie_word_embeddings;
+  i.bos_id = bos_token_id;
+  i.pad_id = pad_token_id;
+  i.eos_ids = {eos_token_id};
+  i.dropout = std::max(dropout, attention_dropout);
+  i.torch_dtype = torch_dtype;
+  auto yn = [](bool b) { return std::string(b ? "yes" : "no"); };
+  i.attributes = {
+      {"positions", "learned (offset 2), from the attention mask"},
+      {"layer norm", std::string(do_layer_norm_before ? "pre-LN" : "post-LN") + ", final LN " + yn(has_final_layer_norm()) +
+                         ", affine " + yn(layer_norm_elementwise_affine)},
+      {"activation", activation_function},
+      {"biases", yn(enable_bias)},
+      {"embed proj dim", std::to_string(word_embed_proj_dim) + (has_project() ? " (project_in/out)" : "")},
+      {"dropout", std::to_string(dropout)},
+  };
+  return i;
+}
+
+int64_t OptConfig::param_count() const {
+  const int64_t H = hidden_size, E = word_embed_proj_dim, F = ffn_dim, L = num_hidden_layers;
+  const int64_t b = enable_bias ? 1 : 0;
+  const int64_t ln = layer_norm_elementwise_affine ? 2 * H : 0;
+  int64_t n = vocab_size * E + (max_position_embeddings + 2) * H;  // tokens + learned positions (offset 2)
+  if (has_project()) n += 2 * H * E;                               // project_in, project_out (no bias)
+  const int64_t layer = 4 * (H * H + b * H) + (H * F + b * F) + (F * H + b * H) + 2 * ln;
+  n += L * layer;
+  if (has_final_layer_norm()) n += ln;
+  if (!tie_word_embeddings) n += vocab_size * E;
+  return n;
+}
+
+std::vector<LayerLinear> OptConfig::layer_linears() const {
+  const int64_t H = hidden_size, F = ffn_dim;
+  return {{"q_proj", H, H}, {"k_proj", H, H}, {"v_proj", H, H}, {"out_proj", H, H}, {"fc1", H, F}, {"fc2", F, H}};
+}
+
+std::string OptConfig::canonical_key(const std::string& k) const {
+  if (k.rfind("decoder.", 0) == 0) return "model." + k;
+  return k;
 }
 
 }  // namespace lethe::model

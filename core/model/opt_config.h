@@ -3,10 +3,11 @@
 #include <string>
 
 #include "io/json.h"
+#include "model/model_config.h"
 
 namespace lethe::model {
 
-struct OptConfig {
+struct OptConfig final : ModelConfig {
   int64_t vocab_size = 50272;
   int64_t hidden_size = 768;           // H
   int64_t num_hidden_layers = 12;      // L
@@ -34,10 +35,17 @@ struct OptConfig {
   // `source` names the file in messages. Throws lethe::Error for a model_type other than "opt",
   // non-positive sizes, heads that do not divide the hidden size, an unknown activation.
   static OptConfig from_json(const io::Json& j, const std::string& source);
-  io::Json to_json() const;  // as save_pretrained writes it
-};
+  io::Json to_json() const { return to_json(torch_dtype); }  // as save_pretrained writes it
 
-// "opt" today; the list a user is shown when a folder holds something else.
-const char* supported_model_types();
+  // ModelConfig
+  ModelInfo info() const override;
+  io::Json to_json(const std::string& dtype) const override;
+  int64_t param_count() const override;
+  std::vector<LayerLinear> layer_linears() const override;
+  std::vector<std::string> default_lora_targets() const override { return {"q_proj", "v_proj"}; }
+  // "decoder.x" (the published facebook/opt-* files) -> "model.decoder.x" (save_pretrained).
+  std::string canonical_key(const std::string& stored) const override;
+  std::string classifier_architecture() const override { return "OPTForSequenceClassification"; }
+};
 
 }  // namespace lethe::model

@@ -44,10 +44,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& dir) {
                              "tokenizer.model)");
 }
 
-void check_tokenizer_fits(const Tokenizer& tok, const model::OptConfig& cfg, const std::string& where) {
-  if (tok.vocab_size() > cfg.vocab_size)
+void check_tokenizer_fits(const Tokenizer& tok, int64_t model_vocab_size, const std::string& where) {
+  if (tok.vocab_size() > model_vocab_size)
     throw Error(where + ": the tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model's embedding has " +
-                std::to_string(cfg.vocab_size) + " rows (vocab_size in config.json)");
+                std::to_string(model_vocab_size) + " rows (vocab_size in config.json)");
 }
 
 }  // namespace lethe::text

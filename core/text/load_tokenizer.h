@@ -3,8 +3,8 @@
 // is prepended) taken from config.json and tokenizer_config.json.
 #include <filesystem>
 #include <memory>
+#include <string>
 
-#include "model/opt_config.h"
 #include "text/tokenizer.h"
 
 namespace lethe::text {
@@ -15,6 +15,7 @@ namespace lethe::text {
 std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& dir);
 
 // Throws when the tokenizer can produce ids the model's embedding does not have.
-void check_tokenizer_fits(const Tokenizer& tok, const model::OptConfig& cfg, const std::string& where);
+// `model_vocab_size` is the rows of the model's embedding (vocab_size in config.json).
+void check_tokenizer_fits(const Tokenizer& tok, int64_t model_vocab_size, const std::string& where);
 
 }  // namespace lethe::text

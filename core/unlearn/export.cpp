@@ -9,14 +9,15 @@ namespace fs = std::filesystem;
 void copy_tokenizer_files(const fs::path& from, const fs::path& to) {
   fs::create_directories(to);
   for (const char* name : {"vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                           "tokenizer.model", "spiece.model", "sentencepiece.model"}) {
+                           "tokenizer.model", "spiece.model", "sentencepiece.model", "added_tokens.json",
+                           "generation_config.json", "chat_template.jinja"}) {
     std::error_code ec;
     if (fs::exists(from / name, ec) && !fs::equivalent(from, to, ec))
       fs::copy_file(from / name, to / name, fs::copy_options::overwrite_existing);
   }
 }
 
-void export_model(const fs::path& out, model::OptForCausalLMImpl& m, const LoraConfig& lora, const std::string& what,
+void export_model(const fs::path& out, model::CausalLMImpl& m, const LoraConfig& lora, const std::string& what,
                   const fs::path& base_model_dir) {
   if (what != "merged" && what != "adapter" && what != "both")
     throw Error("save '" + what + "': expected merged, adapter or both");
@@ -26,7 +27,7 @@ void export_model(const fs::path& out, model::OptForCausalLMImpl& m, const LoraC
     save_peft_adapter(out / "adapter", m, lora, fs::absolute(base_model_dir).string());
   if (what == "merged" || what == "both") {
     merge_lora(m);
-    model::save_opt(out, m);
+    model::save_model(out, m);
     copy_tokenizer_files(base_model_dir, out);
   }
 }

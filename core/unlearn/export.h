@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <string>
 
-#include "model/opt.h"
+#include "model/causal_lm.h"
 #include "unlearn/lora.h"
 
 namespace lethe::unlearn {
@@ -14,7 +14,7 @@ void copy_tokenizer_files(const std::filesystem::path& from, const std::filesyst
 
 // `what`: "merged" (an HF folder with the adapters folded in), "adapter" (a PEFT adapter in
 // OUT/adapter), or "both". Without LoRA only "merged" applies. Merging modifies `m`.
-void export_model(const std::filesystem::path& out, model::OptForCausalLMImpl& m, const LoraConfig& lora,
+void export_model(const std::filesystem::path& out, model::CausalLMImpl& m, const LoraConfig& lora,
                   const std::string& what, const std::filesystem::path& base_model_dir);
 
 }  // namespace lethe::unlearn

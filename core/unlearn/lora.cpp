@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
-#include <set>
 
 #include "io/json.h"
 #include "io/safetensors.h"
@@ -13,15 +12,13 @@ namespace lethe::unlearn {
 namespace fs = std::filesystem;
 
 namespace {
-const std::set<std::string> kTargets = {"q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"};
-
 // Every (name, linear) of the decoder layers whose last name part is in `targets`.
-std::vector<std::pair<std::string, model::OptLinearImpl*>> target_linears(model::OptForCausalLMImpl& m,
-                                                                          const std::vector<std::string>& targets) {
-  std::vector<std::pair<std::string, model::OptLinearImpl*>> out;
+std::vector<std::pair<std::string, model::LinearImpl*>> target_linears(model::CausalLMImpl& m,
+                                                                       const std::vector<std::string>& targets) {
+  std::vector<std::pair<std::string, model::LinearImpl*>> out;
   for (const auto& item : m.named_modules()) {
     const std::string& name = item.key();
-    auto* lin = dynamic_cast<model::OptLinearImpl*>(item.value().get());
+    auto* lin = dynamic_cast<model::LinearImpl*>(item.value().get());
     if (!lin || name.find(".layers.") == std::string::npos) continue;
     const std::string leaf = name.substr(name.rfind('.') + 1);
     for (const auto& t : targets)
@@ -31,59 +28,59 @@ std::vector<std::pair<std::string, model::OptLinearImpl*>> target_linears(model:
 }
 }  // namespace
 
-void validate_lora(const LoraConfig& cfg, const model::OptConfig& c) {
-  if (!cfg.enabled()) return;
-  if (cfg.targets.empty()) throw Error("LoRA needs at least one target module");
-  for (const auto& t : cfg.targets)
-    if (!kTargets.count(t))
-      throw Error("unknown LoRA target module '" + t + "' (OPT has q_proj, k_proj, v_proj, out_proj, fc1, fc2)");
-  if (!(cfg.alpha > 0)) throw Error("LoRA alpha must be > 0");
-  if (cfg.dropout < 0 || cfg.dropout >= 1) throw Error("LoRA dropout must be in [0, 1)");
-  for (const auto& t : cfg.targets) {
-    const int64_t in = (t == "fc2") ? c.ffn_dim : c.hidden_size;
-    const int64_t out = (t == "fc1") ? c.ffn_dim : c.hidden_size;
-    if (cfg.rank > std::min(in, out))
-      throw Error("LoRA rank " + std::to_string(cfg.rank) + " is larger than layer " + t + " (" + std::to_string(out) + " x " +
-                  std::to_string(in) + ")");
-  }
+std::vector<std::string> resolve_targets(const LoraConfig& cfg, const model::ModelConfig& c) {
+  return c.resolve_lora_targets(cfg.targets.empty() ? c.default_lora_targets() : cfg.targets);
 }
 
-void add_lora(model::OptForCausalLMImpl& m, const LoraConfig& cfg, uint64_t seed) {
+void validate_lora(const LoraConfig& cfg, const model::ModelConfig& c) {
+  if (!cfg.enabled()) return;
+  if (!(cfg.alpha > 0)) throw Error("LoRA alpha must be > 0");
+  if (cfg.dropout < 0 || cfg.dropout >= 1) throw Error("LoRA dropout must be in [0, 1)");
+  const auto targets = resolve_targets(cfg, c);
+  if (targets.empty()) throw Error("LoRA needs at least one target module");
+  for (const auto& t : targets)
+    for (const auto& l : c.layer_linears())
+      if (l.name == t && cfg.rank > std::min(l.in, l.out))
+        throw Error("LoRA rank " + std::to_string(cfg.rank) + " is larger than layer " + t + " (" + std::to_string(l.out) +
+                    " x " + std::to_string(l.in) + ")");
+}
+
+void add_lora(model::CausalLMImpl& m, const LoraConfig& cfg, uint64_t seed) {
   validate_lora(cfg, m.config());
   for (auto& p : m.parameters()) p.set_requires_grad(false);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  for (auto& [name, lin] : target_linears(m, cfg.targets)) {
+  for (auto& [name, lin] : target_linears(m, resolve_targets(cfg, m.config()))) {
     lin->add_lora(cfg.rank, cfg.alpha, cfg.dropout, gen);
     lin->lora_A->weight.set_requires_grad(true);
     lin->lora_B->weight.set_requires_grad(true);
   }
 }
 
-void set_lora_enabled(model::OptForCausalLMImpl& m, bool on) {
+void set_lora_enabled(model::CausalLMImpl& m, bool on) {
   for (auto& mod : m.modules())
-    if (auto* lin = dynamic_cast<model::OptLinearImpl*>(mod.get())) lin->lora_enabled = on;
+    if (auto* lin = dynamic_cast<model::LinearImpl*>(mod.get())) lin->lora_enabled = on;
 }
 
-void merge_lora(model::OptForCausalLMImpl& m) {
+void merge_lora(model::CausalLMImpl& m) {
   for (auto& mod : m.modules())
-    if (auto* lin = dynamic_cast<model::OptLinearImpl*>(mod.get())) lin->merge_lora();
+    if (auto* lin = dynamic_cast<model::LinearImpl*>(mod.get())) lin->merge_lora();
   for (auto& p : m.parameters()) p.set_requires_grad(true);
 }
 
-bool has_lora(model::OptForCausalLMImpl& m) {
+bool has_lora(model::CausalLMImpl& m) {
   for (auto& mod : m.modules())
-    if (auto* lin = dynamic_cast<model::OptLinearImpl*>(mod.get()); lin && lin->has_lora()) return true;
+    if (auto* lin = dynamic_cast<model::LinearImpl*>(mod.get()); lin && lin->has_lora()) return true;
   return false;
 }
 
-std::vector<std::pair<std::string, at::Tensor>> trainable_parameters(model::OptForCausalLMImpl& m) {
+std::vector<std::pair<std::string, at::Tensor>> trainable_parameters(model::CausalLMImpl& m) {
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (const auto& p : m.named_parameters())
     if (p.value().requires_grad()) out.emplace_back(p.key(), p.value());
   return out;
 }
 
-void save_peft_adapter(const fs::path& dir, model::OptForCausalLMImpl& m, const LoraConfig& cfg, const std::string& base) {
+void save_peft_adapter(const fs::path& dir, model::CausalLMImpl& m, const LoraConfig& cfg, const std::string& base) {
   fs::create_directories(dir);
   std::vector<std::pair<std::string, at::Tensor>> keep;
   for (const auto& p : m.named_parameters())
@@ -98,14 +95,14 @@ void save_peft_adapter(const fs::path& dir, model::OptForCausalLMImpl& m, const 
                                                     {"r", cfg.rank},
                                                     {"lora_alpha", cfg.alpha},
                                                     {"lora_dropout", cfg.dropout},
-                                                    {"target_modules", cfg.targets},
+                                                    {"target_modules", resolve_targets(cfg, m.config())},
                                                     {"bias", "none"},
                                                     {"fan_in_fan_out", false},
                                                     {"inference_mode", true},
                                                     {"base_model_name_or_path", base}});
 }
 
-LoraConfig load_peft_adapter(const fs::path& dir, model::OptForCausalLMImpl& m) {
+LoraConfig load_peft_adapter(const fs::path& dir, model::CausalLMImpl& m) {
   const fs::path cfg_path = dir / "adapter_config.json";
   io::Json j = io::read_json_file(cfg_path);
   const std::string src = cfg_path.string();

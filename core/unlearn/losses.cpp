@@ -89,6 +89,12 @@ std::vector<bool> loss_targets(const Example& e, Mode m) {
   return t;
 }
 
+int64_t batch_pad_id(const text::Tokenizer& tok) {
+  if (tok.pad_id() >= 0) return tok.pad_id();
+  if (tok.eos_id() >= 0) return tok.eos_id();
+  return 0;
+}
+
 TokenBatch collate(const std::vector<Example>& ex, int64_t pad_id, const at::Device& device) {
   if (ex.empty()) throw Error("empty batch");
   int64_t T = 0;

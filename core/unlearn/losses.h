@@ -55,6 +55,9 @@ struct TokenBatch {
   int64_t tokens = 0;
 };
 TokenBatch collate(const std::vector<Example>& examples, int64_t pad_id, const at::Device& device);
+// The id batches are padded with: the tokenizer's pad token, else EOS (as llm_unlearn-style
+// scripts set pad_token = eos_token for tokenizers without one, e.g. Llama's), else 0.
+int64_t batch_pad_id(const text::Tokenizer& tok);
 
 // Mean cross-entropy of the answer (a positive number; L_fgt is its negation).
 // faithful: per-position CE of logits[:, :-1] vs ids[:, 1:] (pad-id labels ignored), weights 1

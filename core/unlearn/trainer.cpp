@@ -65,14 +65,14 @@ io::Json UnlearnOptions::to_json() const {
   return {{"method", method_name(method)}, {"mode", mode_name(mode)}, {"eps1", eps1}, {"eps2", eps2}, {"eps3", eps3},
           {"K", K}, {"lr", lr}, {"warmup_steps", warmup_steps}, {"weight_decay", weight_decay}, {"max_grad_norm", max_grad_norm},
           {"batch_size", batch_size}, {"grad_accum", grad_accum}, {"max_steps", max_steps}, {"stop_forget_ce", stop_forget_ce},
-          {"dropout", dropout}, {"seed", seed}, {"npo_beta", npo_beta}, {"precision", precision},
+          {"dropout", dropout ? io::Json(*dropout) : io::Json("auto")}, {"dropout_active", dropout_active()}, {"seed", seed}, {"npo_beta", npo_beta}, {"precision", precision},
           {"lora", {{"rank", lora.rank}, {"alpha", lora.alpha}, {"dropout", lora.dropout}, {"targets", lora.targets}}}};
 }
 
 io::Json StepMetrics::to_json() const {
   return {{"step", step}, {"loss_fgt", loss_fgt}, {"loss_rdn", loss_rdn}, {"loss_nor", loss_nor}, {"total", total},
           {"forget_ce", forget_ce}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s},
-          {"elapsed_s", elapsed_s}, {"tokens", tokens}};
+          {"elapsed_s", elapsed_s}, {"tokens", tokens}, {"dropout", dropout}};
 }
 
 namespace {
@@ -130,7 +130,7 @@ struct Unlearner::Batches {
   std::vector<size_t> forget_index, normal_index;  // which samples of the sets
 };
 
-Unlearner::Unlearner(model::OptForCausalLM model, const text::Tokenizer& tok, UnlearnData data, UnlearnOptions opts)
+Unlearner::Unlearner(model::CausalLM model, const text::Tokenizer& tok, UnlearnData data, UnlearnOptions opts)
     : model_(std::move(model)), tok_(tok), data_(std::move(data)), o_(std::move(opts)), rng_(o_.seed) {
   o_.validate();
   if (data_.forget.empty())
@@ -145,7 +145,7 @@ Unlearner::Unlearner(model::OptForCausalLM model, const text::Tokenizer& tok, Un
   if (o_.precision == "bf16" && model_->options().dtype() != at::kFloat)
     throw Error("precision bf16 trains fp32 weights with bf16 compute: load the model in fp32");
 
-  const int64_t max_pos = model_->config().max_position_embeddings;
+  const int64_t max_pos = model_->info().max_positions;
   auto check_len = [&](const Example& e, const char* set, size_t i) {
     if (static_cast<int64_t>(e.ids.size()) > max_pos)
       throw Error(std::string(set) + " sample " + std::to_string(i + 1) + " has " + std::to_string(e.ids.size()) +
@@ -165,7 +165,7 @@ Unlearner::Unlearner(model::OptForCausalLM model, const text::Tokenizer& tok, Un
   const bool needs_reference = (o_.method == Method::Paper && o_.eps3 > 0) || o_.method == Method::Npo;
   if (needs_reference && !o_.lora.enabled()) {
     // Full-parameter mode: the reference is a frozen copy (llm_unlearn loads the model twice).
-    reference_ = model::OptForCausalLM(model_->config(), model_->options());
+    reference_ = model::create_causal_lm(model_->config_ptr(), model_->options());
     at::NoGradGuard g;
     auto src = model_->named_parameters();
     for (auto& p : reference_->named_parameters()) {
@@ -210,7 +210,7 @@ void Unlearner::start_pass() {
 Unlearner::Batches Unlearner::next_batches() {
   if (cursor_ >= pass_len_) start_pass();
   const auto dev = model_->options().device();
-  const int64_t pad = tok_.pad_id();
+  const int64_t pad = batch_pad_id(tok_);
   const size_t B = static_cast<size_t>(o_.batch_size), at0 = static_cast<size_t>(cursor_) * B;
   ++cursor_;
   Batches b;
@@ -281,13 +281,14 @@ StepMetrics Unlearner::train_step(Observer& obs) {
   const auto t0 = Clock::now();
   const double lr = current_lr();
   for (auto& g : optim_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-  model_->train(o_.dropout);
-  const int64_t pad = tok_.pad_id();
+  model_->train(o_.dropout_active());
+  const int64_t pad = batch_pad_id(tok_);
   const bool bf16 = o_.precision == "bf16";
   const bool cuda = model_->options().device().is_cuda();
   StepMetrics m;
   m.step = step_ + 1;
   m.lr = lr;
+  m.dropout = o_.dropout_active();
   io::Json dumps = io::Json::array();
   for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
     Batches b = next_batches();

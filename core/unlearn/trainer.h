@@ -6,13 +6,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "data/datasets.h"
 #include "io/json.h"
-#include "model/opt.h"
+#include "model/causal_lm.h"
 #include "text/tokenizer.h"
 #include "unlearn/lora.h"
 #include "unlearn/losses.h"
@@ -40,7 +41,11 @@ struct UnlearnOptions {
   int64_t grad_accum = 1;                     // micro-batches per optimizer step
   int64_t max_steps = 1000;
   double stop_forget_ce = 100;                // faithful: llm_unlearn's rule, which never fires
-  bool dropout = true;                        // train mode as llm_unlearn (OPT dropout 0.1)
+  // Dropout in the trained forward. Unset (auto): on in faithful mode and for fine-tuning, as
+  // upstream's model.train() runs; off in corrected unlearning, where the reference runs without
+  // it, so that L_nor is the KL it claims to be (0 while the model equals the reference).
+  std::optional<bool> dropout;
+  bool dropout_active() const { return dropout ? *dropout : (mode == Mode::Faithful || method == Method::Finetune); }
   uint64_t seed = 8888;
   double npo_beta = 0.1;
   LoraConfig lora;
@@ -71,6 +76,7 @@ struct StepMetrics {
   double tokens_per_s = 0;
   double elapsed_s = 0;
   int64_t tokens = 0;
+  bool dropout = false;         // whether this step's trained forward ran with dropout
   io::Json to_json() const;
 };
 
@@ -106,7 +112,7 @@ struct UnlearnResult {
 class Unlearner {
  public:
   // `model` is trained in place. Throws lethe::Error on bad options or data, before any compute.
-  Unlearner(model::OptForCausalLM model, const text::Tokenizer& tok, UnlearnData data, UnlearnOptions opts);
+  Unlearner(model::CausalLM model, const text::Tokenizer& tok, UnlearnData data, UnlearnOptions opts);
   ~Unlearner();
 
   // Runs until max_steps, the stop rule, or cancel (checked every step). An exception (a NaN term,
@@ -120,7 +126,7 @@ class Unlearner {
   void save_checkpoint(const std::filesystem::path& dir);
   void load_checkpoint(const std::filesystem::path& dir);
 
-  model::OptForCausalLMImpl& model() { return *model_; }
+  model::CausalLMImpl& model() { return *model_; }
   // Logits of the frozen reference (the copy, or the base with adapters off) on a batch.
   at::Tensor reference_forward(const TokenBatch& b) { return reference_logits(b); }
   bool has_reference() const { return static_cast<bool>(reference_) || o_.lora.enabled(); }
@@ -133,8 +139,8 @@ class Unlearner {
   at::Tensor reference_logits(const TokenBatch& b);
   double current_lr() const;
 
-  model::OptForCausalLM model_;
-  model::OptForCausalLM reference_{nullptr};  // full-parameter mode: a frozen copy
+  model::CausalLM model_;
+  model::CausalLM reference_;  // full-parameter mode: a frozen copy
   const text::Tokenizer& tok_;
   UnlearnData data_;
   UnlearnOptions o_;

@@ -82,7 +82,8 @@ TEST(Spec, BadSpecsAreRejectedWithTheirJsonPaths) {
   EXPECT_EQ(with("unlearn.batch=0"), one + "unlearn.batch: must be at least 1, got 0");
   EXPECT_EQ(with("unlearn.precision=\"fp8\""), one + "unlearn.precision: expected fp32 or bf16, got 'fp8'");
   EXPECT_EQ(with("unlearn.lora.targets=[\"q_proj\",\"attn\"]"),
-            one + "unlearn.lora.targets: unknown module 'attn' (q_proj, k_proj, v_proj, out_proj, fc1, fc2)");
+            one + "unlearn.lora.targets: unknown LoRA target module 'attn' (OPTForCausalLM has q_proj, k_proj, v_proj, "
+                  "out_proj, fc1, fc2, or all-linear)");
   EXPECT_EQ(with("unlearn.learning_rate=0.1"), one + "unlearn.learning_rate: unknown field");
   EXPECT_EQ(with("evaluation.prompts.path=\"prompts.txt\""), one + "evaluation.classifier: needed when evaluation.prompts is given");
   EXPECT_EQ(with("evaluation.top_p=0"), one + "evaluation.top_p: must be in (0, 1]");

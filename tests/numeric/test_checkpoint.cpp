@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 namespace {
 fs::path case_dir(const std::string& name) { return fs::path(LETHE_BINARY_DIR) / "reference" / "opt" / name; }
 
-void expect_identical(model::OptForCausalLMImpl& a, model::OptForCausalLMImpl& b) {
+void expect_identical(model::CausalLMImpl& a, model::CausalLMImpl& b) {
   auto pa = a.named_parameters(), pb = b.named_parameters();
   ASSERT_EQ(pa.size(), pb.size());
   for (const auto& p : pa) {
@@ -29,7 +29,7 @@ void expect_identical(model::OptForCausalLMImpl& a, model::OptForCausalLMImpl& b
 
 std::string load_error(const fs::path& dir) {
   try {
-    model::load_opt(dir, {"fp32", "cpu"});
+    model::load_model(dir, {"fp32", "cpu"});
   } catch (const Error& e) {
     return e.what();
   }
@@ -40,9 +40,9 @@ std::string load_error(const fs::path& dir) {
 TEST(Checkpoint, SaveThenLoadIsBitIdentical) {
   for (const char* name : {"pre_ln", "post_ln_project", "gelu_untied"}) {
     TempDir d;
-    auto a = model::load_opt(case_dir(name), {"fp32", "cpu"});
-    model::save_opt(d / "out", *a.model);
-    auto b = model::load_opt(d / "out", {"fp32", "cpu"});
+    auto a = model::load_model(case_dir(name), {"fp32", "cpu"});
+    model::save_model(d / "out", *a.model);
+    auto b = model::load_model(d / "out", {"fp32", "cpu"});
     expect_identical(*a.model, *b.model);
     EXPECT_TRUE(b.warnings.empty());
     // The saved folder is an HF folder that inspect reads like any other.
@@ -52,22 +52,22 @@ TEST(Checkpoint, SaveThenLoadIsBitIdentical) {
 
 TEST(Checkpoint, ShardsAboveTheSizeLimit) {
   TempDir d;
-  auto a = model::load_opt(case_dir("pre_ln"), {"fp32", "cpu"});
-  model::save_opt(d / "out", *a.model, 8 * 1024);
+  auto a = model::load_model(case_dir("pre_ln"), {"fp32", "cpu"});
+  model::save_model(d / "out", *a.model, 8 * 1024);
   auto s = model::inspect_model(d / "out");
   EXPECT_EQ(s.weights_format, "sharded safetensors");
   EXPECT_GT(s.weight_files.size(), 2u);
-  auto b = model::load_opt(d / "out", {"fp32", "cpu"});
+  auto b = model::load_model(d / "out", {"fp32", "cpu"});
   expect_identical(*a.model, *b.model);
 }
 
 TEST(Checkpoint, Bf16RoundTripKeepsDtype) {
   TempDir d;
-  auto a = model::load_opt(case_dir("bf16_weights"), {"bf16", "cpu"});
-  model::save_opt(d / "out", *a.model);
+  auto a = model::load_model(case_dir("bf16_weights"), {"bf16", "cpu"});
+  model::save_model(d / "out", *a.model);
   EXPECT_EQ(io::read_json_file(d / "out" / "config.json")["torch_dtype"], "bfloat16");
   EXPECT_EQ(model::inspect_model(d / "out").params_by_dtype.front().first, "BF16");
-  auto b = model::load_opt(d / "out", {"bf16", "cpu"});
+  auto b = model::load_model(d / "out", {"bf16", "cpu"});
   expect_identical(*a.model, *b.model);
 }
 
@@ -88,7 +88,7 @@ TEST(CheckpointBadInput, ExtraTensorsAreWarned) {
   auto cfg = io::read_json_file(d / "config.json");
   cfg["num_hidden_layers"] = 1;
   io::write_json_file(d / "config.json", cfg);
-  auto m = model::load_opt(d.path, {"fp32", "cpu"});
+  auto m = model::load_model(d.path, {"fp32", "cpu"});
   ASSERT_EQ(m.warnings.size(), 16u);  // every tensor of layer 1
   EXPECT_NE(m.warnings[0].find("model.safetensors: tensor 'model.decoder.layers.1."), std::string::npos) << m.warnings[0];
   EXPECT_NE(m.warnings[0].find("not used by OPTForCausalLM; ignored"), std::string::npos);
@@ -120,8 +120,8 @@ TEST(Checkpoint, PublishedKeyLayoutInSafetensorsLoads) {
   lethe::testing::write_tiny_opt(a.path, t);
   t.prefix = "decoder.";  // as the facebook/opt-* files name them
   lethe::testing::write_tiny_opt(b.path, t);
-  auto ma = model::load_opt(a.path, {"fp32", "cpu"});
-  auto mb = model::load_opt(b.path, {"fp32", "cpu"});
+  auto ma = model::load_model(a.path, {"fp32", "cpu"});
+  auto mb = model::load_model(b.path, {"fp32", "cpu"});
   EXPECT_TRUE(mb.warnings.empty());
   expect_identical(*ma.model, *mb.model);
 }

@@ -94,7 +94,7 @@ TEST(HarmfulRate, PipelineEndToEndWithReduction) {
   TempDir d;
   lethe::testing::write_gpt2_tiny_model(d / "base");
   auto clf = eval::HarmClassifier::train(d / "base", labelled(), quick_options());
-  auto m = model::load_opt(d / "base", {"fp32", "cpu"});
+  auto m = model::load_model(d / "base", {"fp32", "cpu"});
   auto tok = text::load_tokenizer(d / "base");
   std::vector<std::string> prompts;
   for (const auto& p : lethe::testing::forget_pairs()) prompts.push_back(p.prompt);
@@ -129,8 +129,8 @@ TEST(Retention, PerplexityMultipleChoiceAndDivergence) {
   TempDir d;
   lethe::testing::write_gpt2_tiny_model(d / "a", 1);
   lethe::testing::write_gpt2_tiny_model(d / "b", 2);
-  auto a = model::load_opt(d / "a", {"fp32", "cpu"});
-  auto b = model::load_opt(d / "b", {"fp32", "cpu"});
+  auto a = model::load_model(d / "a", {"fp32", "cpu"});
+  auto b = model::load_model(d / "b", {"fp32", "cpu"});
   auto tok = text::load_tokenizer(d / "a");
   std::vector<std::string> texts;
   for (const auto& p : lethe::testing::normal_pairs()) texts.push_back(data::qa_text(p.prompt, p.response));
@@ -157,7 +157,7 @@ TEST(Retention, PerplexityMultipleChoiceAndDivergence) {
 TEST(Continuations, BleuOfTheTrueContinuationIsPerfectAndMismatchIsLow) {
   TempDir d;
   lethe::testing::write_gpt2_tiny_model(d / "a");
-  auto a = model::load_opt(d / "a", {"fp32", "cpu"});
+  auto a = model::load_model(d / "a", {"fp32", "cpu"});
   auto tok = text::load_tokenizer(d / "a");
   const std::vector<std::string> passages = {
       "The ferryman counted the lanterns on the water and sang the old song about the river that takes every name.",

@@ -32,7 +32,7 @@ std::string text_of(const std::vector<int64_t>& ids) {
 }
 
 struct Fixture {
-  model::LoadedModel m = model::load_opt(case_dir("pre_ln"), {"fp32", "cpu"});
+  model::LoadedModel m = model::load_model(case_dir("pre_ln"), {"fp32", "cpu"});
   IdTokenizer tok{53, /*eos=*/-1};  // no EOS unless a test sets one
 };
 

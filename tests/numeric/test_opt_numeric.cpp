@@ -37,7 +37,7 @@ model::LoadedModel load(const std::string& name, const std::string& dtype = "fp3
   model::LoadOptions o;
   o.dtype = dtype;
   o.device = "cpu";
-  return model::load_opt(ref_dir() / name, o);
+  return model::load_model(ref_dir() / name, o);
 }
 
 class OptCase : public ::testing::TestWithParam<std::string> {};

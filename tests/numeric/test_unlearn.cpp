@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include "model/opt.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "support/tiny_opt.h"
@@ -36,7 +37,7 @@ struct Env {
     lethe::testing::write_gpt2_tiny_model(dir / "model");
     tok = text::load_tokenizer(dir / "model");
   }
-  model::LoadedModel load(const std::string& dtype = "fp32") { return model::load_opt(dir / "model", {dtype, "cpu"}); }
+  model::LoadedModel load(const std::string& dtype = "fp32") { return model::load_model(dir / "model", {dtype, "cpu"}); }
   unlearn::UnlearnData data() const {
     return {lethe::testing::forget_pairs(), lethe::testing::normal_pairs(), lethe::testing::answer_pool()};
   }
@@ -52,7 +53,7 @@ unlearn::UnlearnOptions quick(unlearn::Mode mode = unlearn::Mode::Corrected) {
 }
 
 // A double-precision random OPT small enough for finite differences.
-model::OptForCausalLM double_model(uint64_t seed) {
+model::CausalLM double_model(uint64_t seed) {
   model::OptConfig c;
   c.vocab_size = 50272;
   c.hidden_size = 8;
@@ -61,8 +62,8 @@ model::OptForCausalLM double_model(uint64_t seed) {
   c.ffn_dim = 16;
   c.max_position_embeddings = 64;
   c.word_embed_proj_dim = 8;
-  model::OptForCausalLM m(c, at::TensorOptions().dtype(at::kDouble));
-  model::init_opt_weights(*m, 0.3, seed);
+  auto m = model::make_opt(c, at::TensorOptions().dtype(at::kDouble));
+  m->init_weights(0.3, seed);
   m->eval();
   return m;
 }
@@ -294,8 +295,8 @@ TEST(Unlearn, LoraAdapterExportAndMergeGiveTheSameModel) {
   // Merged and saved as a plain HF folder.
   unlearn::merge_lora(u.model());
   EXPECT_FALSE(unlearn::has_lora(u.model()));
-  model::save_opt(env.dir / "merged", u.model());
-  auto merged = model::load_opt(env.dir / "merged", {"fp32", "cpu"});
+  model::save_model(env.dir / "merged", u.model());
+  auto merged = model::load_model(env.dir / "merged", {"fp32", "cpu"});
   EXPECT_LT((merged.model->forward(ids, mask) - with_adapters).abs().max().item<double>(), 1e-5);
 }
 
@@ -315,6 +316,42 @@ TEST(Unlearn, GradDiffAndNpoRun) {
     if (method == unlearn::Method::Npo) {
       EXPECT_NEAR(r.steps[0].loss_fgt, 2.0 / o.npo_beta * std::log(2.0), 1e-4);  // the model equals the reference
     }
+  }
+}
+
+// Corrected mode trains without dropout unless asked: the model equals its reference before the
+// first update, so L_nor (the KL to the reference) is exactly 0 at step 1 — with LoRA (adapters
+// at zero) and with full parameters (a frozen copy). The tiny model's config has dropout 0.1.
+TEST(Unlearn, CorrectedModeHasNoDropoutSoTheFirstKlIsZero) {
+  Env env;
+  ASSERT_GT(env.load().info.dropout, 0.0);
+  for (int64_t rank : {0, 4}) {
+    auto m = env.load();
+    auto o = quick();
+    o.max_steps = 1;
+    o.lora.rank = rank;
+    unlearn::Unlearner u(m.model, *env.tok, env.data(), o);
+    Recorder r;
+    unlearn::CancelToken c;
+    u.run(r, c);
+    ASSERT_EQ(r.steps.size(), 1u);
+    EXPECT_EQ(r.steps[0].loss_nor, 0.0) << "LoRA rank " << rank;
+    EXPECT_FALSE(r.steps[0].dropout);
+    EXPECT_EQ(o.to_json()["dropout"], "auto");
+    EXPECT_EQ(o.to_json()["dropout_active"], false);
+  }
+  // Asked for, dropout is on and the "KL" measures its noise; faithful mode keeps it by default.
+  for (auto mode : {unlearn::Mode::Corrected, unlearn::Mode::Faithful}) {
+    auto m = env.load();
+    auto o = quick(mode);
+    o.max_steps = 1;
+    if (mode == unlearn::Mode::Corrected) o.dropout = true;
+    unlearn::Unlearner u(m.model, *env.tok, env.data(), o);
+    Recorder r;
+    unlearn::CancelToken c;
+    u.run(r, c);
+    EXPECT_TRUE(r.steps[0].dropout);
+    if (mode == unlearn::Mode::Corrected) EXPECT_GT(r.steps[0].loss_nor, 0.0);
   }
 }
 
@@ -360,7 +397,7 @@ TEST(UnlearnBadInput, OptionsAndDataAreCheckedUpFront) {
               x.lora.rank = 2;
               x.lora.targets = {"q_proj", "query"};
             }),
-            "unknown LoRA target module 'query' (OPT has q_proj, k_proj, v_proj, out_proj, fc1, fc2)");
+            "unknown LoRA target module 'query' (OPTForCausalLM has q_proj, k_proj, v_proj, out_proj, fc1, fc2, or all-linear)");
   EXPECT_EQ(with([](auto& x) { x.K = 50; }), "the random-answer pool has 10 answers, K = 50 are drawn per batch");
   auto empty = d;
   empty.forget.clear();

@@ -35,7 +35,7 @@ TEST(UnlearnReference, FaithfulTermsAndThreeAdamWStepsMatchLlmUnlearn) {
   lethe::testing::TempDir d;
   lethe::testing::write_gpt2_tiny_model(d / "model");
   auto tok = text::load_tokenizer(d / "model");
-  auto loaded = model::load_opt(d / "model", {"fp32", "cpu"});
+  auto loaded = model::load_model(d / "model", {"fp32", "cpu"});
 
   unlearn::UnlearnOptions o;
   o.mode = unlearn::Mode::Faithful;
@@ -87,7 +87,7 @@ TEST(UnlearnReference, FaithfulTermsAndThreeAdamWStepsMatchLlmUnlearn) {
   EXPECT_LT(rec.steps[0].loss_fgt, 0.0);  // ascent: a negative number
 
   auto params = io::SafetensorsFile::open(d / "ref" / "params.safetensors");
-  auto before = model::load_opt(d / "model", {"fp32", "cpu"});
+  auto before = model::load_model(d / "model", {"fp32", "cpu"});
   double max_diff = 0, max_move = 0;
   auto orig = before.model->named_parameters();
   for (const auto& p : u.model().named_parameters()) {

@@ -70,14 +70,14 @@ class MainWindowTest : public QObject {
     TempDir good, bad;
     lethe::testing::write_tiny_opt(good.path);
     lethe::testing::write_tiny_opt(bad.path);
-    lethe::testing::write_text(bad / "config.json", R"({"model_type": "llama"})");
+    lethe::testing::write_text(bad / "config.json", R"({"model_type": "falcon"})");
     MainWindow w;
     w.show();
     QVERIFY(w.openModel(QString::fromStdString(good.path.string())));
     QSignalSpy failed(w.modelPanel(), &ModelPanel::loadFailed);
     QVERIFY(!w.openModel(QString::fromStdString(bad.path.string())));
     QCOMPARE(failed.count(), 1);
-    QVERIFY2(w.modelPanel()->errorText().contains("model_type 'llama' is not supported"),
+    QVERIFY2(w.modelPanel()->errorText().contains("model_type 'falcon' is not supported"),
              qPrintable(w.modelPanel()->errorText()));
     auto* box = w.findChild<QMessageBox*>("error_dialog");
     QVERIFY(box != nullptr);

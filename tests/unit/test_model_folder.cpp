@@ -5,6 +5,7 @@
 
 #include "io/hf_folder.h"
 #include "model/inspect.h"
+#include "model/opt_config.h"
 #include "support/tiny_opt.h"
 #include "util/error.h"
 
@@ -36,8 +37,8 @@ TEST(Inspect, PreLnModelCountsEveryWrittenParameter) {
   EXPECT_EQ(s.n_params, written);
   // 4 tok/pos + final LN 2 + per layer (8 attn + 2 LN + 4 fc + 2 LN) x 2
   EXPECT_EQ(s.tensors.size(), 2u + 2u + 2u * 16u);
-  EXPECT_EQ(s.config.hidden_size, 16);
-  EXPECT_EQ(s.config.head_dim(), 4);
+  EXPECT_EQ(s.info.hidden_size, 16);
+  EXPECT_EQ(s.info.head_dim, 4);
   ASSERT_EQ(s.params_by_dtype.size(), 1u);
   EXPECT_EQ(s.params_by_dtype[0].first, "F32");
   EXPECT_TRUE(s.tensors_listed);
@@ -67,18 +68,19 @@ TEST(Inspect, ProjectInOutNoBiasNoFinalLayerNorm) {
   const int64_t written = write_tiny_opt(d.path, t);
   auto s = model::inspect_model(d.path);
   EXPECT_EQ(s.n_params, written);
-  EXPECT_TRUE(s.config.has_project());
-  EXPECT_FALSE(s.config.has_final_layer_norm());
-  EXPECT_FALSE(s.config.enable_bias);
+  const auto& opt = dynamic_cast<const model::OptConfig&>(*s.config);
+  EXPECT_TRUE(opt.has_project());
+  EXPECT_FALSE(opt.has_final_layer_norm());
+  EXPECT_FALSE(opt.enable_bias);
   // The config-only count (used for pytorch_model.bin folders) agrees with the tensors.
-  EXPECT_EQ(model::opt_param_count(s.config), written);
+  EXPECT_EQ(s.config->param_count(), written);
   EXPECT_HAS(model::summary_text(s), "(project_in/out)");
 }
 
 TEST(Inspect, ConfigOnlyCountMatchesDefaultLayout) {
   TempDir d;
   const int64_t written = write_tiny_opt(d.path);
-  EXPECT_EQ(model::opt_param_count(model::inspect_model(d.path).config), written);
+  EXPECT_EQ(model::inspect_model(d.path).config->param_count(), written);
 }
 
 TEST(Inspect, StoredTiedLmHeadCountsOnce) {
@@ -133,7 +135,7 @@ TEST(Inspect, TextAndJsonCarryTheSameFacts) {
   write_text(d / "merges.txt", "");
   auto s = model::inspect_model(d.path);
   const std::string text = model::summary_text(s);
-  EXPECT_HAS(text, "layers        2   hidden 16   heads 4 (head dim 4)   ffn 32");
+  EXPECT_HAS(text, "layers        2   hidden 16   heads 4   head dim 4   mlp 32");
   EXPECT_HAS(text, "tokenizer     merges.txt, vocab.json");
   EXPECT_HAS(text, "model.decoder.layers.1.fc1.weight");
   EXPECT_HAS(text, "pre-LN");
@@ -183,8 +185,10 @@ TEST(InspectBadInput, InvalidConfigJsonNamesTheLine) {
 TEST(InspectBadInput, UnsupportedModelType) {
   TempDir d;
   write_tiny_opt(d.path);
-  write_text(d / "config.json", R"({"model_type": "llama", "hidden_size": 16})");
-  EXPECT_HAS(error_of(d.path), "model_type 'llama' is not supported (Lethe supports: opt)");
+  write_text(d / "config.json", R"({"model_type": "falcon", "hidden_size": 16})");
+  EXPECT_HAS(error_of(d.path), "model_type 'falcon' is not supported (Lethe supports: opt, llama, mistral, qwen2, phi3, gemma)");
+  write_text(d / "config.json", R"({"model_type": "llama", "hidden_size": 18, "num_attention_heads": 4})");
+  EXPECT_HAS(error_of(d.path), "hidden_size 18 is not divisible by num_attention_heads 4 (and there is no head_dim)");
 }
 
 TEST(InspectBadInput, MissingModelType) {
