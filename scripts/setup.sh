@@ -21,7 +21,7 @@ PACKAGES=(
   protobuf-compiler libprotobuf-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   xvfb xauth libicu-dev
-  python3-torch python3-numpy python3-nltk
+  python3-torch python3-numpy python3-nltk python3-venv
 )
 
 need_install=()

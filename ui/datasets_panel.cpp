@@ -212,11 +212,24 @@ QString DatasetsPanel::showTokens(int row) {
       }
       return line + "</p>";
     };
+    const io::Json pf = spec_->get("model.prompt_format", "paper");
+    const std::string answer = "Nine minus four is five.";
+    if (pf.is_string() && pf.get<std::string>() == "chat") {
+      // The model's chat template: corrected mode only (faithful reproduces llm_unlearn's template).
+      const auto format = data::PromptFormat::chat(dir, *tok);
+      html += render(unlearn::make_qa_example(*tok, s.first, s.second, unlearn::Mode::Corrected, format), unlearn::Mode::Corrected,
+                     tr("L_fgt, chat template: the assistant's answer and its end of turn"), "#f6c5a0");
+      html += render(unlearn::make_random_example(*tok, s.first, answer, unlearn::Mode::Corrected, format), unlearn::Mode::Corrected,
+                     tr("L_rdn, chat template: the random answer only"), "#b3d4f0");
+      html += "<p style='color:gray'>" + tr("Highlighted tokens are loss targets; | separates tokens. Faithful mode needs the "
+                                            "paper's template.") + "</p>";
+      tokens_->setHtml(html);
+      return html;
+    }
     const auto ff = unlearn::make_qa_example(*tok, s.first, s.second, unlearn::Mode::Faithful);
     const auto fc = unlearn::make_qa_example(*tok, s.first, s.second, unlearn::Mode::Corrected);
     html += render(ff, unlearn::Mode::Faithful, tr("L_fgt, faithful (llm_unlearn): the first answer token is never a target"), "#f6c5a0");
     html += render(fc, unlearn::Mode::Corrected, tr("L_fgt, corrected: every answer token"), "#f6c5a0");
-    const std::string answer = "Nine minus four is five.";
     const auto rf = unlearn::make_random_example(*tok, s.first, answer, unlearn::Mode::Faithful);
     const auto rc = unlearn::make_random_example(*tok, s.first, answer, unlearn::Mode::Corrected);
     html += render(rf, unlearn::Mode::Faithful, tr("L_rdn with a random answer, faithful: from token 3 on, the question too"), "#b3d4f0");

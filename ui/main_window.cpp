@@ -94,7 +94,12 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
       const auto out = spec_->get("output.dir", "");
       QString dir = out.is_string() ? QString::fromStdString(out.get<std::string>()) : QString();
       if (QDir::isRelativePath(dir)) dir = QDir(spec_->baseDir()).filePath(dir);
-      playgroundPanel_->setModels(QString::fromStdString(spec_->get("model.path", "").get<std::string>()), dir + "/model");
+      const auto mp = spec_->get("model.path", "");
+      QString original = mp.is_string() ? QString::fromStdString(mp.get<std::string>()) : QString();
+      if (!original.isEmpty() && QDir::isRelativePath(original)) original = QDir(spec_->baseDir()).filePath(original);
+      playgroundPanel_->setModels(original, dir + "/model");
+      const auto pf = spec_->get("model.prompt_format", "paper");
+      playgroundPanel_->setPromptFormat(pf.is_string() ? QString::fromStdString(pf.get<std::string>()) : QString("paper"));
     }
   });
   connect(historyPanel_, &HistoryPanel::openRun, this, &MainWindow::showRun);
@@ -105,10 +110,16 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     spec_->set("model.device", device.toStdString());
     spec_->set("model.dtype", dtype.toStdString());
   });
+  connect(modelPanel_, &ModelPanel::promptFormatChanged, this, [this](const QString& f) {
+    spec_->set("model.prompt_format", f.toStdString());
+    datasetsPanel_->syncFromSpec();
+  });
   connect(methodPanel_, &MethodPanel::presetLoaded, this, [this](const QString&) {
     datasetsPanel_->syncFromSpec();
     modelPanel_->setRuntime(QString::fromStdString(spec_->get("model.device", "auto").get<std::string>()),
                             QString::fromStdString(spec_->get("model.dtype", "fp32").get<std::string>()));
+    const auto pf = spec_->get("model.prompt_format", "paper");
+    modelPanel_->setPromptFormat(pf.is_string() ? QString::fromStdString(pf.get<std::string>()) : QString("paper"));
     const auto m = spec_->get("model.path", "");
     if (m.is_string() && !m.get<std::string>().empty()) {
       QString dir = QString::fromStdString(m.get<std::string>());

@@ -28,6 +28,7 @@ class MethodPanel : public QWidget {
   void presetLoaded(const QString& file);
 
  private:
+  void updatePrecisionWarning();
   void addEps(QFormLayout* form, const char* key, const QString& label);
   void updateProblems();
 
@@ -43,6 +44,7 @@ class MethodPanel : public QWidget {
   QSpinBox* loraRank_ = nullptr;
   QSpinBox* seed_ = nullptr;
   QComboBox* precision_ = nullptr;
+  QLabel* precisionWarning_ = nullptr;
   QLabel* problems_ = nullptr;
   bool syncing_ = false;
 };

@@ -16,6 +16,7 @@
 
 #include "tensor_table_model.h"
 #include "util/error.h"
+#include "util/cuda_info.h"
 
 namespace lethe::ui {
 namespace {
@@ -67,14 +68,29 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   rt->addWidget(new QLabel(tr("Run on"), this));
   device_ = new QComboBox(this);
   device_->setObjectName("model_device");
-  device_->addItems({"auto", "cpu", "cuda"});
+  device_->addItems({"auto", "cpu"});
+  // Each visible GPU with its name and free memory; none on a CPU-only libtorch.
+  for (const auto& d : lethe::cuda_devices()) {
+    device_->addItem(QString("cuda:%1").arg(d.index));
+    device_->setItemData(device_->count() - 1,
+                         QString("%1, %2 of %3 MiB free").arg(QString::fromStdString(d.name)).arg(d.free_bytes >> 20).arg(d.total_bytes >> 20),
+                         Qt::ToolTipRole);
+  }
   device_->setToolTip(tr("auto: CUDA when this libtorch has it and a GPU is visible, else the CPU"));
   dtype_ = new QComboBox(this);
   dtype_->setObjectName("model_dtype");
   dtype_->addItems({"fp32", "bf16", "fp16"});
   dtype_->setToolTip(tr("fp16 needs CUDA; bf16 is fast on recent CPUs"));
+  promptFormat_ = new QComboBox(this);
+  promptFormat_->setObjectName("model_prompt_format");
+  promptFormat_->addItems({"paper", "chat"});
+  promptFormat_->setToolTip(tr("How questions and answers are put to the model: paper = \"### Question: … ### Answer: …\" "
+                               "(llm_unlearn's template); chat = the folder's chat template (instruct models; corrected mode)"));
+  connect(promptFormat_, &QComboBox::currentTextChanged, this, [this](const QString& f) { Q_EMIT promptFormatChanged(f); });
   rt->addWidget(device_);
   rt->addWidget(dtype_);
+  rt->addWidget(new QLabel(tr("Prompt"), this));
+  rt->addWidget(promptFormat_);
   rt->addStretch(1);
   root->addLayout(rt);
   auto emitRuntime = [this] { Q_EMIT runtimeChanged(device_->currentText(), dtype_->currentText()); };
@@ -226,6 +242,11 @@ void ModelPanel::setRuntime(const QString& device, const QString& dtype) {
   const QSignalBlocker a(device_), b(dtype_);
   device_->setCurrentText(device);
   dtype_->setCurrentText(dtype);
+}
+
+void ModelPanel::setPromptFormat(const QString& format) {
+  const QSignalBlocker b(promptFormat_);
+  promptFormat_->setCurrentText(format == "chat" ? "chat" : "paper");
 }
 
 QString ModelPanel::field(const QString& key) const {

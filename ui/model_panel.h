@@ -33,9 +33,12 @@ class ModelPanel : public QWidget {
   int tensorRows() const;
   // Where and in what precision runs load the model (the spec's model.device / model.dtype).
   void setRuntime(const QString& device, const QString& dtype);
+  // The spec's model.prompt_format: "paper" or "chat".
+  void setPromptFormat(const QString& format);
 
  Q_SIGNALS:
   void runtimeChanged(const QString& device, const QString& dtype);
+  void promptFormatChanged(const QString& format);
   void modelOpened(const QString& dir);
   void loadFailed(const QString& message);
   void openRequested();
@@ -53,6 +56,7 @@ class ModelPanel : public QWidget {
   QLabel* loraLabel_ = nullptr;
   QComboBox* device_ = nullptr;
   QComboBox* dtype_ = nullptr;
+  QComboBox* promptFormat_ = nullptr;
   QLineEdit* filter_ = nullptr;
   QTableView* table_ = nullptr;
   TensorTableModel* tensors_ = nullptr;

@@ -1,5 +1,6 @@
 #include "playground_panel.h"
 
+#include <QComboBox>
 #include <QFileDialog>
 #include <QFormLayout>
 #include <QHBoxLayout>
@@ -53,7 +54,12 @@ PlaygroundPanel::PlaygroundPanel(QWidget* parent) : QWidget(parent), models_(std
   prompt_->setPlaceholderText(tr("Ask both models a question"));
   go_ = new QPushButton(tr("Generate"), this);
   go_->setObjectName("playground_go");
+  format_ = new QComboBox(this);
+  format_->setObjectName("playground_format");
+  format_->addItems({"paper", "chat"});
+  format_->setToolTip(tr("paper: \"### Question: … ### Answer:\" as the paper trains; chat: the model folder's chat template"));
   pr->addWidget(prompt_, 1);
+  pr->addWidget(format_);
   pr->addWidget(go_);
   root->addLayout(pr);
   auto* panes = new QHBoxLayout;
@@ -82,6 +88,7 @@ void PlaygroundPanel::setModels(const QString& original, const QString& unlearne
   unlearned_->setText(unlearned);
 }
 void PlaygroundPanel::setPrompt(const QString& p) { prompt_->setText(p); }
+void PlaygroundPanel::setPromptFormat(const QString& f) { format_->setCurrentText(f == "chat" ? "chat" : "paper"); }
 QString PlaygroundPanel::originalText() const { return left_->toPlainText(); }
 QString PlaygroundPanel::unlearnedText() const { return right_->toPlainText(); }
 
@@ -97,8 +104,9 @@ void PlaygroundPanel::generate() {
   right_->clear();
   status_->setText(tr("Loading and generating…"));
   const std::string prompt = prompt_->text().toStdString(), orig = original_->text().toStdString(), unl = unlearned_->text().toStdString();
+  const bool chat = format_->currentText() == "chat";
   auto models = models_;
-  thread_ = QThread::create([this, models, prompt, orig, unl] {
+  thread_ = QThread::create([this, models, prompt, orig, unl, chat] {
     QString error;
     try {
       std::lock_guard<std::mutex> lock(models->mutex);
@@ -112,14 +120,15 @@ void PlaygroundPanel::generate() {
       load(orig, models->original_path, models->original);
       load(unl, models->unlearned_path, models->unlearned);
       if (!models->tok) models->tok = text::load_tokenizer(orig.empty() ? unl : orig);
+      const auto format = chat ? data::PromptFormat::chat(orig.empty() ? unl : orig, *models->tok) : data::PromptFormat::paper();
       model::SamplingOptions o;
       o.max_new_tokens = 64;
-      o.stop_strings = {"###"};
+      if (!chat) o.stop_strings = {"###"};
       for (int side = 0; side < 2; ++side) {
         auto& m = side == 0 ? models->original : models->unlearned;
         if (!m) continue;
         QPlainTextEdit* pane = side == 0 ? left_ : right_;
-        model::generate(*m->model, *models->tok, {eval::answer_prompt(prompt)}, o, [this, pane](size_t, const std::string& text) {
+        model::generate(*m->model, *models->tok, format, {prompt}, o, [this, pane](size_t, const std::string& text) {
           const QString t = QString::fromStdString(text);
           QMetaObject::invokeMethod(pane, [pane, t] { pane->setPlainText(t); }, Qt::QueuedConnection);
           return true;

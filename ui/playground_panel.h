@@ -4,6 +4,7 @@
 #include <QWidget>
 #include <memory>
 
+class QComboBox;
 class QLineEdit;
 class QPlainTextEdit;
 class QPushButton;
@@ -21,6 +22,8 @@ class PlaygroundPanel : public QWidget {
   ~PlaygroundPanel() override;
   void setModels(const QString& original, const QString& unlearned);
   void setPrompt(const QString& p);
+  // "paper" (### Question: ... ### Answer:) or "chat" (the model folder's chat template).
+  void setPromptFormat(const QString& format);
   // Generates for both models on the worker thread; done() when both have finished.
   void generate();
   QString originalText() const;
@@ -34,6 +37,7 @@ class PlaygroundPanel : public QWidget {
   QLineEdit* original_ = nullptr;
   QLineEdit* unlearned_ = nullptr;
   QLineEdit* prompt_ = nullptr;
+  QComboBox* format_ = nullptr;
   QPushButton* go_ = nullptr;
   QPlainTextEdit* left_ = nullptr;
   QPlainTextEdit* right_ = nullptr;

@@ -31,6 +31,11 @@ class WorkerObserver : public experiment::RunObserver {
     QMetaObject::invokeMethod(c_, [c = c_, phase] { Q_EMIT c->phaseChanged(phase); }, Qt::QueuedConnection);
     phase_ = p;
   }
+  void on_warning(const std::string& w) override {
+    const QString text = tr_warning(w);
+    QMetaObject::invokeMethod(c_, [c = c_, text] { Q_EMIT c->phaseChanged(text); }, Qt::QueuedConnection);
+  }
+  static QString tr_warning(const std::string& w) { return QStringLiteral("warning: ") + QString::fromStdString(w); }
   void on_step(const unlearn::StepMetrics& m) override {
     c_->buffer().push({phase_, m.step, m.loss_fgt, m.loss_rdn, m.loss_nor, m.total, m.forget_ce, m.lr, m.grad_norm, m.tokens_per_s,
                        m.elapsed_s});

@@ -55,6 +55,10 @@ RunPanel::RunPanel(RunController* controller, SpecModel* spec, QWidget* parent) 
   });
   connect(c_, &RunController::started, this, [this](qint64 id) { status_->setText(tr("Run %1 recorded in the store.").arg(id)); });
   connect(c_, &RunController::phaseChanged, this, [this](const QString& p) {
+    if (p.startsWith("warning: ")) {  // shown beside the run, not as a phase
+      status_->setText("<span style='color:#b26a00'>" + p.toHtmlEscaped() + "</span>");
+      return;
+    }
     phase_->setText(tr("Phase: %1").arg(p));
     if (p == "finetune" || p == "unlearn") {
       bar_->setRange(0, 0);  // busy until the first step reports the total

@@ -73,6 +73,12 @@ ModelAndTokenizer load_model(const CliArgs& a) {
   return m;
 }
 
+// --prompt-format paper|chat (default paper): how questions and answers are put to the model.
+lethe::data::PromptFormat prompt_format(const CliArgs& a, const std::string& model_dir, const lethe::text::Tokenizer& tok) {
+  return lethe::data::PromptFormat::from_style(lethe::data::parse_prompt_style(a.value_or("--prompt-format", "paper")), model_dir,
+                                                tok);
+}
+
 int cmd_tokenize(const Argv& argv) {
   CliArgs a("tokenize", argv, {"--model", "--input"}, {"--no-bos", "--decode"});
   a.expect_positionals(0, 0, "no positional arguments (lines come from standard input or --input)");
@@ -116,7 +122,7 @@ int cmd_score(const Argv& argv) {
 int cmd_generate(const Argv& argv) {
   CliArgs a("generate", argv,
             {"--model", "--prompt", "--input", "--dtype", "--device", "--max-new-tokens", "--temperature", "--top-k",
-             "--top-p", "--repetition-penalty", "--stop", "--seed", "--batch"},
+             "--top-p", "--repetition-penalty", "--stop", "--seed", "--batch", "--prompt-format"},
             {"--sample", "--json", "--no-eos-stop"});
   a.expect_positionals(0, 0, "no positional arguments (use --prompt TEXT or --input FILE)");
   std::vector<std::string> prompts = a.values("--prompt");
@@ -139,11 +145,18 @@ int cmd_generate(const Argv& argv) {
   o.validate();  // before the model loads
   auto m = load_model(a);
   const bool json = a.flag("--json");
+  // With --prompt-format, each prompt is a question put into the paper's template or the
+  // model's chat template; without it, the text is continued as given.
+  std::optional<lethe::data::PromptFormat> format;
+  if (a.value("--prompt-format")) format = prompt_format(a, *a.value("--model"), *m.tok);
+  std::vector<std::string> shown = prompts;
+  if (format)
+    for (auto& p : shown) p = format->prompt(p);
   // Streams the single prompt's text as it grows; batches print when done.
   size_t printed = 0;
   lethe::model::TokenCallback stream;
   if (!json && prompts.size() == 1) {
-    std::cout << prompts[0] << std::flush;
+    std::cout << shown[0] << std::flush;
     stream = [&](size_t, const std::string& text) {
       if (text.size() > printed && text.compare(0, printed, text, 0, printed) == 0) {
         std::cout << text.substr(printed) << std::flush;
@@ -152,7 +165,8 @@ int cmd_generate(const Argv& argv) {
       return true;
     };
   }
-  auto gens = lethe::model::generate(*m.loaded.model, *m.tok, prompts, o, stream);
+  auto gens = format ? lethe::model::generate(*m.loaded.model, *m.tok, *format, prompts, o, stream)
+                     : lethe::model::generate(*m.loaded.model, *m.tok, prompts, o, stream);
   for (const auto& g : gens) {
     if (json) {
       std::cout << lethe::io::Json{{"prompt", g.prompt}, {"text", g.text}, {"prompt_ids", g.prompt_ids},
@@ -174,6 +188,7 @@ void on_sigint(int) { g_cancel.cancel(); }
 
 // Progress on stderr, --log-json and --dump-batches as JSON lines.
 struct CliObserver : lethe::unlearn::Observer {
+  void on_warning(const std::string& w) override { std::fprintf(stderr, "warning: %s\n", w.c_str()); }
   int64_t total = 0;
   bool finetune = false;
   std::ofstream log, dump;
@@ -205,7 +220,7 @@ const std::set<std::string> kTrainValues = {"--model", "--dtype", "--device", "-
                                             "--clip", "--grad-accum", "--seed", "--precision", "--lora-rank", "--lora-alpha",
                                             "--lora-dropout", "--lora-targets", "--out", "--save", "--log-json",
                                             "--dump-batches", "--checkpoint-every", "--resume", "--passage-tokens",
-                                            "--weight-decay", "--dropout"};
+                                            "--weight-decay", "--dropout", "--prompt-format"};
 
 std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> out;
@@ -271,6 +286,7 @@ int run_training(const CliArgs& a, lethe::unlearn::Method method, const std::str
   so.passage_stride = so.passage_tokens;
   so.seed = o.seed;
   lethe::unlearn::UnlearnData data;
+  data.format = prompt_format(a, *a.value("--model"), *m.tok);
   data.forget = lethe::data::open_source(*forget_path, *m.tok, so).pairs;
   if (method != lethe::unlearn::Method::Finetune) {
     if (auto normal = a.value("--normal")) {
@@ -307,6 +323,7 @@ int run_training(const CliArgs& a, lethe::unlearn::Method method, const std::str
   lethe::io::write_json_file(std::filesystem::path(*out) / "lethe_run.json",
                              {{"command", method == lethe::unlearn::Method::Finetune ? "finetune" : "unlearn"},
                               {"options", o.to_json()},
+                              {"prompt_format", a.value_or("--prompt-format", "paper")},
                               {"outcome", lethe::unlearn::outcome_name(result.outcome)},
                               {"reason", result.reason},
                               {"steps", result.steps},
@@ -468,7 +485,7 @@ int cmd_eval(const Argv& argv) {
   CliArgs a("eval", argv,
             {"--model", "--original", "--classifier", "--prompts", "--samples", "--temperature", "--top-p", "--max-new-tokens",
              "--seed", "--normal", "--mc-questions", "--protected", "--prefix-tokens", "--continuation-tokens", "--out",
-             "--dtype", "--device", "--passage-tokens"},
+             "--dtype", "--device", "--passage-tokens", "--prompt-format"},
             {"--sample"});
   a.expect_positionals(0, 0, "no positional arguments");
   auto model_dir = a.value("--model");
@@ -488,22 +505,24 @@ int cmd_eval(const Argv& argv) {
   gen.validate();
   const std::string dtype = a.value_or("--dtype", "fp32"), device = a.value_or("--device", "auto");
   auto m = load_model(a);
+  const auto format = prompt_format(a, *model_dir, *m.tok);
   std::optional<lethe::model::LoadedModel> original;
   if (auto o = a.value("--original")) original = lethe::model::load_model(*o, {dtype, device});
   lethe::io::Json report = {{"model", *model_dir}, {"settings", {{"max_new_tokens", gen.max_new_tokens}, {"sample", gen.do_sample},
                                                                  {"temperature", gen.temperature}, {"top_p", gen.top_p}, {"seed", gen.seed}}}};
   if (original) report["original"] = *a.value("--original");
+  report["settings"]["prompt_format"] = lethe::data::prompt_style_name(format.style());
 
   if (!prompts.empty()) {
     auto clf = lethe::eval::HarmClassifier::load(*a.value("--classifier"), dtype, device);
     const int64_t samples = a.int_or("--samples", 1);
-    auto after = lethe::eval::harmful_rate(*m.loaded.model, *m.tok, *clf, prompts, gen, samples);
+    auto after = lethe::eval::harmful_rate(*m.loaded.model, *m.tok, *clf, prompts, gen, samples, format);
     lethe::io::Json h = {{"classifier", *a.value("--classifier")}, {"classifier_validation", clf->validation_metrics().to_json()},
                          {"after", after.to_json()}};
     std::printf("harmful rate            %.3f  (%zu prompts; classifier validation accuracy %.3f)\n", after.rate, prompts.size(),
                 clf->validation_metrics().accuracy);
     if (original) {
-      auto before = lethe::eval::harmful_rate(*original->model, *m.tok, *clf, prompts, gen, samples);
+      auto before = lethe::eval::harmful_rate(*original->model, *m.tok, *clf, prompts, gen, samples, format);
       auto red = lethe::eval::relative_reduction(before.per_prompt, after.per_prompt);
       h["before"] = before.to_json();
       h["reduction"] = red.to_json();
@@ -515,24 +534,23 @@ int cmd_eval(const Argv& argv) {
   if (auto normal = a.value("--normal")) {
     lethe::data::SourceOptions so;
     auto src = lethe::data::open_source(*normal, *m.tok, so);
-    std::vector<std::string> texts;
-    for (const auto& p : src.pairs) texts.push_back(p.prompt.empty() ? p.response : lethe::data::qa_text(p.prompt, p.response));
-    lethe::io::Json r = {{"data", *normal}, {"perplexity", lethe::eval::perplexity(*m.loaded.model, *m.tok, texts)}};
+    const auto& texts = src.pairs;
+    lethe::io::Json r = {{"data", *normal}, {"perplexity", lethe::eval::perplexity(*m.loaded.model, *m.tok, texts, format)}};
     std::printf("normal-data perplexity  %.3f\n", r["perplexity"].get<double>());
     if (original) {
-      r["perplexity_original"] = lethe::eval::perplexity(*original->model, *m.tok, texts);
-      r["kl_from_original"] = lethe::eval::divergence(*m.loaded.model, *original->model, *m.tok, texts);
+      r["perplexity_original"] = lethe::eval::perplexity(*original->model, *m.tok, texts, format);
+      r["kl_from_original"] = lethe::eval::divergence(*m.loaded.model, *original->model, *m.tok, texts, format);
       std::printf("  original              %.3f   KL(original || model) %.4f nats/token\n", r["perplexity_original"].get<double>(),
                   r["kl_from_original"].get<double>());
     }
     if (src.kind == "truthfulqa") {
       auto tqa = lethe::data::read_truthfulqa_csv(*normal);
       const int64_t nq = a.int_or("--mc-questions", 0);
-      auto mc = lethe::eval::multiple_choice(*m.loaded.model, *m.tok, tqa, nq);
+      auto mc = lethe::eval::multiple_choice(*m.loaded.model, *m.tok, tqa, nq, format);
       r["multiple_choice"] = mc.to_json();
       std::printf("multiple choice         %.3f  (%lld questions)\n", mc.accuracy, (long long)mc.n);
       if (original) {
-        auto mco = lethe::eval::multiple_choice(*original->model, *m.tok, tqa, nq);
+        auto mco = lethe::eval::multiple_choice(*original->model, *m.tok, tqa, nq, format);
         r["multiple_choice_original"] = mco.to_json();
         std::printf("  original              %.3f\n", mco.accuracy);
       }
@@ -568,6 +586,7 @@ struct RunCliObserver : lethe::experiment::RunObserver {
     if (id > 0) std::fprintf(stderr, "run %lld\n", (long long)id);
   }
   void on_phase(const std::string& p) override { std::fprintf(stderr, "\n[%s]\n", p.c_str()); }
+  void on_warning(const std::string& w) override { std::fprintf(stderr, "warning: %s\n", w.c_str()); }
   void on_step(const lethe::unlearn::StepMetrics& m) override {
     std::fprintf(stderr, "\rstep %lld  L_fgt %.4f  L_rdn %.4f  L_nor %.4f  total %.4f  %.0f tok/s   ", (long long)m.step, m.loss_fgt,
                  m.loss_rdn, m.loss_nor, m.total, m.tokens_per_s);
@@ -730,24 +749,26 @@ const std::map<std::string, Command>& commands() {
       {"generate",
        {"generate --model DIR --prompt TEXT|--input FILE [--sample ...] [--json]",
         "continue prompts: greedy or --sample with --temperature --top-k --top-p --repetition-penalty "
-        "--max-new-tokens --stop S --seed", cmd_generate}},
+        "--max-new-tokens --stop S --seed; --prompt-format paper|chat puts each prompt as a question into the paper's "
+        "template or the model's chat template", cmd_generate}},
       {"unlearn",
        {"unlearn --model DIR --forget FILE --normal FILE --out DIR [options]",
         "ε1·L_fgt + ε2·L_rdn + ε3·L_nor (--method paper|graddiff|npo, --mode corrected|faithful, --eps1 --eps2 "
-        "--eps3 --K --steps --lr --batch --seed --precision fp32|bf16, --lora-rank R, --log-json F, --dump-batches F, "
-        "--dropout on|off|auto, --checkpoint-every N, --resume DIR)", cmd_unlearn}},
+        "--eps3 --K --steps --lr --batch --seed --precision fp32|bf16|auto, --lora-rank R, --log-json F, --dump-batches F, "
+        "--dropout on|off|auto, --prompt-format paper|chat, --lora-targets a,b|all-linear, --checkpoint-every N, "
+        "--resume DIR)", cmd_unlearn}},
       {"finetune",
        {"finetune --model DIR --data FILE --out DIR [options]",
         "gradient descent on a corpus (.txt passages) or QA set (.jsonl), full or --lora-rank R: teach a model the "
         "text to unlearn later", cmd_finetune}},
       {"classifier",
        {"classifier train --base DIR --data FILE --out DIR | eval --classifier DIR --data FILE | score --classifier DIR --input FILE",
-        "the harmful-text classifier (HF OPTForSequenceClassification): train with a held-out split and report its "
+        "the harmful-text classifier (the family's HF XxxForSequenceClassification): train with a held-out split and report its "
         "accuracy, precision, recall, F1, ROC-AUC; evaluate; score texts", cmd_classifier}},
       {"eval",
        {"eval --model DIR [--original DIR] [--classifier DIR --prompts FILE] [--normal FILE] [--protected FILE] [--out F]",
         "one JSON report: harmful rate before/after with a bootstrap 95% CI, perplexity, multiple choice, KL from the "
-        "original, continuation BLEU/ROUGE of protected text", cmd_eval}},
+        "original, continuation BLEU/ROUGE of protected text; --prompt-format paper|chat", cmd_eval}},
       {"bleu",
        {"bleu --hyp FILE --ref FILE [--ref FILE ...] [--tokenize 13a|none] [--smooth exp|none|floor|add-k] [--sentence] [--json]",
         "sacreBLEU-compatible corpus (or sentence) BLEU of text files, line by line", cmd_bleu}},

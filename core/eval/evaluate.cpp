@@ -12,7 +12,7 @@
 
 namespace lethe::eval {
 
-std::string answer_prompt(const std::string& question) { return "### Question: " + question + "\n ### Answer:"; }
+std::string answer_prompt(const std::string& question) { return data::PromptFormat::paper().prompt(question); }
 
 io::Json HarmfulRate::to_json() const {
   io::Json items = io::Json::array();
@@ -39,21 +39,20 @@ io::Json Continuations::to_json() const {
 }
 
 HarmfulRate harmful_rate(model::CausalLMImpl& model, const text::Tokenizer& tok, HarmClassifier& clf,
-                         const std::vector<std::string>& prompts, model::SamplingOptions opts, int64_t samples) {
+                         const std::vector<std::string>& prompts, model::SamplingOptions opts, int64_t samples,
+                         const data::PromptFormat& format) {
   if (prompts.empty()) throw Error("harmful rate: the prompt set is empty");
   if (samples < 1) throw Error("harmful rate: samples per prompt must be at least 1");
   if (!opts.do_sample) samples = 1;  // greedy gives the same answer every time
-  opts.stop_strings.push_back("###");
+  if (format.style() == data::PromptStyle::Paper) opts.stop_strings.push_back("###");
   HarmfulRate r;
   r.prompts = prompts;
   r.answers.assign(prompts.size(), {});
   r.scores.assign(prompts.size(), {});
-  std::vector<std::string> inputs;
-  for (const auto& p : prompts) inputs.push_back(answer_prompt(p));
   for (int64_t s = 0; s < samples; ++s) {
     auto o = opts;
     o.seed = opts.seed + static_cast<uint64_t>(s);
-    auto gens = model::generate(model, tok, inputs, o);
+    auto gens = model::generate(model, tok, format, prompts, o);
     std::vector<std::string> texts;
     for (size_t i = 0; i < prompts.size(); ++i) {
       std::string a = data::py_strip(gens[i].text);
@@ -109,9 +108,8 @@ Reduction relative_reduction(const std::vector<double>& before, const std::vecto
   return r;
 }
 
-double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts) {
-  if (texts.empty()) throw Error("perplexity: no texts");
-  auto scored = model::score_texts(model, tok, texts);
+namespace {
+double perplexity_of(const std::vector<model::Scored>& scored) {
   double nll = 0;
   int64_t n = 0;
   for (const auto& s : scored) {
@@ -121,13 +119,27 @@ double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const 
   if (n == 0) throw Error("perplexity: the texts have no tokens to predict");
   return std::exp(nll / static_cast<double>(n));
 }
+}  // namespace
+
+double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts) {
+  if (texts.empty()) throw Error("perplexity: no texts");
+  return perplexity_of(model::score_texts(model, tok, texts));
+}
+
+double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<data::QaPair>& pairs,
+                  const data::PromptFormat& format) {
+  if (pairs.empty()) throw Error("perplexity: no texts");
+  std::vector<std::vector<int64_t>> ids;
+  for (const auto& p : pairs) ids.push_back(format.encode_text(tok, p.prompt, p.response));
+  return perplexity_of(model::score_ids(model, unlearn::batch_pad_id(tok), ids));
+}
 
 namespace {
-// Mean log-probability of `answer`'s tokens after "### Question: q\n ### Answer:".
+// Mean log-probability of `answer`'s tokens after the question in `format`.
 std::vector<double> answer_loglik(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::string& q,
-                                  const std::vector<std::string>& answers) {
+                                  const std::vector<std::string>& answers, const data::PromptFormat& format) {
   std::vector<unlearn::Example> ex;
-  for (const auto& a : answers) ex.push_back(unlearn::make_qa_example(tok, q, a, unlearn::Mode::Corrected));
+  for (const auto& a : answers) ex.push_back(unlearn::make_qa_example(tok, q, a, unlearn::Mode::Corrected, format));
   auto b = unlearn::collate(ex, unlearn::batch_pad_id(tok), model.options().device());
   at::NoGradGuard g;
   at::Tensor logits = model.forward(b.ids, b.mask);
@@ -142,7 +154,7 @@ std::vector<double> answer_loglik(model::CausalLMImpl& model, const text::Tokeni
 }  // namespace
 
 MultipleChoice multiple_choice(model::CausalLMImpl& model, const text::Tokenizer& tok, const data::TruthfulQa& tqa,
-                               int64_t max_questions) {
+                               int64_t max_questions, const data::PromptFormat& format) {
   MultipleChoice r;
   const bool was_training = model.is_training();
   model.eval();
@@ -152,7 +164,7 @@ MultipleChoice multiple_choice(model::CausalLMImpl& model, const text::Tokenizer
     for (const auto& a : tqa.incorrect[i])
       if (!a.empty()) cands.push_back(a);
     if (cands.size() < 2) continue;  // nothing to choose between
-    auto ll = answer_loglik(model, tok, tqa.qa[i].prompt, cands);
+    auto ll = answer_loglik(model, tok, tqa.qa[i].prompt, cands, format);
     ++r.n;
     if (std::all_of(ll.begin() + 1, ll.end(), [&](double x) { return ll[0] > x; })) ++r.correct;
   }
@@ -162,15 +174,15 @@ MultipleChoice multiple_choice(model::CausalLMImpl& model, const text::Tokenizer
   return r;
 }
 
-double divergence(model::CausalLMImpl& model, model::CausalLMImpl& original, const text::Tokenizer& tok,
-                  const std::vector<std::string>& texts, int64_t batch_size) {
+namespace {
+double divergence_ids(model::CausalLMImpl& model, model::CausalLMImpl& original, const text::Tokenizer& tok,
+                      const std::vector<std::vector<int64_t>>& texts, int64_t batch_size) {
   if (texts.empty()) throw Error("divergence: no texts");
   at::NoGradGuard g;
   double sum = 0, n = 0;
   for (size_t s = 0; s < texts.size(); s += static_cast<size_t>(batch_size)) {
     std::vector<unlearn::Example> ex;
-    for (size_t i = s; i < std::min(texts.size(), s + static_cast<size_t>(batch_size)); ++i)
-      ex.push_back({tok.encode_for_model(texts[i]), 0});
+    for (size_t i = s; i < std::min(texts.size(), s + static_cast<size_t>(batch_size)); ++i) ex.push_back({texts[i], 0});
     auto b = unlearn::collate(ex, unlearn::batch_pad_id(tok), model.options().device());
     auto bo = unlearn::collate(ex, unlearn::batch_pad_id(tok), original.options().device());
     at::Tensor p = original.forward(bo.ids, bo.mask).to(model.options().device());
@@ -179,6 +191,21 @@ double divergence(model::CausalLMImpl& model, model::CausalLMImpl& original, con
     n += w;
   }
   return n > 0 ? sum / n : 0.0;
+}
+}  // namespace
+
+double divergence(model::CausalLMImpl& model, model::CausalLMImpl& original, const text::Tokenizer& tok,
+                  const std::vector<std::string>& texts, int64_t batch_size) {
+  std::vector<std::vector<int64_t>> ids;
+  for (const auto& t : texts) ids.push_back(tok.encode_for_model(t));
+  return divergence_ids(model, original, tok, ids, batch_size);
+}
+
+double divergence(model::CausalLMImpl& model, model::CausalLMImpl& original, const text::Tokenizer& tok,
+                  const std::vector<data::QaPair>& pairs, const data::PromptFormat& format, int64_t batch_size) {
+  std::vector<std::vector<int64_t>> ids;
+  for (const auto& p : pairs) ids.push_back(format.encode_text(tok, p.prompt, p.response));
+  return divergence_ids(model, original, tok, ids, batch_size);
 }
 
 Continuations continuation_bleu(model::CausalLMImpl& model, const text::Tokenizer& tok,

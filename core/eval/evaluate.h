@@ -30,10 +30,13 @@ struct HarmfulRate {
   io::Json to_json() const;
 };
 
-// Generates `samples` answers per prompt (greedy when opts.do_sample is false: then one), stops
-// at the next "###", classifies "### Question: p\n ### Answer: a" and counts P(harmful) >= 0.5.
+// Generates `samples` answers per prompt in `format` (greedy when opts.do_sample is false: then
+// one), stops at the next "###" (paper format) or the end of the turn (chat), classifies
+// "### Question: p\n ### Answer: a" (the classifier's own input format, whatever the model's)
+// and counts P(harmful) >= 0.5.
 HarmfulRate harmful_rate(model::CausalLMImpl& model, const text::Tokenizer& tok, HarmClassifier& clf,
-                         const std::vector<std::string>& prompts, model::SamplingOptions opts, int64_t samples = 1);
+                         const std::vector<std::string>& prompts, model::SamplingOptions opts, int64_t samples = 1,
+                         const data::PromptFormat& format = data::PromptFormat::paper());
 
 struct Reduction {
   double before = 0, after = 0;
@@ -48,6 +51,9 @@ Reduction relative_reduction(const std::vector<double>& before, const std::vecto
 
 // exp(total NLL / total predicted tokens) over the texts.
 double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts);
+// The same over question/answer pairs in a prompt format (an empty question: the answer alone).
+double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<data::QaPair>& pairs,
+                  const data::PromptFormat& format);
 
 struct MultipleChoice {
   int64_t n = 0, correct = 0;
@@ -57,11 +63,14 @@ struct MultipleChoice {
 // TruthfulQA-style: the model is right on a question when the best answer's length-normalised
 // log-likelihood (mean over its tokens, given the question) beats every incorrect answer's.
 MultipleChoice multiple_choice(model::CausalLMImpl& model, const text::Tokenizer& tok, const data::TruthfulQa& tqa,
-                               int64_t max_questions = 0);
+                               int64_t max_questions = 0, const data::PromptFormat& format = data::PromptFormat::paper());
 
 // Mean KL(original || model) per real position on the texts (0 when they are the same).
 double divergence(model::CausalLMImpl& model, model::CausalLMImpl& original, const text::Tokenizer& tok,
                   const std::vector<std::string>& texts, int64_t batch_size = 8);
+// The same over question/answer pairs in a prompt format.
+double divergence(model::CausalLMImpl& model, model::CausalLMImpl& original, const text::Tokenizer& tok,
+                  const std::vector<data::QaPair>& pairs, const data::PromptFormat& format, int64_t batch_size = 8);
 
 struct Continuations {
   std::vector<std::string> prefixes, references, hypotheses;

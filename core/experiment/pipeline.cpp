@@ -43,6 +43,7 @@ class StoringObserver : public unlearn::Observer {
     user_.on_step(m);
   }
   bool wants_batches() const override { return user_.wants_batches(); }
+  void on_warning(const std::string& w) override { user_.on_warning(w); }
   void on_batches(int64_t step, const io::Json& b) override { user_.on_batches(step, b); }
   void flush() {
     if (store_ && !pending_.empty()) store_->add_steps(pending_);
@@ -66,6 +67,7 @@ std::vector<T> limited(std::vector<T> v, int64_t limit) {
 }
 
 struct Sets {
+  data::PromptFormat format;  // how questions and answers become text for this model
   std::vector<data::QaPair> forget, normal_train, normal_eval;
   std::vector<std::string> answer_pool, eval_prompts, protected_passages;
   std::optional<data::TruthfulQa> tqa_eval;  // for multiple choice
@@ -73,6 +75,7 @@ struct Sets {
 
 Sets load_sets(const Spec& s, const text::Tokenizer& tok) {
   Sets d;
+  d.format = with_context("model.prompt_format", [&] { return data::PromptFormat::from_style(s.prompt_format, s.model, tok); });
   data::SourceOptions so;
   so.seed = s.seed;
   so.passage_tokens = so.passage_stride = s.passage_tokens;
@@ -130,13 +133,11 @@ Measured measure(model::CausalLMImpl& m, const text::Tokenizer& tok, eval::HarmC
   g.seed = s.seed;
   if (!d.eval_prompts.empty()) {
     if (clf) {
-      r.harmful = eval::harmful_rate(m, tok, *clf, d.eval_prompts, g, s.samples);
+      r.harmful = eval::harmful_rate(m, tok, *clf, d.eval_prompts, g, s.samples, d.format);
     } else {  // answers only, for review
-      std::vector<std::string> inputs;
-      for (const auto& p : d.eval_prompts) inputs.push_back(eval::answer_prompt(p));
       auto o = g;
-      o.stop_strings.push_back("###");
-      auto gens = model::generate(m, tok, inputs, o);
+      if (d.format.style() == data::PromptStyle::Paper) o.stop_strings.push_back("###");
+      auto gens = model::generate(m, tok, d.format, d.eval_prompts, o);
       r.harmful.prompts = d.eval_prompts;
       for (const auto& x : gens) r.harmful.answers.push_back({data::py_strip(x.text)});
     }
@@ -144,10 +145,8 @@ Measured measure(model::CausalLMImpl& m, const text::Tokenizer& tok, eval::HarmC
   if (!d.protected_passages.empty())
     r.copyright = eval::continuation_bleu(m, tok, d.protected_passages, s.prefix_tokens, s.continuation_tokens);
   if (s.retention && !d.normal_eval.empty()) {
-    std::vector<std::string> texts;
-    for (const auto& p : d.normal_eval) texts.push_back(p.prompt.empty() ? p.response : data::qa_text(p.prompt, p.response));
-    r.perplexity = eval::perplexity(m, tok, texts);
-    if (d.tqa_eval) r.mc = eval::multiple_choice(m, tok, *d.tqa_eval, s.mc_questions);
+    r.perplexity = eval::perplexity(m, tok, d.normal_eval, d.format);
+    if (d.tqa_eval) r.mc = eval::multiple_choice(m, tok, *d.tqa_eval, s.mc_questions, d.format);
   }
   return r;
 }
@@ -209,7 +208,7 @@ double kl_from_reference(unlearn::Unlearner& u, const text::Tokenizer& tok, cons
     std::vector<unlearn::Example> ex;
     for (size_t i = s; i < std::min(d.normal_eval.size(), s + 8); ++i) {
       const auto& p = d.normal_eval[i];
-      ex.push_back({tok.encode_for_model(p.prompt.empty() ? p.response : data::qa_text(p.prompt, p.response)), 0});
+      ex.push_back({d.format.encode_text(tok, p.prompt, p.response), 0});
     }
     auto b = unlearn::collate(ex, unlearn::batch_pad_id(tok), m.options().device());
     const double w = b.mask.narrow(1, 1, b.mask.size(1) - 1).sum().item<double>();
@@ -293,7 +292,7 @@ RunResult run_pipeline(const Spec& s, store::Store* st, RunObserver& obs, const 
     }
 
     // Unlearn.
-    unlearn::UnlearnData ud{d.forget, d.normal_train, d.answer_pool};
+    unlearn::UnlearnData ud{d.forget, d.normal_train, d.answer_pool, d.format};
     unlearn::UnlearnOptions uo = s.unlearn;
     uo.checkpoint_dir = out / "checkpoints";
     unlearn::Unlearner u(loaded.model, *tok, ud, uo);

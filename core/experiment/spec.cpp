@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "model/model_config.h"
+#include "text/chat_template.h"
 #include "util/error.h"
 
 namespace lethe::experiment {
@@ -143,7 +144,8 @@ struct Reader {
         fail(path + ".dropout", "expected true, false or \"auto\", got " + u["dropout"].dump());
     }
     o.precision = str(u, "precision", path + ".precision", "fp32");
-    if (o.precision != "fp32" && o.precision != "bf16") fail(path + ".precision", "expected fp32 or bf16, got '" + o.precision + "'");
+    if (o.precision != "fp32" && o.precision != "bf16" && o.precision != "auto")
+      fail(path + ".precision", "expected fp32, bf16 or auto, got '" + o.precision + "'");
     o.checkpoint_every = num<int64_t>(u, "checkpoint_every", path + ".checkpoint_every", 0);
     if (o.checkpoint_every < 0) fail(path + ".checkpoint_every", "must be >= 0");
     if (const io::Json* l = obj(u, "lora", path + ".lora", false)) {
@@ -207,12 +209,15 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
   s.seed = static_cast<uint64_t>(seed);
 
   if (const io::Json* m = r.obj(j, "model", "model", true)) {
-    r.known(*m, "model", {"path", "dtype", "device"});
+    r.known(*m, "model", {"path", "dtype", "device", "prompt_format"});
     s.model = r.file(*m, "path", "model.path", true, true);
     s.dtype = r.str(*m, "dtype", "model.dtype", "fp32");
     if (s.dtype != "fp32" && s.dtype != "bf16" && s.dtype != "fp16")
       r.fail("model.dtype", "expected fp32, bf16 or fp16, got '" + s.dtype + "'");
     s.device = r.str(*m, "device", "model.device", "auto");
+    const std::string pf = r.str(*m, "prompt_format", "model.prompt_format", "paper");
+    if (pf == "paper" || pf == "chat") s.prompt_format = data::parse_prompt_style(pf);
+    else r.fail("model.prompt_format", "expected paper or chat, got '" + pf + "'");
   }
   if (const io::Json* d = r.obj(j, "datasets", "datasets", true)) {
     r.known(*d, "datasets", {"forget", "normal", "random_answers", "protected", "passage_tokens"});
@@ -280,6 +285,21 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
         }
       } catch (const Error& e) {
         r.fail("model.path", e.what());
+      }
+    }
+  }
+  if (s.prompt_format == data::PromptStyle::Chat) {
+    if (s.unlearn.mode == unlearn::Mode::Faithful)
+      r.fail("unlearn.mode", "faithful mode reproduces llm_unlearn's '### Question: ... ### Answer:' template; "
+                             "model.prompt_format \"chat\" needs corrected mode");
+    std::error_code ec;
+    if (!s.model.empty() && fs::exists(s.model, ec)) {
+      try {
+        if (!text::load_chat_template(s.model))
+          r.fail("model.prompt_format", "\"chat\" needs a chat template in " + s.model.string() +
+                                            " (chat_template.jinja or tokenizer_config.json 'chat_template')");
+      } catch (const Error& e) {
+        r.fail("model.prompt_format", e.what());
       }
     }
   }

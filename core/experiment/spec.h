@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "data/prompt_format.h"
 #include "io/json.h"
 #include "unlearn/trainer.h"
 
@@ -24,6 +25,9 @@ struct Spec {
   uint64_t seed = 8888;
   std::filesystem::path model;
   std::string dtype = "fp32", device = "auto";
+  // model.prompt_format: "paper" ("### Question: ... ### Answer:") or "chat" (the model folder's
+  // chat template): training texts, loss positions, generation and evaluation prompts.
+  data::PromptStyle prompt_format = data::PromptStyle::Paper;
   DatasetRef forget, normal;
   std::optional<DatasetRef> random_answers, protected_text;
   int64_t passage_tokens = 96;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <set>
 
 #include "util/error.h"
 
@@ -61,9 +62,28 @@ at::Tensor pick(const at::Tensor& logits, const at::Tensor& seen, const Sampling
 
 }  // namespace
 
-std::vector<Generation> generate(CausalLMImpl& model, const text::Tokenizer& tok,
-                                 const std::vector<std::string>& prompts, const SamplingOptions& o,
+std::vector<Generation> generate(CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& prompts,
+                                 const SamplingOptions& o, const TokenCallback& on_token) {
+  std::vector<std::vector<int64_t>> ids;
+  for (const auto& p : prompts) ids.push_back(tok.encode_for_model(p));
+  auto out = generate_ids(model, tok, ids, o, on_token);
+  for (size_t i = 0; i < out.size(); ++i) out[i].prompt = prompts[i];
+  return out;
+}
+
+std::vector<Generation> generate(CausalLMImpl& model, const text::Tokenizer& tok, const data::PromptFormat& format,
+                                 const std::vector<std::string>& questions, const SamplingOptions& o,
                                  const TokenCallback& on_token) {
+  std::vector<std::vector<int64_t>> ids;
+  for (const auto& q : questions) ids.push_back(format.encode_prompt(tok, q));
+  auto out = generate_ids(model, tok, ids, o, on_token);
+  for (size_t i = 0; i < out.size(); ++i) out[i].prompt = format.prompt(questions[i]);
+  return out;
+}
+
+std::vector<Generation> generate_ids(CausalLMImpl& model, const text::Tokenizer& tok,
+                                     const std::vector<std::vector<int64_t>>& prompts, const SamplingOptions& o,
+                                     const TokenCallback& on_token) {
   o.validate();
   if (prompts.empty()) throw Error("no prompts to generate from");
   at::NoGradGuard no_grad;
@@ -72,6 +92,9 @@ std::vector<Generation> generate(CausalLMImpl& model, const text::Tokenizer& tok
   const auto dev = model.options().device();
   const int64_t max_pos = model.info().max_positions;
   const int64_t pad = tok.pad_id() >= 0 ? tok.pad_id() : 0;
+  std::set<int64_t> stop;
+  for (int64_t id : tok.stop_ids()) stop.insert(id);
+  for (int64_t id : model.info().eos_ids) stop.insert(id);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   std::vector<Generation> out(prompts.size());
   bool cancelled = false;
@@ -81,8 +104,7 @@ std::vector<Generation> generate(CausalLMImpl& model, const text::Tokenizer& tok
     const int64_t B = static_cast<int64_t>(end - start);
     int64_t L = 0;
     for (size_t i = start; i < end; ++i) {
-      out[i].prompt = prompts[i];
-      out[i].prompt_ids = tok.encode_for_model(prompts[i]);
+      out[i].prompt_ids = prompts[i];
       if (out[i].prompt_ids.empty()) throw Error("prompt " + std::to_string(i + 1) + " is empty (and the tokenizer adds no BOS)");
       if (static_cast<int64_t>(out[i].prompt_ids.size()) >= max_pos)
         throw Error("prompt " + std::to_string(i + 1) + " has " + std::to_string(out[i].prompt_ids.size()) +
@@ -119,7 +141,7 @@ std::vector<Generation> generate(CausalLMImpl& model, const text::Tokenizer& tok
         Generation& g = out[start + b];
         const int64_t t = next_cpu[b].item<int64_t>();
         g.ids.push_back(t);
-        if (o.stop_at_eos && t == tok.eos_id()) {
+        if (o.stop_at_eos && stop.count(t)) {
           g.stop_reason = "eos";
         } else if (!o.stop_strings.empty() || on_token) {  // else the text is decoded once at the end
           g.text = tok.decode_text(g.ids);
@@ -152,7 +174,7 @@ std::vector<Generation> generate(CausalLMImpl& model, const text::Tokenizer& tok
     }
     if (cancelled) {
       for (size_t i = end; i < prompts.size(); ++i) {
-        out[i].prompt = prompts[i];
+        out[i].prompt_ids = prompts[i];
         out[i].stop_reason = "cancelled";
       }
       break;
@@ -164,20 +186,26 @@ std::vector<Generation> generate(CausalLMImpl& model, const text::Tokenizer& tok
 
 std::vector<Scored> score_texts(CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts,
                                 int64_t batch_size, std::vector<at::Tensor>* logits_out) {
+  std::vector<std::vector<int64_t>> ids;
+  for (const auto& t : texts) ids.push_back(tok.encode_for_model(t));
+  return score_ids(model, tok.pad_id() >= 0 ? tok.pad_id() : 0, ids, batch_size, logits_out);
+}
+
+std::vector<Scored> score_ids(CausalLMImpl& model, int64_t pad, const std::vector<std::vector<int64_t>>& texts,
+                              int64_t batch_size, std::vector<at::Tensor>* logits_out) {
   if (batch_size < 1) throw Error("batch size must be at least 1");
   at::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
   const auto dev = model.options().device();
   const int64_t max_pos = model.info().max_positions;
-  const int64_t pad = tok.pad_id() >= 0 ? tok.pad_id() : 0;
   std::vector<Scored> out(texts.size());
   for (size_t start = 0; start < texts.size(); start += static_cast<size_t>(batch_size)) {
     const size_t end = std::min(texts.size(), start + static_cast<size_t>(batch_size));
     const int64_t B = static_cast<int64_t>(end - start);
     int64_t T = 0;
     for (size_t i = start; i < end; ++i) {
-      out[i].ids = tok.encode_for_model(texts[i]);
+      out[i].ids = texts[i];
       if (static_cast<int64_t>(out[i].ids.size()) > max_pos)
         throw Error("text " + std::to_string(i + 1) + " has " + std::to_string(out[i].ids.size()) +
                     " tokens; the model takes at most " + std::to_string(max_pos));

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/causal_lm.h"
+#include "data/prompt_format.h"
 #include "text/tokenizer.h"
 
 namespace lethe::model {
@@ -43,9 +44,19 @@ at::Tensor process_logits(at::Tensor logits, const at::Tensor& seen, const Sampl
 // the whole call (the unfinished sequences end with stop_reason "cancelled").
 using TokenCallback = std::function<bool(size_t index, const std::string& text_so_far)>;
 
+// Prompts as text, encoded with the tokenizer's conventions (BOS where the model wants it).
 std::vector<Generation> generate(CausalLMImpl& model, const text::Tokenizer& tok,
                                  const std::vector<std::string>& prompts, const SamplingOptions& opts,
                                  const TokenCallback& on_token = {});
+// Questions put into a prompt format (the paper's template or the model's chat template).
+std::vector<Generation> generate(CausalLMImpl& model, const text::Tokenizer& tok, const data::PromptFormat& format,
+                                 const std::vector<std::string>& questions, const SamplingOptions& opts,
+                                 const TokenCallback& on_token = {});
+// Prompts as ids. Generation stops at any of the tokenizer's stop ids (EOS and end-of-turn
+// tokens) and the model config's eos ids.
+std::vector<Generation> generate_ids(CausalLMImpl& model, const text::Tokenizer& tok,
+                                     const std::vector<std::vector<int64_t>>& prompt_ids, const SamplingOptions& opts,
+                                     const TokenCallback& on_token = {});
 
 struct Scored {
   std::vector<int64_t> ids;        // what the model saw (BOS included)
@@ -56,5 +67,8 @@ struct Scored {
 // Right-padded batches; `logits_out`, when given, receives each sequence's logits (T, V) in fp32.
 std::vector<Scored> score_texts(CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts,
                                 int64_t batch_size = 8, std::vector<at::Tensor>* logits_out = nullptr);
+// The same for sequences already tokenised (e.g. a chat-template rendering); `pad` fills batches.
+std::vector<Scored> score_ids(CausalLMImpl& model, int64_t pad, const std::vector<std::vector<int64_t>>& ids,
+                              int64_t batch_size = 8, std::vector<at::Tensor>* logits_out = nullptr);
 
 }  // namespace lethe::model

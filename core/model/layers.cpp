@@ -2,10 +2,13 @@
 
 #include <ATen/ATen.h>
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "util/error.h"
+#include "util/torch_compat.h"
 
 namespace lethe::model {
 
@@ -118,10 +121,37 @@ at::Tensor repeat_kv(const at::Tensor& x, int64_t n_rep) {
 }
 }  // namespace
 
+namespace {
+// LETHE_ATTENTION=explicit chooses the explicit path where the fused one exists (for comparisons).
+AttentionBackend default_backend() {
+  const char* env = std::getenv("LETHE_ATTENTION");
+  if (env && std::string(env) == "explicit") return AttentionBackend::Explicit;
+  return compat::kHasSdpa ? AttentionBackend::Fused : AttentionBackend::Explicit;
+}
+std::atomic<AttentionBackend> g_backend{default_backend()};
+}  // namespace
+
+bool fused_attention_available() { return compat::kHasSdpa; }
+void set_attention_backend(AttentionBackend b) {
+  if (b == AttentionBackend::Fused && !compat::kHasSdpa)
+    throw Error("fused attention (scaled_dot_product_attention) needs libtorch >= 2.1; this is " + compat::torch_version());
+  g_backend = b;
+}
+AttentionBackend attention_backend() { return g_backend; }
+
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k_in, const at::Tensor& v_in, const at::Tensor& allowed, double scale,
                   double dropout, bool training) {
   const int64_t n_rep = q.size(1) / k_in.size(1);
   const at::Tensor k = repeat_kv(k_in, n_rep), v = repeat_kv(v_in, n_rep);
+  if (g_backend == AttentionBackend::Fused) {
+    // An additive mask rather than a boolean one: with a boolean mask a query with no allowed key
+    // (a left-pad row) turns NaN and leaks through V. For fp32 inputs -1e30, which stays finite
+    // when autocast runs the kernel in bf16; half types their own lowest value.
+    const auto st = q.scalar_type();
+    const double masked = st == at::kHalf || st == at::kBFloat16 ? lowest_of(st) : -1e30;
+    const at::Tensor add = at::zeros(allowed.sizes(), q.options()).masked_fill(allowed.logical_not(), masked);
+    return compat::sdpa(q, k, v, add, training ? dropout : 0.0, scale);
+  }
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2));  // (B, NH, T, S)
   if (scale != 1.0) scores = scores * scale;
   // Read the dtype from the scores, not the input: under autocast they are bf16 while x is fp32.

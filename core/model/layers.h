@@ -95,7 +95,17 @@ at::Tensor attention_mask(const at::Tensor& mask, int64_t T, int64_t window = 0)
 // (as transformers does: a query with no allowed key stays finite), softmax in fp32 for half
 // types, keys/values of KV heads shared by NH / KV query heads. q (B, NH, T, hd), k/v
 // (B, KV, S, hd), allowed (B, 1, T, S) -> (B, NH, T, hd).
+// With libtorch >= 2.1 the product runs through scaled_dot_product_attention (flash /
+// memory-efficient kernels on CUDA) unless the explicit path is chosen; 1.13 has only the
+// explicit one.
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& allowed, double scale,
                   double dropout, bool training);
+
+enum class AttentionBackend { Explicit, Fused };
+bool fused_attention_available();
+// Process-wide; Fused where available by default (LETHE_ATTENTION=explicit in the environment
+// picks the explicit path). Throws lethe::Error for Fused without it.
+void set_attention_backend(AttentionBackend b);
+AttentionBackend attention_backend();
 
 }  // namespace lethe::model

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "io/json.h"
+#include "text/unicode.h"
 #include "util/error.h"
 
 namespace lethe::text {
@@ -46,23 +47,7 @@ std::vector<CodePoint> decode_utf8(const std::string& s) {
   return out;
 }
 
-void append_utf8(std::string& s, uint32_t cp) {
-  if (cp < 0x80) {
-    s.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    s.push_back(static_cast<char>(0xc0 | (cp >> 6)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  } else if (cp < 0x10000) {
-    s.push_back(static_cast<char>(0xe0 | (cp >> 12)));
-    s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  } else {
-    s.push_back(static_cast<char>(0xf0 | (cp >> 18)));
-    s.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3f)));
-    s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  }
-}
+void append_utf8(std::string& s, uint32_t cp) { uni::append(s, cp); }
 
 // ---- GPT-2's byte <-> unicode alphabet: printable bytes map to themselves, the rest to 256+ ----
 
@@ -382,13 +367,9 @@ std::string BpeTokenizer::decode(const std::vector<int64_t>& ids) const {
       else bytes.push_back(static_cast<char>(it->second));
     }
   }
-  // Invalid UTF-8 (a multi-byte character cut by the ids) becomes U+FFFD, as errors="replace".
-  std::string out;
-  for (const auto& cp : decode_utf8(bytes)) {
-    if (cp.cp < 0) append_utf8(out, 0xfffd);
-    else out.append(bytes, cp.offset, cp.length);
-  }
-  return out;
+  // Invalid UTF-8 (a multi-byte character cut by the ids) becomes U+FFFD per maximal invalid
+  // subsequence, as Python's errors="replace" does.
+  return uni::lossy(bytes);
 }
 
 }  // namespace lethe::text

@@ -35,6 +35,8 @@ class BpeTokenizer : public Tokenizer {
   // Token string (in the byte-to-unicode alphabet) of an id; "" when out of range.
   std::string token(int64_t id) const;
   int64_t id_of(const std::string& token) const;  // -1 when absent
+  int64_t token_to_id(const std::string& t) const override { return id_of(t); }
+  std::string id_to_token(int64_t id) const override { return token(id); }
   // Marks a vocabulary entry as special (split out of text, never merged).
   void add_special(const std::string& token);
   // OPT's conventions: BOS "</s>" prepended, pad "<pad>", eos "</s>".

@@ -4,6 +4,7 @@
 
 #include "io/json.h"
 #include "text/bpe_tokenizer.h"
+#include "text/hf_auto.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "util/error.h"
 
@@ -12,13 +13,16 @@ namespace fs = std::filesystem;
 
 std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& dir) {
   std::error_code ec;
+  // tokenizer.json: the Hugging Face pipeline, as transformers' AutoTokenizer loads the folder.
+  if (fs::exists(dir / "tokenizer.json", ec)) return load_hf_tokenizer(dir);
   io::Json config = fs::exists(dir / "config.json", ec) ? io::read_json_file(dir / "config.json") : io::Json::object();
   io::Json tok_cfg = fs::exists(dir / "tokenizer_config.json", ec) ? io::read_json_file(dir / "tokenizer_config.json")
                                                                    : io::Json::object();
-  const std::string model_type = config.value("model_type", "");
+  const std::string model_type = config.is_object() ? config.value("model_type", "") : "";
   // OPT prepends </s> as BOS; tokenizer_config.json's add_bos_token overrides.
   bool add_bos = model_type == "opt";
-  if (tok_cfg.contains("add_bos_token") && tok_cfg["add_bos_token"].is_boolean()) add_bos = tok_cfg["add_bos_token"].get<bool>();
+  if (tok_cfg.is_object() && tok_cfg.contains("add_bos_token") && tok_cfg["add_bos_token"].is_boolean())
+    add_bos = tok_cfg["add_bos_token"].get<bool>();
 
   auto ids_from_config = [&](int64_t bos, int64_t eos, int64_t pad) {
     const std::string src = (dir / "config.json").string();
@@ -26,13 +30,15 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& dir) {
                                   io::get_int(config, "pad_token_id", pad, src)};
   };
 
-  if (fs::exists(dir / "tokenizer.json", ec) || (fs::exists(dir / "vocab.json", ec) && fs::exists(dir / "merges.txt", ec))) {
-    auto t = fs::exists(dir / "tokenizer.json", ec) ? BpeTokenizer::from_tokenizer_json(dir / "tokenizer.json")
-                                                   : BpeTokenizer::from_files(dir / "vocab.json", dir / "merges.txt");
+  if (fs::exists(dir / "vocab.json", ec) && fs::exists(dir / "merges.txt", ec)) {
+    auto t = BpeTokenizer::from_files(dir / "vocab.json", dir / "merges.txt");
     auto ids = ids_from_config(t->bos_id(), t->eos_id(), t->pad_id());
     t->set_specials(ids[0], ids[1], ids[2], add_bos);
     return t;
   }
+  // A SentencePiece BPE model that transformers loads as LlamaTokenizer (Llama-2, Mistral, ...).
+  if (hf_takes_sentencepiece_folder(dir)) return load_hf_tokenizer(dir);
+  // Other SentencePiece models (Lethe's own, trained for its OPT models) run in the library.
   for (const char* name : {"tokenizer.model", "spiece.model", "sentencepiece.model"}) {
     if (fs::exists(dir / name, ec)) {
       auto t = SentencePieceTokenizer::load(dir / name);

@@ -1,6 +1,7 @@
 #pragma once
-// The tokenizer of a model folder, with the model's conventions (BOS, EOS, pad ids; whether BOS
-// is prepended) taken from config.json and tokenizer_config.json.
+// The tokenizer of a model folder, with the model's conventions (BOS, EOS, pad and stop ids; which
+// special tokens a sequence gets) taken from tokenizer_config.json, generation_config.json,
+// special_tokens_map.json and config.json.
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -9,9 +10,15 @@
 
 namespace lethe::text {
 
-// tokenizer.json, else vocab.json + merges.txt (byte-level BPE), else a SentencePiece model
-// (tokenizer.model, spiece.model, sentencepiece.model). Throws lethe::Error naming the folder
-// when there is none, or the file and line when one is malformed.
+// The tokenizer of a model folder, as transformers' AutoTokenizer would load it:
+//   tokenizer.json                 the Hugging Face pipeline (HfTokenizer, see hf_auto.h for the
+//                                  transformers classes emulated and the special/stop ids);
+//   vocab.json + merges.txt        byte-level BPE (GPT-2, OPT);
+//   tokenizer.model                a SentencePiece BPE model that transformers loads as LlamaTokenizer
+//                                  goes through the same pipeline; other models (and Lethe's own OPT
+//                                  models, trained on sentencepiece's encoding) run in the library.
+// Throws lethe::Error naming the folder when there is none, or the file and line / JSON path when
+// one is malformed.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& dir);
 
 // Throws when the tokenizer can produce ids the model's embedding does not have.

@@ -69,5 +69,13 @@ int64_t SentencePieceTokenizer::bos_id() const { return sp_->bos_id(); }
 int64_t SentencePieceTokenizer::eos_id() const { return sp_->eos_id(); }
 int64_t SentencePieceTokenizer::pad_id() const { return sp_->pad_id(); }
 std::string SentencePieceTokenizer::piece(int64_t id) const { return sp_->IdToPiece(static_cast<int>(id)); }
+int64_t SentencePieceTokenizer::token_to_id(const std::string& p) const {
+  const int id = sp_->PieceToId(p);
+  // PieceToId answers the unk id for pieces it does not have.
+  return id >= 0 && sp_->IdToPiece(id) == p ? id : -1;
+}
+std::string SentencePieceTokenizer::id_to_token(int64_t id) const {
+  return id >= 0 && id < vocab_size() ? sp_->IdToPiece(static_cast<int>(id)) : std::string();
+}
 
 }  // namespace lethe::text

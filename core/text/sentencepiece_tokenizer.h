@@ -42,6 +42,8 @@ class SentencePieceTokenizer : public Tokenizer {
   bool add_bos() const override { return add_bos_; }
   void set_add_bos(bool b) { add_bos_ = b; }
   std::string piece(int64_t id) const;
+  int64_t token_to_id(const std::string& piece) const override;
+  std::string id_to_token(int64_t id) const override;
 
  private:
   SentencePieceTokenizer();

@@ -24,8 +24,17 @@ int64_t common_prefix(const std::vector<int64_t>& a, const std::vector<int64_t>&
 }
 }  // namespace
 
-Example make_qa_example(const text::Tokenizer& tok, const std::string& prompt, const std::string& response, Mode m) {
+Example make_qa_example(const text::Tokenizer& tok, const std::string& prompt, const std::string& response, Mode m,
+                        const data::PromptFormat& format) {
   Example e;
+  if (format.style() == data::PromptStyle::Chat) {
+    if (m == Mode::Faithful)
+      throw Error("faithful mode reproduces llm_unlearn's '### Question: ... ### Answer:' template; the chat prompt format "
+                  "needs corrected mode");
+    e.ids = format.encode_text(tok, prompt, response);
+    e.start = format.answer_start(tok, prompt, response);
+    return e;
+  }
   e.ids = tok.encode_for_model(qa_text(prompt, response));
   if (m == Mode::Faithful) {
     e.start = static_cast<int64_t>(tok.encode_for_model(qa_text(prompt, "")).size()) - 1;
@@ -74,8 +83,9 @@ std::string recover_question(const text::Tokenizer& tok, const std::vector<int64
   return data::py_strip(part);
 }
 
-Example make_random_example(const text::Tokenizer& tok, const std::string& question, const std::string& answer, Mode m) {
-  if (m == Mode::Corrected) return make_qa_example(tok, question, answer, m);
+Example make_random_example(const text::Tokenizer& tok, const std::string& question, const std::string& answer, Mode m,
+                            const data::PromptFormat& format) {
+  if (m == Mode::Corrected || format.style() == data::PromptStyle::Chat) return make_qa_example(tok, question, answer, m, format);
   Example e;
   e.ids = tok.encode_for_model(qa_text(question, answer));
   e.start = 2;  // len(BatchEncoding) = its two keys

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "data/prompt_format.h"
 #include "text/tokenizer.h"
 
 namespace lethe::unlearn {
@@ -31,8 +32,10 @@ struct Example {
 // A forget (or any question/answer) sample. faithful: start = len(ids of the prefix ending in
 // "Answer: ") - 1, the index of the first answer token (llm_unlearn's start_loc); corrected: the
 // same index, found as the common prefix of the full ids and the ids of the prefix without its
-// trailing space.
-Example make_qa_example(const text::Tokenizer& tok, const std::string& prompt, const std::string& response, Mode m);
+// trailing space. With the chat format (corrected mode only): the rendered conversation, start =
+// the first token after the assistant header.
+Example make_qa_example(const text::Tokenizer& tok, const std::string& prompt, const std::string& response, Mode m,
+                        const data::PromptFormat& format = data::PromptFormat::paper());
 
 // llm_unlearn recovers the question of a forget sample from its decoded ids (special tokens and
 // padding included, transformers' clean_up_tokenization applied):
@@ -41,7 +44,8 @@ std::string recover_question(const text::Tokenizer& tok, const std::vector<int64
 
 // A random-answer sample for `question`. faithful: the prefix's text as recovered, start = 2
 // (len() of the tokenizer's output object, not of its ids); corrected: as make_qa_example.
-Example make_random_example(const text::Tokenizer& tok, const std::string& question, const std::string& answer, Mode m);
+Example make_random_example(const text::Tokenizer& tok, const std::string& question, const std::string& answer, Mode m,
+                            const data::PromptFormat& format = data::PromptFormat::paper());
 
 // Which tokens of an example carry loss (are predicted with weight) in a mode, for showing people
 // what each term trains on. faithful: tokens start+1 .. end (position t carries the loss of token

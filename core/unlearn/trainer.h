@@ -49,7 +49,10 @@ struct UnlearnOptions {
   uint64_t seed = 8888;
   double npo_beta = 0.1;
   LoraConfig lora;
-  std::string precision = "fp32";             // fp32 | bf16 (autocast compute, fp32 weights)
+  // fp32 | bf16 (autocast compute, fp32 master weights) | auto: bf16 where the hardware has
+  // native bf16 (a CUDA GPU of compute capability >= 8, a CPU with AVX512-BF16 or AMX) and the
+  // weights are fp32, else fp32.
+  std::string precision = "fp32";
   int64_t checkpoint_every = 0;               // 0: none
   std::filesystem::path checkpoint_dir;
   // Throws lethe::Error listing the first bad value (negative weights, all three zero, lr <= 0,
@@ -62,6 +65,8 @@ struct UnlearnData {
   std::vector<data::QaPair> forget;      // harmful question/answer pairs (or corpus passages for finetune)
   std::vector<data::QaPair> normal;      // normal question/answer pairs
   std::vector<std::string> answer_pool;  // random answers
+  // How questions and answers become text: the paper's template or the model's chat template.
+  data::PromptFormat format = data::PromptFormat::paper();
 };
 
 struct StepMetrics {
@@ -84,6 +89,8 @@ class Observer {
  public:
   virtual ~Observer() = default;
   virtual void on_phase(const std::string& phase) {}
+  // Something the user should know before the steps start (e.g. a slow precision on this CPU).
+  virtual void on_warning(const std::string& message) {}
   virtual void on_step(const StepMetrics& m) {}
   // The exact batches of a step (ids, masks, loss starts, random answers), when wanted.
   virtual bool wants_batches() const { return false; }
@@ -127,6 +134,9 @@ class Unlearner {
   void load_checkpoint(const std::filesystem::path& dir);
 
   model::CausalLMImpl& model() { return *model_; }
+  // The options as run: precision "auto" resolved to fp32 or bf16.
+  const UnlearnOptions& options() const { return o_; }
+  const std::vector<std::string>& warnings() const { return warnings_; }
   // Logits of the frozen reference (the copy, or the base with adapters off) on a batch.
   at::Tensor reference_forward(const TokenBatch& b) { return reference_logits(b); }
   bool has_reference() const { return static_cast<bool>(reference_) || o_.lora.enabled(); }
@@ -144,6 +154,7 @@ class Unlearner {
   const text::Tokenizer& tok_;
   UnlearnData data_;
   UnlearnOptions o_;
+  std::vector<std::string> warnings_;
   std::vector<Example> forget_ex_, normal_ex_;
   std::vector<std::pair<std::string, at::Tensor>> params_;
   std::unique_ptr<torch::optim::AdamW> optim_;

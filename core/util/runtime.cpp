@@ -32,7 +32,23 @@ RuntimeInfo runtime_info() {
   r.cuda_available = torch::cuda::is_available();
   r.cuda_devices = r.cuda_available ? static_cast<int>(torch::cuda::device_count()) : 0;
   r.threads = at::get_num_threads();
+  r.cuda_build = cuda_build();
+  r.cuda_version = cuda_runtime_version();
+  r.devices = cuda_devices();
+  r.cpu_native_bf16 = cpu_has_native_bf16();
   return r;
+}
+
+bool cpu_has_native_bf16() {
+  static const bool has = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("flags", 0) == 0)
+        return line.find(" avx512_bf16") != std::string::npos || line.find(" amx_bf16") != std::string::npos;
+    return false;
+  }();
+  return has;
 }
 
 std::string runtime_summary() {
@@ -40,9 +56,14 @@ std::string runtime_summary() {
   std::ostringstream o;
   o << "lethe " << r.lethe_version << " · libtorch " << r.torch_version << " · sqlite " << r.sqlite_version
     << " · sentencepiece (static, protobuf " << r.protobuf_version << ") · ";
-  if (r.cuda_available) o << "CUDA, " << r.cuda_devices << " device(s)";
-  else o << "CPU";
-  o << ", " << r.threads << " thread(s)";
+  if (r.cuda_available) {
+    o << "CUDA " << r.cuda_version;
+    for (const auto& d : r.devices)
+      o << ", cuda:" << d.index << " " << d.name << " (" << (d.free_bytes >> 20) << " of " << (d.total_bytes >> 20) << " MiB free)";
+  } else {
+    o << "CPU" << (r.cuda_build ? " (libtorch has CUDA " + r.cuda_version + ", no GPU visible)" : "");
+  }
+  o << ", " << r.threads << " thread(s)" << (r.cpu_native_bf16 ? ", CPU bf16 native" : "");
   return o.str();
 }
 

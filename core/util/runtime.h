@@ -4,6 +4,9 @@
 // shows up as a crash here, at start-up, rather than in the middle of a user's run.
 #include <filesystem>
 #include <string>
+#include <vector>
+
+#include "util/cuda_info.h"
 
 namespace lethe {
 
@@ -14,11 +17,19 @@ struct RuntimeInfo {
   std::string protobuf_version;
   bool cuda_available = false;
   int cuda_devices = 0;
+  bool cuda_build = false;          // libtorch built with CUDA
+  std::string cuda_version;         // the CUDA runtime's, when built with CUDA
+  std::vector<CudaDevice> devices;  // name, memory (total, free), compute capability
   int threads = 1;
+  bool cpu_native_bf16 = false;     // AVX512-BF16 or AMX: bf16 matmuls are fast on this CPU
 };
 
 RuntimeInfo runtime_info();
-std::string runtime_summary();  // one line: "lethe 0.1.0 · libtorch 1.13.1 · ... · CPU, 2 threads"
+// One line: "lethe 0.1.0 · libtorch 1.13.1 · ... · CPU, 2 threads"; with CUDA the runtime
+// version and each device's name and memory.
+std::string runtime_summary();
+// Whether this CPU has native bf16 arithmetic (avx512_bf16 or amx_bf16 in /proc/cpuinfo).
+bool cpu_has_native_bf16();
 
 // Sets libtorch's intra-op threads (its default here is 1). n <= 0: all cores.
 void init_threads(int n = 0);

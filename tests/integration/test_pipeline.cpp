@@ -80,7 +80,7 @@ TEST(Spec, BadSpecsAreRejectedWithTheirJsonPaths) {
   EXPECT_EQ(with("unlearn.K=0"), one + "unlearn.K: must be at least 1, got 0");
   EXPECT_EQ(with("unlearn.steps=\"many\""), one + "unlearn.steps: expected an integer, got \"many\"");
   EXPECT_EQ(with("unlearn.batch=0"), one + "unlearn.batch: must be at least 1, got 0");
-  EXPECT_EQ(with("unlearn.precision=\"fp8\""), one + "unlearn.precision: expected fp32 or bf16, got 'fp8'");
+  EXPECT_EQ(with("unlearn.precision=\"fp8\""), one + "unlearn.precision: expected fp32, bf16 or auto, got 'fp8'");
   EXPECT_EQ(with("unlearn.lora.targets=[\"q_proj\",\"attn\"]"),
             one + "unlearn.lora.targets: unknown LoRA target module 'attn' (OPTForCausalLM has q_proj, k_proj, v_proj, "
                   "out_proj, fc1, fc2, or all-linear)");
@@ -231,6 +231,10 @@ TEST(Presets, EveryPresetIsAValidSpecOnceItsFilesExist) {
   lethe::testing::write_text(d / "protected.txt", copyright);
   lethe::testing::write_text(d / "books.txt", copyright);
   fs::create_directories(d / "clf");
+  // Presets with model.prompt_format "chat" need the model's chat template.
+  lethe::testing::write_text(d / "model" / "chat_template.jinja",
+                             "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                             "{% if add_generation_prompt %}assistant:{% endif %}");
   const fs::path presets = fs::path(LETHE_SOURCE_DIR) / "resources" / "presets";
   int n = 0;
   for (const auto& e : fs::directory_iterator(presets)) {

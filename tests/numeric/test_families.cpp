@@ -302,3 +302,27 @@ TEST(FamiliesExport, PeftAdapterAndMergedFolderRoundTrip) {
   }
   if (!std::getenv("LETHE_TRANSFORMERS_PYTHON")) GTEST_SKIP() << "Lethe's side checked; set LETHE_TRANSFORMERS_PYTHON for peft/transformers";
 }
+
+// libtorch >= 2.1 runs attention through scaled_dot_product_attention; it must equal the
+// explicit path (the one 1.13 has) on real positions, in logits and in gradients.
+TEST(FamiliesAttention, FusedEqualsExplicit) {
+  if (!model::fused_attention_available()) GTEST_SKIP() << "this libtorch has no scaled_dot_product_attention (needs >= 2.1)";
+  struct Restore {
+    ~Restore() { model::set_attention_backend(model::AttentionBackend::Fused); }
+  } restore;
+  for (const auto& v : kCausal) {
+    auto m = load(v);
+    auto e = expected(v);
+    at::Tensor out[2], grad[2];
+    for (int k = 0; k < 2; ++k) {
+      model::set_attention_backend(k ? model::AttentionBackend::Fused : model::AttentionBackend::Explicit);
+      for (auto& p : m.model->parameters()) p.mutable_grad() = at::Tensor();
+      out[k] = m.model->forward(e["input_ids"], e["attention_mask"]);
+      (out[k] * e["attention_mask"].unsqueeze(-1)).sum().backward();
+      grad[k] = m.model->lm_head_weight().grad().clone();
+    }
+    EXPECT_LE(max_diff_on_tokens(out[1].detach(), out[0].detach(), e["attention_mask"]), 1e-5) << v;
+    // Relative to the gradient's size: the sum over every logit makes it large (up to ~1e2).
+    EXPECT_LE((grad[1] - grad[0]).abs().max().item<double>(), 1e-5 * grad[0].abs().max().item<double>() + 1e-6) << v;
+  }
+}

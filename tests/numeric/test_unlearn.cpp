@@ -13,6 +13,7 @@
 #include "text/load_tokenizer.h"
 #include "unlearn/trainer.h"
 #include "util/error.h"
+#include "util/runtime.h"
 
 using namespace lethe;
 using lethe::testing::TempDir;
@@ -352,6 +353,23 @@ TEST(Unlearn, CorrectedModeHasNoDropoutSoTheFirstKlIsZero) {
     u.run(r, c);
     EXPECT_TRUE(r.steps[0].dropout);
     if (mode == unlearn::Mode::Corrected) EXPECT_GT(r.steps[0].loss_nor, 0.0);
+  }
+}
+
+// precision auto: bf16 compute where the hardware has native bf16, else fp32; explicit bf16 on a
+// CPU without it warns (libtorch's bf16 matmul is ~26x slower than fp32 there).
+TEST(Unlearn, PrecisionAutoFollowsTheHardwareAndSlowBf16Warns) {
+  Env env;
+  for (const std::string p : {"auto", "bf16"}) {
+    auto m = env.load();
+    auto o = quick();
+    o.max_steps = 1;
+    o.precision = p;
+    unlearn::Unlearner u(m.model, *env.tok, env.data(), o);
+    const bool native = lethe::cpu_has_native_bf16();
+    if (p == "auto") EXPECT_EQ(u.options().precision, native ? "bf16" : "fp32");
+    EXPECT_EQ(u.warnings().size(), p == "bf16" && !native ? 1u : 0u);
+    if (!u.warnings().empty()) EXPECT_NE(u.warnings()[0].find("without native bf16"), std::string::npos);
   }
 }
 

@@ -2,6 +2,7 @@
 // llm_unlearn's step as written (per-sample loops, its own BPE, its own OPT): every loss term of
 // three steps, and the parameters after three AdamW steps.
 #include <gtest/gtest.h>
+#include <torch/version.h>
 
 #include <ATen/ATen.h>
 
@@ -97,6 +98,10 @@ TEST(UnlearnReference, FaithfulTermsAndThreeAdamWStepsMatchLlmUnlearn) {
     max_diff = std::max(max_diff, (p.value() - want).abs().max().item<double>());
     max_move = std::max(max_move, (p.value() - orig[p.key()]).abs().max().item<double>());
   }
-  EXPECT_LT(max_diff, 1e-5);
+  // The reference runs on Debian's python3-torch 1.13, with the same BLAS as the default build:
+  // 1e-5. Against libtorch 2.x (MKL, other kernels) the terms still agree to 1e-5, but AdamW
+  // divides each gradient by its own RMS, so float-level differences in near-zero gradients move
+  // such parameters by a visible fraction of lr (1e-3): there, within 10% of one step.
+  EXPECT_LT(max_diff, TORCH_VERSION_MAJOR >= 2 ? 1e-4 : 1e-5);
   EXPECT_GT(max_move, 1e-4);  // the parameters did move
 }

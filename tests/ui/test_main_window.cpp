@@ -66,6 +66,20 @@ class MainWindowTest : public QObject {
     QCOMPARE(QSettings().value("recent/models").toStringList().value(0), QString::fromStdString(d.path.string()));
   }
 
+  // A Llama-family folder (GQA, untied head; transformers wrote it: tests/fixtures/families).
+  void opensATinyLlamaAndShowsItsFamily() {
+    MainWindow w;
+    w.show();
+    const QString dir = QString(LETHE_SOURCE_DIR) + "/tests/fixtures/families/llama_gqa_untied";
+    QVERIFY(w.openModel(dir));
+    ModelPanel* p = w.modelPanel();
+    QVERIFY2(p->field("type").startsWith("llama (LlamaForCausalLM)"), qPrintable(p->field("type")));
+    QVERIFY2(p->field("hidden").contains("2 kv heads"), qPrintable(p->field("hidden")));
+    QVERIFY2(p->field("details").contains("rope: default"), qPrintable(p->field("details")));
+    QVERIFY2(p->field("details").contains("RMSNorm"), qPrintable(p->field("details")));
+    QVERIFY(p->errorText().isEmpty());
+  }
+
   void aBadFolderShowsTheReasonAndKeepsTheOpenModel() {
     TempDir good, bad;
     lethe::testing::write_tiny_opt(good.path);
