@@ -27,7 +27,7 @@ QString yesNo(bool b) { return b ? QObject::tr("yes") : QObject::tr("no"); }
 const std::pair<const char*, const char*> kFields[] = {
     {"type", "Type"},           {"layers", "Layers"},         {"hidden", "Hidden / heads"},
     {"ffn", "MLP width"},       {"vocab", "Vocabulary"},      {"positions", "Positions"},
-    {"details", "Family"},      {"special", "Special ids"},
+    {"details", "Details"},      {"special", "Special ids"},
     {"weights", "Weights"},     {"tokenizer", "Tokenizer"},   {"parameters", "Parameters"},
 };
 const std::pair<const char*, const char*> kMemory[] = {
@@ -234,7 +234,7 @@ void ModelPanel::updateMemory() {
   set("mem_inference_fp32", m.inference_fp32);
   set("mem_inference_bf16", m.inference_bf16);
   set("mem_full", m.unlearn_full_fp32);
-  set("mem_lora", m.unlearn_lora_fp32, tr("   (%1 adapter parameters)").arg(qs(model::human_count(m.lora_params))));
+  set("mem_lora", m.unlearn_lora_fp32, tr("  (%1 adapter params)").arg(qs(model::human_count(m.lora_params))));
   set("mem_lora_bf16", m.unlearn_lora_bf16);
 }
 

@@ -1,6 +1,7 @@
 #include "model/opt_config.h"
 
 #include <algorithm>
+#include <sstream>
 
 #include "util/error.h"
 
@@ -109,7 +110,11 @@ ModelInfo OptConfig::info() const {
       {"activation", activation_function},
       {"biases", yn(enable_bias)},
       {"embed proj dim", std::to_string(word_embed_proj_dim) + (has_project() ? " (project_in/out)" : "")},
-      {"dropout", std::to_string(dropout)},
+      {"dropout", [&] {
+         std::ostringstream o;
+         o << dropout;
+         return o.str();
+       }()},
   };
   return i;
 }
