@@ -42,6 +42,10 @@ class WorkerObserver : public experiment::RunObserver {
     const qint64 step = m.step, total = phase_ == "unlearn" ? total_ : 0;
     const double tps = m.tokens_per_s, el = m.elapsed_s;
     QMetaObject::invokeMethod(c_, [c = c_, step, total, tps, el] { Q_EMIT c->progress(step, total, tps, el); }, Qt::QueuedConnection);
+    if (m.gpu_allocated >= 0) {
+      const qint64 a = m.gpu_allocated, r = m.gpu_reserved, p = m.gpu_peak;
+      QMetaObject::invokeMethod(c_, [c = c_, a, r, p] { Q_EMIT c->gpuMemory(a, r, p); }, Qt::QueuedConnection);
+    }
     // Pause: wait here, between steps, until resumed or cancelled.
     std::unique_lock<std::mutex> lock(shared_->mutex);
     shared_->cv.wait(lock, [&] { return !shared_->paused || shared_->cancel.cancelled(); });

@@ -35,6 +35,8 @@ class RunController : public QObject {
   void started(qint64 runId);
   void phaseChanged(const QString& phase);
   void progress(qint64 step, qint64 total, double tokensPerSecond, double elapsed);
+  // On a GPU: the caching allocator's bytes after a step (allocated, reserved, peak).
+  void gpuMemory(qint64 allocated, qint64 reserved, qint64 peak);
   // status: completed | cancelled | failed; error set when failed.
   void finished(const QString& status, const QString& error, qint64 runId);
 

@@ -65,6 +65,11 @@ RunPanel::RunPanel(RunController* controller, SpecModel* spec, QWidget* parent) 
       bar_->setFormat(p);
     }
   });
+  connect(c_, &RunController::gpuMemory, this, [this](qint64 allocated, qint64 reserved, qint64 peak) {
+    phase_->setToolTip(tr("GPU memory: %1 MiB allocated, %2 MiB reserved, peak %3 MiB")
+                           .arg(allocated >> 20).arg(reserved >> 20).arg(peak >> 20));
+    status_->setText(tr("GPU memory %1 MiB (peak %2 MiB, reserved %3 MiB)").arg(allocated >> 20).arg(peak >> 20).arg(reserved >> 20));
+  });
   connect(c_, &RunController::progress, this, [this](qint64 step, qint64 total, double tps, double elapsed) {
     if (total > 0) {
       bar_->setRange(0, static_cast<int>(total));

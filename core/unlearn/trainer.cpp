@@ -73,9 +73,33 @@ io::Json UnlearnOptions::to_json() const {
 }
 
 io::Json StepMetrics::to_json() const {
-  return {{"step", step}, {"loss_fgt", loss_fgt}, {"loss_rdn", loss_rdn}, {"loss_nor", loss_nor}, {"total", total},
+  io::Json j = {{"step", step}, {"loss_fgt", loss_fgt}, {"loss_rdn", loss_rdn}, {"loss_nor", loss_nor}, {"total", total},
           {"forget_ce", forget_ce}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s},
           {"elapsed_s", elapsed_s}, {"tokens", tokens}, {"dropout", dropout}};
+  if (gpu_allocated >= 0)
+    j["gpu_memory"] = {{"allocated", gpu_allocated}, {"reserved", gpu_reserved}, {"peak_allocated", gpu_peak}};
+  return j;
+}
+
+bool is_out_of_memory(const std::string& what) {
+  for (const char* s : {"out of memory", "not enough memory", "can't allocate memory", "CUDA error: out of memory"})
+    if (what.find(s) != std::string::npos) return true;
+  return false;
+}
+
+std::string out_of_memory_message(const std::string& device, int64_t step, int64_t batch, int64_t longest, int64_t K,
+                                  int64_t vocab, bool lora, const std::string& precision) {
+  const double logits_gib = static_cast<double>(batch) * static_cast<double>(K) * static_cast<double>(longest) *
+                            static_cast<double>(vocab) * 4.0 / (1024.0 * 1024.0 * 1024.0);
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", logits_gib);
+  std::string m = "out of memory on " + device + " at step " + std::to_string(step) + " (batch " + std::to_string(batch) +
+                  ", longest sequence " + std::to_string(longest) + " tokens, K " + std::to_string(K) + " random answers, vocabulary " +
+                  std::to_string(vocab) + ": the random-answer logits alone are " + buf + " in fp32). Lower the batch (--batch, unlearn.batch)";
+  if (K > 1) m += " or K";
+  if (!lora) m += ", train LoRA adapters (--lora-rank 32: no AdamW state or reference copy of the full model)";
+  if (precision != "bf16") m += ", compute in bf16 (--precision bf16)";
+  return m + ", or shorten the passages (datasets.passage_tokens). Nothing stored so far is lost.";
 }
 
 namespace {
@@ -320,6 +344,9 @@ StepMetrics Unlearner::train_step(Observer& obs) {
   io::Json dumps = io::Json::array();
   for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
     Batches b = next_batches();
+    longest_ = 0;
+    for (const TokenBatch* t : {&b.forget, &b.random, &b.normal})
+      if (t->ids.defined()) longest_ = std::max<int64_t>(longest_, t->ids.size(1));
     // Each term is backpropagated as soon as it is computed: the gradient of the weighted sum is
     // the sum of the gradients, and only one term's activations (the B*K random-answer logits
     // are the largest) are alive at a time.
@@ -414,6 +441,12 @@ StepMetrics Unlearner::train_step(Observer& obs) {
   elapsed_ += dt;
   m.elapsed_s = elapsed_;
   m.tokens_per_s = static_cast<double>(m.tokens) / std::max(dt, 1e-9);
+  if (cuda) {
+    const auto mem = cuda_memory(std::max<int>(0, model_->options().device().index()));
+    m.gpu_allocated = mem.allocated;
+    m.gpu_reserved = mem.reserved;
+    m.gpu_peak = mem.peak_allocated;
+  }
   if (obs.wants_batches()) obs.on_batches(m.step, o_.grad_accum == 1 ? dumps[0] : dumps);
   return m;
 }
@@ -443,7 +476,15 @@ UnlearnResult Unlearner::run(Observer& obs, const CancelToken& cancel) {
     } else if (step_ >= o_.max_steps) {
       return finish(Outcome::Completed, "step budget reached");
     }
-    StepMetrics m = train_step(obs);
+    StepMetrics m;
+    try {
+      m = train_step(obs);
+    } catch (const c10::Error& e) {
+      if (!is_out_of_memory(e.what())) throw;
+      const auto dev = model_->options().device();
+      throw Error(out_of_memory_message(dev.str(), step_ + 1, o_.batch_size, longest_, o_.K, model_->info().vocab_size,
+                                        o_.lora.enabled(), o_.precision));
+    }
     last_fgt_ = m.loss_fgt;
     curve_.push_back(m);
     obs.on_step(m);

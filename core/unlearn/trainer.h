@@ -61,6 +61,14 @@ struct UnlearnOptions {
   io::Json to_json() const;
 };
 
+// Whether an exception's text is an allocation failure (CUDA "out of memory", the CPU
+// allocator's "not enough memory" / "can't allocate memory").
+bool is_out_of_memory(const std::string& what);
+// The message a run fails with when a step runs out of memory: where, the batch and sequence
+// sizes, the size of the largest activation (the random-answer logits), and what to change.
+std::string out_of_memory_message(const std::string& device, int64_t step, int64_t batch, int64_t longest, int64_t K,
+                                  int64_t vocab, bool lora, const std::string& precision);
+
 struct UnlearnData {
   std::vector<data::QaPair> forget;      // harmful question/answer pairs (or corpus passages for finetune)
   std::vector<data::QaPair> normal;      // normal question/answer pairs
@@ -82,6 +90,8 @@ struct StepMetrics {
   double elapsed_s = 0;
   int64_t tokens = 0;
   bool dropout = false;         // whether this step's trained forward ran with dropout
+  // On a CUDA device: libtorch's caching allocator after the step (bytes); -1 elsewhere.
+  int64_t gpu_allocated = -1, gpu_reserved = -1, gpu_peak = -1;
   io::Json to_json() const;
 };
 
@@ -155,6 +165,7 @@ class Unlearner {
   UnlearnData data_;
   UnlearnOptions o_;
   std::vector<std::string> warnings_;
+  int64_t longest_ = 0;  // the longest sequence of the last batches (for messages)
   std::vector<Example> forget_ex_, normal_ex_;
   std::vector<std::pair<std::string, at::Tensor>> params_;
   std::unique_ptr<torch::optim::AdamW> optim_;

@@ -373,6 +373,27 @@ TEST(Unlearn, PrecisionAutoFollowsTheHardwareAndSlowBf16Warns) {
   }
 }
 
+// Out of memory in a step becomes an error that says where, how big, and what to change; other
+// libtorch errors pass through. (The message is what a GPU run shows; CPU allocators say it too.)
+TEST(Unlearn, OutOfMemoryIsDiagnosed) {
+  EXPECT_TRUE(unlearn::is_out_of_memory("CUDA out of memory. Tried to allocate 2.00 GiB"));
+  EXPECT_TRUE(unlearn::is_out_of_memory("[enforce fail at alloc_cpu.cpp:83] DefaultCPUAllocator: not enough memory: you tried to allocate 1"));
+  EXPECT_FALSE(unlearn::is_out_of_memory("shape mismatch"));
+  const std::string m = unlearn::out_of_memory_message("cuda:0", 3, 2, 128, 5, 50272, false, "fp32");
+  EXPECT_NE(m.find("out of memory on cuda:0 at step 3 (batch 2, longest sequence 128 tokens, K 5"), std::string::npos) << m;
+  EXPECT_NE(m.find("the random-answer logits alone are 0.24 GiB in fp32"), std::string::npos) << m;
+  EXPECT_NE(m.find("--lora-rank 32"), std::string::npos);
+  EXPECT_NE(m.find("--precision bf16"), std::string::npos);
+  EXPECT_EQ(unlearn::out_of_memory_message("cuda:0", 1, 2, 128, 5, 50272, true, "bf16").find("--lora-rank"), std::string::npos);
+  // Off a GPU the step log carries no GPU memory.
+  unlearn::StepMetrics s;
+  EXPECT_FALSE(s.to_json().contains("gpu_memory"));
+  s.gpu_allocated = 1 << 20;
+  s.gpu_reserved = 2 << 20;
+  s.gpu_peak = 3 << 20;
+  EXPECT_EQ(s.to_json()["gpu_memory"]["peak_allocated"], 3 << 20);
+}
+
 // Under autocast the attention scores are bf16 while the hidden states are fp32; the mask value
 // must come from the scores (it overflowed bf16 when taken from the hidden states).
 TEST(Unlearn, Bf16ComputeTracksFp32) {
