@@ -54,7 +54,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
 
   auto* model = addDock("dock_model", tr("Model"), modelPanel_, Qt::LeftDockWidgetArea);
   auto* datasets = addDock("dock_datasets", tr("Datasets"), datasetsPanel_, Qt::LeftDockWidgetArea);
-  auto* method = addDock("dock_method", tr("Method && weights"), methodPanel_, Qt::LeftDockWidgetArea);
+  auto* method = addDock("dock_method", tr("Method and weights"), methodPanel_, Qt::LeftDockWidgetArea);
   tabifyDockWidget(model, datasets);
   tabifyDockWidget(datasets, method);
   model->raise();

@@ -219,8 +219,7 @@ void MethodPanel::updatePrecisionWarning() {
   const io::Json dev = spec_->get("model.device", "auto");
   const bool cpu = !(dev.is_string() && dev.get<std::string>().rfind("cuda", 0) == 0);
   const bool slow = precision_->currentText() == "bf16" && cpu && !lethe::cpu_has_native_bf16();
-  precisionWarning_->setText(tr("This CPU has no native bf16 (AVX512-BF16/AMX): bf16 matmuls run about 26× slower than fp32 "
-                                "here (4.1 vs 108.7 GFLOP/s measured on an AVX2 EPYC). Use fp32 or auto."));
+  precisionWarning_->setText(QString::fromStdString(lethe::slow_bf16_warning(false)));
   precisionWarning_->setVisible(slow);
 }
 

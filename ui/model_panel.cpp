@@ -46,6 +46,8 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   auto* scroll = new QScrollArea(this);
   scroll->setWidgetResizable(true);
   scroll->setFrameShape(QFrame::NoFrame);
+  // Vertical only: long values wrap to the dock's width (the tensor table scrolls on its own).
+  scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
   auto* content = new QWidget(scroll);
   scroll->setWidget(content);
   outer->addWidget(scroll);
@@ -133,6 +135,7 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   for (const auto& [key, label] : kMemory) {
     auto* v = new QLabel(QStringLiteral("—"), mem);
     v->setObjectName(QString("field_") + key);
+    v->setWordWrap(true);
     memoryForm_->addRow(tr(label), v);
   }
   memLayout->addLayout(memoryForm_);

@@ -32,10 +32,10 @@ class WorkerObserver : public experiment::RunObserver {
     phase_ = p;
   }
   void on_warning(const std::string& w) override {
-    const QString text = tr_warning(w);
+    // The run panel shows "warning: ..." phases beside the run instead of as a phase.
+    const QString text = QStringLiteral("warning: ") + QString::fromStdString(w);
     QMetaObject::invokeMethod(c_, [c = c_, text] { Q_EMIT c->phaseChanged(text); }, Qt::QueuedConnection);
   }
-  static QString tr_warning(const std::string& w) { return QStringLiteral("warning: ") + QString::fromStdString(w); }
   void on_step(const unlearn::StepMetrics& m) override {
     c_->buffer().push({phase_, m.step, m.loss_fgt, m.loss_rdn, m.loss_nor, m.total, m.forget_ce, m.lr, m.grad_norm, m.tokens_per_s,
                        m.elapsed_s});

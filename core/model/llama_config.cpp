@@ -10,8 +10,6 @@ namespace lethe::model {
 
 namespace {
 
-const char* kActivations[] = {"silu", "swish", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "tanh"};
-
 std::string fmt(double v) {
   std::ostringstream o;
   o << v;
@@ -172,7 +170,7 @@ LlamaConfig LlamaConfig::from_json(const io::Json& j, const std::string& src) {
   c.num_hidden_layers = get_int(j, "num_hidden_layers", c.num_hidden_layers, src);
   c.num_attention_heads = get_int(j, "num_attention_heads", c.num_attention_heads, src);
   c.num_key_value_heads = get_int(j, "num_key_value_heads", c.num_attention_heads, src);
-  if (c.num_attention_heads <= 0) throw Error(src + ": field 'num_attention_heads' must be positive");
+  require_positive(src, "num_attention_heads", c.num_attention_heads);
   if ((!j.contains("head_dim") || j["head_dim"].is_null()) && c.hidden_size % c.num_attention_heads != 0)
     throw Error(src + ": hidden_size " + std::to_string(c.hidden_size) + " is not divisible by num_attention_heads " +
                 std::to_string(c.num_attention_heads) + " (and there is no head_dim)");
@@ -232,16 +230,13 @@ LlamaConfig LlamaConfig::from_json(const io::Json& j, const std::string& src) {
   c.eos_token_ids = id_list(j, "eos_token_id", c.eos_token_ids, src);
   c.torch_dtype = get_string(j, "torch_dtype", get_string(j, "dtype", "", src), src);
 
-  auto positive = [&](const char* name, int64_t v) {
-    if (v <= 0) throw Error(src + ": field '" + name + "' must be positive, got " + std::to_string(v));
-  };
-  positive("vocab_size", c.vocab_size);
-  positive("hidden_size", c.hidden_size);
-  positive("intermediate_size", c.intermediate_size);
-  positive("num_hidden_layers", c.num_hidden_layers);
-  positive("num_key_value_heads", c.num_key_value_heads);
-  positive("head_dim", c.head_dim);
-  positive("max_position_embeddings", c.max_position_embeddings);
+  require_positive(src, "vocab_size", c.vocab_size);
+  require_positive(src, "hidden_size", c.hidden_size);
+  require_positive(src, "intermediate_size", c.intermediate_size);
+  require_positive(src, "num_hidden_layers", c.num_hidden_layers);
+  require_positive(src, "num_key_value_heads", c.num_key_value_heads);
+  require_positive(src, "head_dim", c.head_dim);
+  require_positive(src, "max_position_embeddings", c.max_position_embeddings);
   if (c.sliding_window < 0) throw Error(src + ": field 'sliding_window' must be >= 0 or null");
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     throw Error(src + ": num_attention_heads " + std::to_string(c.num_attention_heads) +
@@ -258,10 +253,7 @@ LlamaConfig LlamaConfig::from_json(const io::Json& j, const std::string& src) {
                   " (rotary dim / 2), got " + std::to_string(c.rope.short_factor.size()) + " and " +
                   std::to_string(c.rope.long_factor.size()));
   }
-  bool known = false;
-  for (const char* a : kActivations) known = known || c.hidden_act == a;
-  if (!known)
-    throw Error(src + ": activation '" + c.hidden_act + "' is not supported (silu, gelu, gelu_new, gelu_pytorch_tanh, relu, tanh)");
+  require_activation(src, t == "gemma" ? "hidden_activation" : "hidden_act", c.hidden_act);
   for (int64_t e : c.eos_token_ids)
     if (e < 0 || e >= c.vocab_size)
       throw Error(src + ": eos_token_id " + std::to_string(e) + " is outside the vocabulary (" + std::to_string(c.vocab_size) + ")");

@@ -33,6 +33,17 @@ const Entry kFamilies[] = {
 
 }  // namespace
 
+void require_positive(const std::string& src, const char* field, int64_t v) {
+  if (v <= 0) throw Error(src + ": field '" + field + "' must be positive, got " + std::to_string(v));
+}
+
+void require_activation(const std::string& src, const char* field, const std::string& value) {
+  static const char* kNames[] = {"relu", "gelu", "gelu_new", "gelu_pytorch_tanh", "silu", "swish", "tanh"};
+  for (const char* n : kNames)
+    if (value == n) return;
+  throw Error(src + ": " + field + " '" + value + "' is not supported (relu, gelu, gelu_new, gelu_pytorch_tanh, silu, swish, tanh)");
+}
+
 std::string supported_model_types() {
   std::string s;
   for (const auto& e : kFamilies) s += (s.empty() ? "" : ", ") + std::string(e.model_type);

@@ -66,6 +66,11 @@ class ModelConfig {
   std::vector<std::string> resolve_lora_targets(const std::vector<std::string>& targets) const;
 };
 
+// Checks shared by the families' config parsers; the messages name `source` and the field.
+void require_positive(const std::string& source, const char* field, int64_t value);
+// relu, gelu, gelu_new, gelu_pytorch_tanh, silu, swish, tanh (what model::apply_activation runs).
+void require_activation(const std::string& source, const char* field, const std::string& value);
+
 // Reads config.json's object; `source` names the file in messages. Throws lethe::Error for a
 // model_type Lethe does not have (listing the ones it has) or a field out of range.
 std::shared_ptr<const ModelConfig> parse_model_config(const io::Json& j, const std::string& source);

@@ -34,25 +34,17 @@ OptConfig OptConfig::from_json(const io::Json& j, const std::string& src) {
   c.eos_token_id = get_int(j, "eos_token_id", c.eos_token_id, src);
   c.torch_dtype = get_string(j, "torch_dtype", "", src);
 
-  auto positive = [&](const char* name, int64_t v) {
-    if (v <= 0) throw Error(src + ": field '" + name + "' must be positive, got " + std::to_string(v));
-  };
-  positive("vocab_size", c.vocab_size);
-  positive("hidden_size", c.hidden_size);
-  positive("num_hidden_layers", c.num_hidden_layers);
-  positive("num_attention_heads", c.num_attention_heads);
-  positive("ffn_dim", c.ffn_dim);
-  positive("max_position_embeddings", c.max_position_embeddings);
-  positive("word_embed_proj_dim", c.word_embed_proj_dim);
+  require_positive(src, "vocab_size", c.vocab_size);
+  require_positive(src, "hidden_size", c.hidden_size);
+  require_positive(src, "num_hidden_layers", c.num_hidden_layers);
+  require_positive(src, "num_attention_heads", c.num_attention_heads);
+  require_positive(src, "ffn_dim", c.ffn_dim);
+  require_positive(src, "max_position_embeddings", c.max_position_embeddings);
+  require_positive(src, "word_embed_proj_dim", c.word_embed_proj_dim);
   if (c.hidden_size % c.num_attention_heads != 0)
     throw Error(src + ": hidden_size " + std::to_string(c.hidden_size) + " is not divisible by num_attention_heads " +
                 std::to_string(c.num_attention_heads));
-  static const char* kActs[] = {"relu", "gelu", "gelu_new", "gelu_pytorch_tanh", "silu", "swish", "tanh"};
-  bool known = false;
-  for (const char* a : kActs) known = known || c.activation_function == a;
-  if (!known)
-    throw Error(src + ": activation_function '" + c.activation_function +
-                "' is not supported (relu, gelu, gelu_new, gelu_pytorch_tanh, silu, swish, tanh)");
+  require_activation(src, "activation_function", c.activation_function);
   return c;
 }
 
@@ -104,7 +96,7 @@ ModelInfo OptConfig::info() const {
   i.torch_dtype = torch_dtype;
   auto yn = [](bool b) { return std::string(b ? "yes" : "no"); };
   i.attributes = {
-      {"positions", "learned (offset 2), from the attention mask"},
+      {"positions", "learned (offset 2), from the mask"},
       {"layer norm", std::string(do_layer_norm_before ? "pre-LN" : "post-LN") + ", final LN " + yn(has_final_layer_norm()) +
                          ", affine " + yn(layer_norm_elementwise_affine)},
       {"activation", activation_function},

@@ -192,10 +192,7 @@ Unlearner::Unlearner(model::CausalLM model, const text::Tokenizer& tok, UnlearnD
   if (o_.precision == "bf16" && model_->options().dtype() != at::kFloat)
     throw Error("precision bf16 trains fp32 weights with bf16 compute: load the model in fp32");
   if (o_.precision == "bf16" && !native_bf16)
-    warnings_.push_back(std::string("precision bf16 on ") + (dev.is_cuda() ? "a GPU" : "a CPU") +
-                        " without native bf16 (AVX512-BF16/AMX, or compute capability 8): libtorch's bf16 matmul is much "
-                        "slower than fp32 there (measured on an AVX2 EPYC: 4.1 vs 108.7 GFLOP/s, a step 400 s instead of 18 s); "
-                        "use precision fp32 or auto");
+    warnings_.push_back(slow_bf16_warning(dev.is_cuda()));
 
   const int64_t max_pos = model_->info().max_positions;
   auto check_len = [&](const Example& e, const char* set, size_t i) {

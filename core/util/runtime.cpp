@@ -39,6 +39,12 @@ RuntimeInfo runtime_info() {
   return r;
 }
 
+std::string slow_bf16_warning(bool gpu) {
+  return std::string("precision bf16 on ") + (gpu ? "a GPU" : "a CPU") +
+         " without native bf16 (AVX512-BF16/AMX, or compute capability 8): libtorch's bf16 matmul is much slower than fp32 "
+         "there (measured on an AVX2 EPYC: 4.1 vs 108.7 GFLOP/s, a step 400 s instead of 18 s); use precision fp32 or auto";
+}
+
 bool cpu_has_native_bf16() {
   static const bool has = [] {
     std::ifstream in("/proc/cpuinfo");

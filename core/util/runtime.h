@@ -30,6 +30,8 @@ RuntimeInfo runtime_info();
 std::string runtime_summary();
 // Whether this CPU has native bf16 arithmetic (avx512_bf16 or amx_bf16 in /proc/cpuinfo).
 bool cpu_has_native_bf16();
+// What to tell a user who chose bf16 compute on hardware without native bf16.
+std::string slow_bf16_warning(bool gpu);
 
 // Sets libtorch's intra-op threads (its default here is 1). n <= 0: all cores.
 void init_threads(int n = 0);

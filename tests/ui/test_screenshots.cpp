@@ -38,9 +38,13 @@ class ScreenshotTest : public QObject {
     const QString out = qEnvironmentVariable("LETHE_SCREENSHOT_DIR", QDir::currentPath() + "/screenshots");
     QVERIFY(QDir().mkpath(out));
 
+    // LETHE_SCREENSHOT_SIZE=1920x1080 (with a screen that large) for the wide layout.
+    const QStringList size = qEnvironmentVariable("LETHE_SCREENSHOT_SIZE", "1280x800").split('x');
+    const int width = size.value(0).toInt() > 0 ? size.value(0).toInt() : 1280;
+    const int height = size.value(1).toInt() > 0 ? size.value(1).toInt() : 800;
     MainWindow w;
     w.setStorePath(QString::fromStdString((dir_ / "lethe.db").string()));
-    w.resize(1280, 800);
+    w.resize(width, height);
     w.show();
     QVERIFY(QTest::qWaitForWindowExposed(&w));
     QVERIFY(w.openSpec(QString(LETHE_SOURCE_DIR) + "/resources/presets/demo.json"));
@@ -81,7 +85,7 @@ class ScreenshotTest : public QObject {
     apply_palette("dark");
     MainWindow dark;
     dark.setStorePath(QString::fromStdString((dir_ / "lethe.db").string()));
-    dark.resize(1280, 800);
+    dark.resize(width, height);
     dark.show();
     QVERIFY(QTest::qWaitForWindowExposed(&dark));
     QVERIFY(dark.openSpec(QString(LETHE_SOURCE_DIR) + "/resources/presets/demo.json"));
