@@ -121,7 +121,16 @@ void HistoryPanel::overlayRuns(const QList<qint64>& ids) {
       store::Store st(storePath_.toStdString());
       if (!st.run(id)) throw std::runtime_error("no run " + std::to_string(id) + " in the store");
       std::vector<LossPoint> pts;
-      for (const auto& s : st.steps(id)) pts.push_back({s.phase, s.step, s.loss_fgt, s.loss_rdn, s.loss_nor, s.total});
+      for (const auto& s : st.steps(id)) {
+        LossPoint p;  // the overlay draws the total only
+        p.phase = s.phase;
+        p.step = s.step;
+        p.loss_fgt = s.loss_fgt;
+        p.loss_rdn = s.loss_rdn;
+        p.loss_nor = s.loss_nor;
+        p.total = s.total;
+        pts.push_back(p);
+      }
       Q_EMIT overlayCurve(tr("run %1 total").arg(id), pts);
     } catch (const std::exception& e) {
       Q_EMIT failed(QString::fromStdString(e.what()));

@@ -12,6 +12,21 @@ namespace lethe::ui {
 LossPlotPanel::LossPlotPanel(QWidget* parent) : QWidget(parent) {
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(0, 0, 0, 0);
+  // The plot's parts in this order: graphs 0-3 are the terms and the total, 4 and 5 lr and grad
+  // norm.
+  buildPlot();
+  buildLossCurves();
+  buildEmptyNote();
+  buildLegendToggles();
+  buildLrGradCurves();
+  buildReadout();
+  QHBoxLayout* bar = buildToolbar();
+  layout->addWidget(plot_, 1);
+  layout->addLayout(bar);
+}
+
+// The plot with its axes drawn in the palette's colours.
+void LossPlotPanel::buildPlot() {
   plot_ = new QCustomPlot(this);
   plot_->setObjectName("loss_plot");
   plot_->setMinimumSize(320, 200);
@@ -29,6 +44,11 @@ LossPlotPanel::LossPlotPanel(QWidget* parent) : QWidget(parent) {
   plot_->yAxis->setLabel(tr("loss"));
   plot_->xAxis->setRange(0, 100);
   plot_->yAxis->setRange(0, 5);
+}
+
+// Graphs 0-3 (L_fgt, L_rdn, L_nor, total) and their legend.
+void LossPlotPanel::buildLossCurves() {
+  const QPalette pal = palette();
   struct Term {
     const char* name;
     QColor color;
@@ -47,14 +67,21 @@ LossPlotPanel::LossPlotPanel(QWidget* parent) : QWidget(parent) {
   plot_->legend->setBrush(pal.color(QPalette::Base));
   plot_->legend->setTextColor(pal.color(QPalette::Text));
   plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+}
+
+// The note in the middle of the empty plot.
+void LossPlotPanel::buildEmptyNote() {
   note_ = new QCPItemText(plot_);
   note_->setObjectName("empty_note");
   note_->position->setType(QCPItemPosition::ptAxisRectRatio);
   note_->position->setCoords(0.5, 0.5);
   note_->setText(tr("No run yet.\nSet the spec and press Start (Ctrl+R)."));
-  note_->setColor(pal.color(QPalette::Mid));
+  note_->setColor(palette().color(QPalette::Mid));
+}
+
+// Drag and zoom; clicking a legend entry hides or shows its curve.
+void LossPlotPanel::buildLegendToggles() {
   plot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom | QCP::iSelectLegend);
-  // Legend toggles: clicking an entry hides or shows its curve.
   connect(plot_, &QCustomPlot::legendClick, this, [this](QCPLegend*, QCPAbstractLegendItem* item, QMouseEvent*) {
     if (auto* pi = qobject_cast<QCPPlottableLegendItem*>(item)) {
       pi->plottable()->setVisible(!pi->plottable()->visible());
@@ -62,7 +89,11 @@ LossPlotPanel::LossPlotPanel(QWidget* parent) : QWidget(parent) {
       plot_->replot();
     }
   });
-  // lr and grad norm on the right axis (hidden until asked for).
+}
+
+// lr and grad norm on the right axis (hidden until asked for; not in the legend).
+void LossPlotPanel::buildLrGradCurves() {
+  const QPalette pal = palette();
   lrGraph_ = plot_->addGraph(plot_->xAxis, plot_->yAxis2);
   lrGraph_->setName(tr("lr (right)"));
   lrGraph_->setPen(QPen(QColor(0xcc, 0x79, 0xa7), 1, Qt::DashLine));
@@ -75,7 +106,11 @@ LossPlotPanel::LossPlotPanel(QWidget* parent) : QWidget(parent) {
   }
   plot_->yAxis2->setTickLabelColor(pal.color(QPalette::Text));
   plot_->yAxis2->setBasePen(QPen(pal.color(QPalette::Text)));
-  // Crosshair read-out: a tracer on the total curve follows the mouse.
+}
+
+// Crosshair read-out: a tracer on the total curve follows the mouse.
+void LossPlotPanel::buildReadout() {
+  const QPalette pal = palette();
   tracer_ = new QCPItemTracer(plot_);
   tracer_->setGraph(plot_->graph(3));
   tracer_->setStyle(QCPItemTracer::tsCrosshair);
@@ -89,6 +124,10 @@ LossPlotPanel::LossPlotPanel(QWidget* parent) : QWidget(parent) {
   readout_->setColor(pal.color(QPalette::Text));
   readout_->setText({});
   connect(plot_, &QCustomPlot::mouseMove, this, [this](QMouseEvent* e) { track(plot_->xAxis->pixelToCoord(e->pos().x())); });
+}
+
+// The row under the plot: log scale, smoothing, lr/grad norm, and saving the image.
+QHBoxLayout* LossPlotPanel::buildToolbar() {
   auto* bar = new QHBoxLayout;
   log_ = new QCheckBox(tr("log scale (|loss|)"), this);
   log_->setObjectName("log_scale");
@@ -113,8 +152,7 @@ LossPlotPanel::LossPlotPanel(QWidget* parent) : QWidget(parent) {
   bar->addWidget(lrGrad_);
   bar->addStretch(1);
   bar->addWidget(save);
-  layout->addWidget(plot_, 1);
-  layout->addLayout(bar);
+  return bar;
 }
 
 void LossPlotPanel::append(const std::vector<LossPoint>& points) {

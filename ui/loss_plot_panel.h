@@ -1,6 +1,6 @@
 #pragma once
-// Live losses: L_fgt, L_rdn, L_nor and the total against the step (QCustomPlot). Until this
-// build can run unlearning, the plot is empty and says so.
+// Live losses: L_fgt, L_rdn, L_nor and the total against the step (QCustomPlot), drained from
+// the run's LossBuffer; earlier runs' curves as overlays.
 #include <QWidget>
 #include <vector>
 
@@ -11,6 +11,7 @@ class QCPItemText;
 class QCPItemTracer;
 class QCPGraph;
 class QCheckBox;
+class QHBoxLayout;
 
 namespace lethe::ui {
 
@@ -32,6 +33,14 @@ class LossPlotPanel : public QWidget {
   QString readout() const;          // the crosshair's text
 
  private:
+  // The constructor's parts, in the order the plot's graphs and items are created.
+  void buildPlot();
+  void buildLossCurves();
+  void buildEmptyNote();
+  void buildLegendToggles();
+  void buildLrGradCurves();
+  void buildReadout();
+  QHBoxLayout* buildToolbar();
   void rescale();
   void rebuild();  // all curves from the raw points (after a smoothing/axis change)
   void track(double x);

@@ -40,7 +40,18 @@ const std::pair<const char*, const char*> kMemory[] = {
 }  // namespace
 
 ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
-  // Everything scrolls together, so the dock stays usable on small screens.
+  QVBoxLayout* root = buildScrollArea();
+  buildTitleRow(root);
+  buildRuntimeRow(root);
+  buildErrorLabel(root);
+  buildArchitecture(root);
+  buildMemory(root);
+  buildTensorTable(root);
+}
+
+// Everything scrolls together, so the dock stays usable on small screens. Returns the layout of
+// the scrolled content.
+QVBoxLayout* ModelPanel::buildScrollArea() {
   auto* outer = new QVBoxLayout(this);
   outer->setContentsMargins(0, 0, 0, 0);
   auto* scroll = new QScrollArea(this);
@@ -51,8 +62,11 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   auto* content = new QWidget(scroll);
   scroll->setWidget(content);
   outer->addWidget(scroll);
-  auto* root = new QVBoxLayout(content);
+  return new QVBoxLayout(content);
+}
 
+// The folder's name (or what to open) and the Open button.
+void ModelPanel::buildTitleRow(QVBoxLayout* root) {
   auto* top = new QHBoxLayout;
   title_ = new QLabel(tr("No model open. Open a Hugging Face model folder (config.json + safetensors)."), this);
   title_->setObjectName("model_title");
@@ -65,7 +79,10 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   top->addWidget(title_, 1);
   top->addWidget(open, 0, Qt::AlignTop);
   root->addLayout(top);
+}
 
+// Where and in what precision runs load the model, and the prompt format.
+void ModelPanel::buildRuntimeRow(QVBoxLayout* root) {
   auto* rt = new QHBoxLayout;
   rt->addWidget(new QLabel(tr("Run on"), this));
   device_ = new QComboBox(this);
@@ -98,7 +115,10 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   auto emitRuntime = [this] { Q_EMIT runtimeChanged(device_->currentText(), dtype_->currentText()); };
   connect(device_, &QComboBox::currentTextChanged, this, emitRuntime);
   connect(dtype_, &QComboBox::currentTextChanged, this, emitRuntime);
+}
 
+// Why the last folder did not open (hidden until then).
+void ModelPanel::buildErrorLabel(QVBoxLayout* root) {
   error_ = new QLabel(this);
   error_->setObjectName("model_error");
   error_->setWordWrap(true);
@@ -106,7 +126,10 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   error_->setStyleSheet("QLabel { color: #c62828; }");
   error_->hide();
   root->addWidget(error_);
+}
 
+// One row per summary field (kFields), filled by showSummary().
+void ModelPanel::buildArchitecture(QVBoxLayout* root) {
   auto* arch = new QGroupBox(tr("Architecture"), this);
   form_ = new QFormLayout(arch);
   form_->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
@@ -118,7 +141,10 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
     form_->addRow(tr(label), v);
   }
   root->addWidget(arch);
+}
 
+// The LoRA rank and one row per memory estimate (kMemory), filled by updateMemory().
+void ModelPanel::buildMemory(QVBoxLayout* root) {
   auto* mem = new QGroupBox(tr("Memory (weights + optimizer state; activations not included)"), this);
   auto* memLayout = new QVBoxLayout(mem);
   auto* rankRow = new QHBoxLayout;
@@ -141,7 +167,10 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   memLayout->addLayout(memoryForm_);
   connect(loraRank_, &QSpinBox::valueChanged, this, [this] { updateMemory(); });
   root->addWidget(mem);
+}
 
+// The filter box and the sortable, filterable table of tensors.
+void ModelPanel::buildTensorTable(QVBoxLayout* root) {
   filter_ = new QLineEdit(this);
   filter_->setPlaceholderText(tr("Filter tensors (e.g. layers.0. or q_proj)"));
   filter_->setClearButtonEnabled(true);

@@ -13,6 +13,7 @@ class QTableView;
 class QSortFilterProxyModel;
 class QFormLayout;
 class QComboBox;
+class QVBoxLayout;
 
 namespace lethe::ui {
 
@@ -44,6 +45,14 @@ class ModelPanel : public QWidget {
   void openRequested();
 
  private:
+  // The constructor's parts, top to bottom.
+  QVBoxLayout* buildScrollArea();
+  void buildTitleRow(QVBoxLayout* root);
+  void buildRuntimeRow(QVBoxLayout* root);
+  void buildErrorLabel(QVBoxLayout* root);
+  void buildArchitecture(QVBoxLayout* root);
+  void buildMemory(QVBoxLayout* root);
+  void buildTensorTable(QVBoxLayout* root);
   void showSummary();
   void updateMemory();
 
