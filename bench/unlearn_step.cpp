@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
     o.K = K;
     o.batch_size = B;
     o.max_steps = steps + 1;
-    o.precision = precision;
+    o.precision = unlearn::parse_precision(precision);
     o.lora.rank = lora_rank;
     o.lora.targets = {"q_proj", "v_proj"};
     unlearn::Unlearner u(m.model, *tok, data, o);

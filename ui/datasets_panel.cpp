@@ -148,8 +148,7 @@ void DatasetsPanel::refreshPreview() {
   const io::Json p = spec_->get("datasets.forget.path", "");
   QString summary;
   if (p.is_string() && !p.get<std::string>().empty()) {
-    std::filesystem::path path = p.get<std::string>();
-    if (path.is_relative()) path = std::filesystem::path(spec_->baseDir().toStdString()) / path;
+    const std::filesystem::path path = spec_->resolvedPath("datasets.forget.path").toStdString();
     try {
       std::vector<data::QaPair> pairs;
       if (path.extension() == ".jsonl") {
@@ -194,10 +193,8 @@ QString DatasetsPanel::showTokens(int row) {
   if (row < 0 || row >= static_cast<int>(samples_.size())) return {};
   QString html;
   try {
-    const io::Json mp = spec_->get("model.path", "");
-    std::filesystem::path dir = mp.is_string() ? mp.get<std::string>() : std::string();
+    const std::filesystem::path dir = spec_->resolvedPath("model.path").toStdString();
     if (dir.empty()) throw std::runtime_error("open a model first: the token view needs its tokenizer");
-    if (dir.is_relative()) dir = std::filesystem::path(spec_->baseDir().toStdString()) / dir;
     auto tok = text::load_tokenizer(dir);
     const auto& s = samples_[static_cast<size_t>(row)];
     const bool redact = redact_->isChecked();

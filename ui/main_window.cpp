@@ -91,13 +91,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     if (id > 0) showRun(id);
     historyPanel_->refresh();
     if (status == "completed") {
-      const auto out = spec_->get("output.dir", "");
-      QString dir = out.is_string() ? QString::fromStdString(out.get<std::string>()) : QString();
-      if (QDir::isRelativePath(dir)) dir = QDir(spec_->baseDir()).filePath(dir);
-      const auto mp = spec_->get("model.path", "");
-      QString original = mp.is_string() ? QString::fromStdString(mp.get<std::string>()) : QString();
-      if (!original.isEmpty() && QDir::isRelativePath(original)) original = QDir(spec_->baseDir()).filePath(original);
-      playgroundPanel_->setModels(original, dir + "/model");
+      // The run's own folder (a default one is unique per run), and the original as the spec names it.
+      const QString original = spec_->resolvedPath("model.path");
+      const bool saved = spec_->get("output.save", "merged") != io::Json("none");
+      playgroundPanel_->setModels(original, saved ? controller_->lastOutputDir() + "/model" : original);
       const auto pf = spec_->get("model.prompt_format", "paper");
       playgroundPanel_->setPromptFormat(pf.is_string() ? QString::fromStdString(pf.get<std::string>()) : QString("paper"));
     }
@@ -120,14 +117,14 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
                             QString::fromStdString(spec_->get("model.dtype", "fp32").get<std::string>()));
     const auto pf = spec_->get("model.prompt_format", "paper");
     modelPanel_->setPromptFormat(pf.is_string() ? QString::fromStdString(pf.get<std::string>()) : QString("paper"));
-    const auto m = spec_->get("model.path", "");
-    if (m.is_string() && !m.get<std::string>().empty()) {
-      QString dir = QString::fromStdString(m.get<std::string>());
-      if (QDir::isRelativePath(dir)) dir = QDir(spec_->baseDir()).filePath(dir);
-      modelPanel_->openFolder(QDir::cleanPath(dir));
-    }
+    const QString dir = spec_->resolvedPath("model.path");
+    if (!dir.isEmpty()) modelPanel_->openFolder(QDir::cleanPath(dir));
   });
-  setStorePath(QString::fromStdString(store::default_store_path().string()));
+  try {
+    setStorePath(QString::fromStdString(store::default_store_path().string()));
+  } catch (const std::exception& e) {  // no HOME and no XDG_DATA_HOME: runs are not recorded
+    statusBar()->showMessage(tr("No store: %1").arg(QString::fromStdString(e.what())));
+  }
 
   buildMenus();
   connect(modelPanel_, &ModelPanel::openRequested, this, &MainWindow::chooseModel);

@@ -1,15 +1,21 @@
 #pragma once
-// Method & weights: method and mode, ε1/ε2/ε3 (slider + spin box each), lr, steps, batch, K,
-// LoRA rank, seed, precision; presets; the spec saved/loaded as JSON; the validator's problems
-// shown inline.
+// Method and weights: one row per option of core's options schema (unlearn/options.h) — the
+// method, mode, ε1/ε2/ε3 (slider + spin box), lr, steps, batch, K, precision, LoRA rank in view;
+// the rest under "More options" — plus the run's seed; presets; the spec saved/loaded as JSON;
+// the validator's problems shown inline. Rows of options the chosen method does not use are
+// hidden. An option registered in the schema gets a row here without edits.
 #include <QWidget>
+#include <functional>
+#include <vector>
+
+#include "io/json.h"
+#include "unlearn/options.h"
 
 class QComboBox;
-class QDoubleSpinBox;
 class QSpinBox;
-class QSlider;
 class QLabel;
 class QFormLayout;
+class QGroupBox;
 
 namespace lethe::ui {
 
@@ -28,22 +34,25 @@ class MethodPanel : public QWidget {
   void presetLoaded(const QString& file);
 
  private:
+  // One schema option's row: its widget, and how to show a spec value in it.
+  struct Row {
+    std::string key;  // in the unlearn section, e.g. "lora.rank"
+    QWidget* field = nullptr;
+    QFormLayout* form = nullptr;
+    std::function<void(const io::Json&)> show;
+  };
+  QWidget* buildPresetBar();
+  void buildOptionRows(QFormLayout* basic, QFormLayout* more);
+  Row makeRow(const unlearn::OptionDef& d, QFormLayout* form);
+  void updateMethodRows();
   void updatePrecisionWarning();
-  void addEps(QFormLayout* form, const char* key, const QString& label);
   void updateProblems();
+  void edit(const std::string& path, const io::Json& v);
 
   SpecModel* spec_;
-  QComboBox* method_ = nullptr;
-  QComboBox* mode_ = nullptr;
-  QDoubleSpinBox* eps_[3] = {nullptr, nullptr, nullptr};
-  QSlider* epsSlider_[3] = {nullptr, nullptr, nullptr};
-  QDoubleSpinBox* lr_ = nullptr;
-  QSpinBox* steps_ = nullptr;
-  QSpinBox* batch_ = nullptr;
-  QSpinBox* k_ = nullptr;
-  QSpinBox* loraRank_ = nullptr;
+  std::vector<Row> rows_;
   QSpinBox* seed_ = nullptr;
-  QComboBox* precision_ = nullptr;
+  QGroupBox* more_ = nullptr;
   QLabel* precisionWarning_ = nullptr;
   QLabel* problems_ = nullptr;
   bool syncing_ = false;

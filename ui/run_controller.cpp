@@ -20,8 +20,9 @@ struct RunShared {
 
 namespace {
 
-// Runs on the worker thread: steps go to the buffer; phases and progress cross to the GUI
-// thread as queued signals (a handful per second, not one per step).
+// Runs on the worker thread. Each step's losses go to the controller's buffer (the GUI thread
+// drains it on a timer); the run id, phases, warnings, and each step's progress and GPU memory
+// cross to the GUI thread as queued calls that emit the controller's signals.
 class WorkerObserver : public experiment::RunObserver {
  public:
   WorkerObserver(RunController* c, std::shared_ptr<RunShared> shared, int64_t total) : c_(c), shared_(std::move(shared)), total_(total) {}
@@ -32,13 +33,26 @@ class WorkerObserver : public experiment::RunObserver {
     phase_ = p;
   }
   void on_warning(const std::string& w) override {
-    // The run panel shows "warning: ..." phases beside the run instead of as a phase.
+    // Warnings travel as phases starting with "warning: "; the run panel shows them beside the
+    // run instead of as a phase.
     const QString text = QStringLiteral("warning: ") + QString::fromStdString(w);
     QMetaObject::invokeMethod(c_, [c = c_, text] { Q_EMIT c->phaseChanged(text); }, Qt::QueuedConnection);
   }
   void on_step(const unlearn::StepMetrics& m) override {
-    c_->buffer().push({phase_, m.step, m.loss_fgt, m.loss_rdn, m.loss_nor, m.total, m.forget_ce, m.lr, m.grad_norm, m.tokens_per_s,
-                       m.elapsed_s});
+    LossPoint p;
+    p.phase = phase_;
+    p.step = m.step;
+    p.loss_fgt = m.loss_fgt;
+    p.loss_rdn = m.loss_rdn;
+    p.loss_nor = m.loss_nor;
+    p.total = m.total;
+    p.forget_ce = m.forget_ce;
+    p.lr = m.lr;
+    p.grad_norm = m.grad_norm;
+    p.tokens_per_s = m.tokens_per_s;
+    p.elapsed_s = m.elapsed_s;
+    c_->buffer().push(p);
+    // The total is the unlearning budget; fine-tuning steps report 0 (no total).
     const qint64 step = m.step, total = phase_ == "unlearn" ? total_ : 0;
     const double tps = m.tokens_per_s, el = m.elapsed_s;
     QMetaObject::invokeMethod(c_, [c = c_, step, total, tps, el] { Q_EMIT c->progress(step, total, tps, el); }, Qt::QueuedConnection);
@@ -46,7 +60,7 @@ class WorkerObserver : public experiment::RunObserver {
       const qint64 a = m.gpu_allocated, r = m.gpu_reserved, p = m.gpu_peak;
       QMetaObject::invokeMethod(c_, [c = c_, a, r, p] { Q_EMIT c->gpuMemory(a, r, p); }, Qt::QueuedConnection);
     }
-    // Pause: wait here, between steps, until resumed or cancelled.
+    // Pause: wait here, after the step, until resumed or cancelled.
     std::unique_lock<std::mutex> lock(shared_->mutex);
     shared_->cv.wait(lock, [&] { return !shared_->paused || shared_->cancel.cancelled(); });
   }
@@ -86,7 +100,7 @@ bool RunController::start(const QString& spec_json, const QString& base_dir, con
   const std::string spec_text = spec_json.toStdString(), base = base_dir.toStdString(), db = store_path.toStdString();
   auto shared = shared_;
   thread_ = QThread::create([this, shared, spec_text, base, db] {
-    QString status, error;
+    QString status, error, output_dir;
     qint64 run_id = 0;
     try {
       io::Json j = io::parse_json(spec_text, "spec");
@@ -96,17 +110,19 @@ bool RunController::start(const QString& spec_json, const QString& base_dir, con
       if (!db.empty()) st = std::make_unique<store::Store>(db);
       WorkerObserver obs(this, shared, spec.unlearn.max_steps);
       auto res = experiment::run_pipeline(spec, st.get(), obs, shared->cancel);
-      status = QString::fromStdString(res.status);
+      status = QString::fromStdString(store::run_status_name(res.status));
       error = QString::fromStdString(res.error);
       run_id = res.run_id;
-    } catch (const std::exception& e) {  // the thread boundary: nothing escapes
+      output_dir = QString::fromStdString(res.output_dir.string());
+    } catch (const std::exception& e) {  // the thread boundary: an error ends the run as failed
       status = "failed";
       error = QString::fromStdString(e.what());
     }
     QMetaObject::invokeMethod(
         this,
-        [this, status, error, run_id] {
+        [this, status, error, run_id, output_dir] {
           running_ = false;
+          lastOutputDir_ = output_dir;
           Q_EMIT finished(status, error, run_id);
         },
         Qt::QueuedConnection);

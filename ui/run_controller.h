@@ -1,8 +1,10 @@
 #pragma once
-// Owns the run's worker thread: a RunWorker QObject moved onto a QThread that executes
-// experiment::run_pipeline for a spec, so the GUI never blocks. Start, pause/resume (the worker
-// waits between steps), stop (cancel at the next step). The destructor cancels, quits and waits.
-// No torch in this header.
+// Owns the run's worker thread: a QThread (QThread::create) whose function parses the spec and
+// executes experiment::run_pipeline, so the GUI thread does not block on the run. Pause makes the
+// worker wait after its current training step; stop wakes a paused worker and sets the cancel
+// token, which only the training loops check, before each step (loading and evaluation are not
+// interrupted, and a stop during the final evaluation no longer cancels the run). The destructor
+// stops the run and waits for the thread to end. No torch in this header.
 #include <QObject>
 #include <QString>
 #include <QThread>
@@ -21,8 +23,9 @@ class RunController : public QObject {
   explicit RunController(QObject* parent = nullptr);
   ~RunController() override;
 
-  // `spec_json`: the spec document; relative paths resolve against `base_dir`. Returns false
-  // (and emits failed) when a run is already going.
+  // `spec_json`: the spec document; relative paths resolve against `base_dir`; an empty
+  // `store_path` records nothing. Returns false (and emits finished with "failed") when a run is
+  // already going.
   bool start(const QString& spec_json, const QString& base_dir, const QString& store_path);
   void stop();
   void setPaused(bool paused);
@@ -30,6 +33,8 @@ class RunController : public QObject {
   bool isPaused() const;
   LossBuffer& buffer() { return buffer_; }
   QString storePath() const { return storePath_; }
+  // The folder the last finished run wrote to (its model is OUTPUT/model when saved).
+  QString lastOutputDir() const { return lastOutputDir_; }
 
  Q_SIGNALS:
   void started(qint64 runId);
@@ -46,6 +51,7 @@ class RunController : public QObject {
   LossBuffer buffer_;
   bool running_ = false;
   QString storePath_;
+  QString lastOutputDir_;
 };
 
 }  // namespace lethe::ui

@@ -13,11 +13,9 @@ io::Json default_spec() {
           {"seed", 8888},
           {"model", {{"path", ""}, {"dtype", "fp32"}, {"device", "auto"}}},
           {"datasets", {{"forget", {{"path", ""}}}, {"normal", {{"path", ""}}}}},
-          {"unlearn",
-           {{"method", "paper"}, {"mode", "corrected"}, {"eps1", 0.5}, {"eps2", 1.0}, {"eps3", 1.0}, {"K", 5}, {"lr", 2e-6},
-            {"steps", 1000}, {"batch", 2}, {"precision", "fp32"}, {"lora", {{"rank", 0}, {"alpha", 16}}}}},
+          {"unlearn", unlearn::default_section(unlearn::Section::Unlearn)},
           {"evaluation", {{"max_new_tokens", 48}}},
-          {"output", {{"dir", "runs/workbench"}, {"save", "merged"}}}};
+          {"output", {{"save", "merged"}}}};  // the folder: runs_home()/workbench (-2, -3, ...)
 }
 
 SpecModel::SpecModel(QObject* parent) : QObject(parent), doc_(default_spec()), baseDir_(QDir::currentPath()) {}
@@ -47,15 +45,15 @@ void SpecModel::replace(const io::Json& doc, const QString& baseDir) {
 }
 
 QStringList SpecModel::problems() const {
-  try {
-    experiment::parse_spec(doc_, baseDir_.toStdString());
-  } catch (const std::exception& e) {
-    QStringList lines = QString::fromStdString(e.what()).split('\n');
-    if (lines.size() > 1 && lines.first().startsWith("invalid spec")) lines.removeFirst();
-    for (auto& l : lines) l = l.trimmed();
-    return lines;
-  }
-  return {};
+  QStringList out;
+  for (const auto& p : experiment::spec_problems(doc_, baseDir_.toStdString())) out << QString::fromStdString(p.text());
+  return out;
+}
+
+QString SpecModel::resolvedPath(const std::string& field) const {
+  const io::Json v = get(field, "");
+  if (!v.is_string() || v.get<std::string>().empty()) return {};
+  return QString::fromStdString(experiment::resolve_spec_path(baseDir_.toStdString(), v.get<std::string>()).string());
 }
 
 bool SpecModel::load(const QString& file, QString* error) {

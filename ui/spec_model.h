@@ -22,6 +22,9 @@ class SpecModel : public QObject {
   void replace(const io::Json& doc, const QString& baseDir);
   // Every problem core finds, one per entry ("unlearn.lr: must be > 0, got 0.0"); empty when valid.
   QStringList problems() const;
+  // A path field ("model.path", "datasets.forget.path") resolved against the spec's folder, as
+  // core resolves it (experiment::resolve_spec_path); empty when unset.
+  QString resolvedPath(const std::string& field) const;
   bool load(const QString& file, QString* error);
   bool save(const QString& file, QString* error) const;
 

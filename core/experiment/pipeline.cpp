@@ -7,6 +7,7 @@
 #include "data/sources.h"
 #include "eval/classifier.h"
 #include "eval/evaluate.h"
+#include "eval/evaluate_model.h"
 #include "io/jsonl.h"
 #include "model/checkpoint.h"
 #include "text/load_tokenizer.h"
@@ -37,8 +38,20 @@ class StoringObserver : public unlearn::Observer {
     user_.on_phase(p);
   }
   void on_step(const unlearn::StepMetrics& m) override {
-    pending_.push_back({run_, phase_, m.step, m.loss_fgt, m.loss_rdn, m.loss_nor, m.total, m.forget_ce, m.lr, m.grad_norm,
-                        m.tokens_per_s, m.elapsed_s});
+    store::StepRow row;
+    row.run_id = run_;
+    row.phase = phase_;
+    row.step = m.step;
+    row.loss_fgt = m.loss_fgt;
+    row.loss_rdn = m.loss_rdn;
+    row.loss_nor = m.loss_nor;
+    row.total = m.total;
+    row.forget_ce = m.forget_ce;
+    row.lr = m.lr;
+    row.grad_norm = m.grad_norm;
+    row.tokens_per_s = m.tokens_per_s;
+    row.elapsed_s = m.elapsed_s;
+    pending_.push_back(row);
     if (pending_.size() >= 16 || Clock::now() - last_ > std::chrono::seconds(2)) flush();
     user_.on_step(m);
   }
@@ -66,16 +79,16 @@ std::vector<T> limited(std::vector<T> v, int64_t limit) {
   return v;
 }
 
+// The run's data: what the unlearning trains on and what the evaluation measures.
 struct Sets {
-  data::PromptFormat format;  // how questions and answers become text for this model
-  std::vector<data::QaPair> forget, normal_train, normal_eval;
-  std::vector<std::string> answer_pool, eval_prompts, protected_passages;
-  std::optional<data::TruthfulQa> tqa_eval;  // for multiple choice
+  std::vector<data::QaPair> forget, normal_train;
+  std::vector<std::string> answer_pool;
+  eval::EvalSets eval;  // its format is how questions and answers become text for this model
 };
 
 Sets load_sets(const Spec& s, const text::Tokenizer& tok) {
   Sets d;
-  d.format = with_context("model.prompt_format", [&] { return data::PromptFormat::from_style(s.prompt_format, s.model, tok); });
+  d.eval.format = with_context("model.prompt_format", [&] { return data::PromptFormat::from_style(s.prompt_format, s.model, tok); });
   data::SourceOptions so;
   so.seed = s.seed;
   so.passage_tokens = so.passage_stride = s.passage_tokens;
@@ -84,9 +97,9 @@ Sets load_sets(const Spec& s, const text::Tokenizer& tok) {
   // Train on llm_unlearn's 70% split; evaluate retention on the 20% test split.
   auto split = data::split_indices(normal.pairs.size(), 0.7, 0.1, s.seed);
   for (size_t i : split.train) d.normal_train.push_back(normal.pairs[i]);
-  for (size_t i : split.test) d.normal_eval.push_back(normal.pairs[i]);
+  for (size_t i : split.test) d.eval.normal.push_back(normal.pairs[i]);
   d.normal_train = limited(d.normal_train, s.normal.limit);
-  if (d.normal_eval.empty()) d.normal_eval = limited(normal.pairs, 16);
+  if (d.eval.normal.empty()) d.eval.normal = limited(normal.pairs, 16);
   d.answer_pool = normal.answer_pool;
   if (s.random_answers) d.answer_pool = data::open_answer_pool(s.random_answers->path);
   if (normal.kind == "truthfulqa") {
@@ -97,59 +110,40 @@ Sets load_sets(const Spec& s, const text::Tokenizer& tok) {
       t.correct.push_back(all.correct[i]);
       t.incorrect.push_back(all.incorrect[i]);
     }
-    if (!t.qa.empty()) d.tqa_eval = t;
+    if (!t.qa.empty()) d.eval.tqa = t;
   }
   if (s.eval_prompts) {
-    d.eval_prompts = limited(io::read_texts(s.eval_prompts->path, "prompt"), s.eval_prompts->limit);
-    if (d.eval_prompts.empty()) throw Error("evaluation.prompts: " + s.eval_prompts->path.string() + ": the prompt set is empty");
+    d.eval.prompts = limited(io::read_texts(s.eval_prompts->path, "prompt"), s.eval_prompts->limit);
+    if (d.eval.prompts.empty()) throw Error("evaluation.prompts: " + s.eval_prompts->path.string() + ": the prompt set is empty");
   } else {
     // Without a prompt set, the generations are the forget prompts themselves (first 16).
     for (const auto& p : limited(d.forget, 16))
-      if (!p.prompt.empty()) d.eval_prompts.push_back(p.prompt);
+      if (!p.prompt.empty()) d.eval.prompts.push_back(p.prompt);
   }
   if (s.protected_text) {
     for (const auto& p : with_context("datasets.protected", [&] { return data::open_source(s.protected_text->path, tok, so).pairs; }))
-      d.protected_passages.push_back(p.response);
-    d.protected_passages = limited(d.protected_passages, s.protected_text->limit);
+      d.eval.protected_passages.push_back(p.response);
+    d.eval.protected_passages = limited(d.eval.protected_passages, s.protected_text->limit);
   }
   return d;
 }
 
-// Everything measured on one model state ("before" or "after").
-struct Measured {
-  eval::HarmfulRate harmful;
-  std::optional<eval::Continuations> copyright;
-  std::optional<double> perplexity;
-  std::optional<eval::MultipleChoice> mc;
-};
-
-Measured measure(model::CausalLMImpl& m, const text::Tokenizer& tok, eval::HarmClassifier* clf, const Spec& s, const Sets& d) {
-  Measured r;
-  model::SamplingOptions g;
-  g.max_new_tokens = s.max_new_tokens;
-  g.do_sample = s.sample;
-  g.temperature = s.temperature;
-  g.top_p = s.top_p;
-  g.seed = s.seed;
-  if (!d.eval_prompts.empty()) {
-    if (clf) {
-      r.harmful = eval::harmful_rate(m, tok, *clf, d.eval_prompts, g, s.samples, d.format);
-    } else {  // answers only, for review
-      auto o = g;
-      if (d.format.style() == data::PromptStyle::Paper) o.stop_strings.push_back("###");
-      auto gens = model::generate(m, tok, d.format, d.eval_prompts, o);
-      r.harmful.prompts = d.eval_prompts;
-      for (const auto& x : gens) r.harmful.answers.push_back({data::py_strip(x.text)});
-    }
-  }
-  if (!d.protected_passages.empty())
-    r.copyright = eval::continuation_bleu(m, tok, d.protected_passages, s.prefix_tokens, s.continuation_tokens);
-  if (s.retention && !d.normal_eval.empty()) {
-    r.perplexity = eval::perplexity(m, tok, d.normal_eval, d.format);
-    if (d.tqa_eval) r.mc = eval::multiple_choice(m, tok, *d.tqa_eval, s.mc_questions, d.format);
-  }
-  return r;
+eval::EvalSettings eval_settings(const Spec& s) {
+  eval::EvalSettings e;
+  e.generation.max_new_tokens = s.max_new_tokens;
+  e.generation.do_sample = s.sample;
+  e.generation.temperature = s.temperature;
+  e.generation.top_p = s.top_p;
+  e.generation.seed = s.seed;
+  e.samples = s.samples;
+  e.retention = s.retention;
+  e.mc_questions = s.mc_questions;
+  e.prefix_tokens = s.prefix_tokens;
+  e.continuation_tokens = s.continuation_tokens;
+  return e;
 }
+
+using eval::Measured;
 
 std::vector<store::GenerationRow> rows_of(int64_t run, const Measured& m, bool after) {
   std::vector<store::GenerationRow> rows;
@@ -182,7 +176,12 @@ std::vector<store::GenerationRow> rows_of(int64_t run, const Measured& m, bool a
 }
 
 void add_eval(std::vector<store::EvaluationRow>& out, int64_t run, const std::string& name, double v, const io::Json& j = io::Json::object()) {
-  out.push_back({run, name, v, j.dump()});
+  store::EvaluationRow row;
+  row.run_id = run;
+  row.name = name;
+  row.value = v;
+  row.json = j.dump();
+  out.push_back(row);
 }
 
 std::vector<store::EvaluationRow> evaluations_of(int64_t run, const Measured& m, const std::string& side, bool with_classifier) {
@@ -199,16 +198,20 @@ std::vector<store::EvaluationRow> evaluations_of(int64_t run, const Measured& m,
 
 // Mean KL(reference || model) per real position on the normal evaluation texts.
 double kl_from_reference(unlearn::Unlearner& u, const text::Tokenizer& tok, const Sets& d) {
-  if (!u.has_reference() || d.normal_eval.empty()) return -1;
+  const auto& texts = d.eval.normal;
+  if (!u.has_reference() || texts.empty()) return -1;
   at::NoGradGuard g;
   auto& m = u.model();
   m.eval();
   double sum = 0, n = 0;
-  for (size_t s = 0; s < d.normal_eval.size(); s += 8) {
+  for (size_t s = 0; s < texts.size(); s += 8) {
     std::vector<unlearn::Example> ex;
-    for (size_t i = s; i < std::min(d.normal_eval.size(), s + 8); ++i) {
-      const auto& p = d.normal_eval[i];
-      ex.push_back({d.format.encode_text(tok, p.prompt, p.response), 0});
+    for (size_t i = s; i < std::min(texts.size(), s + 8); ++i) {
+      const auto& p = texts[i];
+      unlearn::Example e;
+      e.ids = d.eval.format.encode_text(tok, p.prompt, p.response);
+      e.start = 0;
+      ex.push_back(e);
     }
     auto b = unlearn::collate(ex, unlearn::batch_pad_id(tok), m.options().device());
     const double w = b.mask.narrow(1, 1, b.mask.size(1) - 1).sum().item<double>();
@@ -218,148 +221,217 @@ double kl_from_reference(unlearn::Unlearner& u, const text::Tokenizer& tok, cons
   return n > 0 ? sum / n : 0.0;
 }
 
-io::Json measured_json(const Measured& m) {
-  io::Json j = io::Json::object();
-  if (!m.harmful.prompts.empty()) j["harmful"] = m.harmful.scores.empty() ? io::Json{{"prompts", m.harmful.prompts.size()}} : m.harmful.to_json();
-  if (m.copyright) j["copyright"] = m.copyright->to_json();
-  if (m.perplexity) j["perplexity"] = *m.perplexity;
-  if (m.mc) j["multiple_choice"] = m.mc->to_json();
-  return j;
+// One run's state as it goes through the phases.
+struct Run {
+  Run(const Spec& spec, store::Store* store, RunObserver& user, StoringObserver& storing, const unlearn::CancelToken& c)
+      : s(spec), st(store), obs(user), sobs(storing), cancel(c) {}
+  const Spec& s;
+  store::Store* st;
+  RunObserver& obs;
+  StoringObserver& sobs;
+  const unlearn::CancelToken& cancel;
+  int64_t id = 0;
+  bool resuming = false;
+  fs::path out;
+  io::Json stored_spec, versions;
+  std::unique_ptr<text::Tokenizer> tok;
+  model::LoadedModel loaded;
+  Sets d;
+  std::unique_ptr<eval::HarmClassifier> clf;
+  unlearn::UnlearnOptions uo;
+
+  void artefact(const std::string& kind, const fs::path& path) {
+    if (!st) return;
+    store::ArtefactRow a;
+    a.run_id = id;
+    a.kind = kind;
+    a.path = path.string();
+    st->add_artefact(a);
+  }
+  void finish(store::RunStatus status, const std::string& reason = "") {
+    if (st) st->set_status(id, status, reason);
+  }
+};
+
+// Load: the tokenizer, the model (the fine-tuned one when resuming after a fine-tune phase),
+// the datasets and the classifier.
+void load_phase(Run& r) {
+  r.sobs.on_phase("load");
+  fs::create_directories(r.out);
+  const fs::path finetuned = r.out / "finetuned";
+  const fs::path base = r.resuming && r.s.finetune && fs::exists(finetuned / "config.json") ? finetuned : r.s.model;
+  r.tok = text::load_tokenizer(r.s.model);
+  r.loaded = model::load_model(base, {r.s.dtype, r.s.device});
+  text::check_tokenizer_fits(*r.tok, r.loaded.info.vocab_size, r.s.model.string());
+  r.d = load_sets(r.s, *r.tok);
+  if (r.s.classifier) r.clf = eval::HarmClassifier::load(*r.s.classifier, "fp32", r.s.device);
+}
+
+// Fine-tune (the copyright variant teaches the protected text first). False when cancelled.
+bool finetune_phase(Run& r) {
+  r.sobs.on_phase("finetune");
+  unlearn::UnlearnData fd;
+  for (const auto& p : r.d.eval.protected_passages) {
+    data::QaPair passage;  // a corpus passage: no question, the text is the answer
+    passage.response = p;
+    fd.forget.push_back(passage);
+  }
+  unlearn::Unlearner ft(r.loaded.model, *r.tok, fd, r.s.finetune_options);
+  auto outcome = ft.run(r.sobs, r.cancel);
+  r.sobs.flush();
+  if (outcome.outcome == unlearn::Outcome::Cancelled) {
+    r.finish(store::RunStatus::Cancelled, "cancelled during fine-tuning");
+    return false;
+  }
+  if (r.s.finetune_options.lora.enabled()) unlearn::merge_lora(*r.loaded.model);
+  const fs::path finetuned = r.out / "finetuned";
+  model::save_model(finetuned, *r.loaded.model);
+  unlearn::copy_tokenizer_files(r.s.model, finetuned);
+  r.artefact("finetuned", finetuned);
+  return true;
+}
+
+// Before: generations and metrics of the model as loaded (or fine-tuned), stored at once.
+Measured before_phase(Run& r) {
+  r.sobs.on_phase("evaluate before");
+  Measured before = eval::evaluate_model(*r.loaded.model, *r.tok, r.clf.get(), r.d.eval, eval_settings(r.s));
+  auto rows = rows_of(r.id, before, false);
+  if (r.st) {
+    r.st->add_generations(rows);
+    r.st->add_evaluations(evaluations_of(r.id, before, "before", r.clf != nullptr));
+    if (r.clf) {
+      std::vector<store::EvaluationRow> v;
+      add_eval(v, r.id, "classifier_validation_accuracy", r.clf->validation_metrics().accuracy, r.clf->validation_metrics().to_json());
+      r.st->add_evaluations(v);
+    }
+  }
+  r.obs.on_generations(rows);
+  return before;
+}
+
+// Unlearn: the steps, from the last checkpoint when resuming. A cancel saves a checkpoint.
+unlearn::UnlearnResult unlearn_phase(Run& r, unlearn::Unlearner& u) {
+  if (r.resuming) {
+    const fs::path ck = r.out / "checkpoints" / "last";
+    if (!fs::exists(ck / "state.json"))
+      throw Error("cannot resume run " + std::to_string(r.id) + ": no checkpoint in " + ck.string() + " (set unlearn.checkpoint_every)");
+    u.load_checkpoint(ck);
+  }
+  r.sobs.on_phase("unlearn");
+  auto outcome = u.run(r.sobs, r.cancel);
+  r.sobs.flush();
+  if (outcome.outcome == unlearn::Outcome::Cancelled) {
+    u.save_checkpoint(r.out / "checkpoints" / "last");
+    r.artefact("checkpoint", r.out / "checkpoints" / "last");
+    r.finish(store::RunStatus::Cancelled, outcome.reason);
+  }
+  return outcome;
+}
+
+// After: the same measurements, the KL from the original, the reduction and the report.
+io::Json after_phase(Run& r, unlearn::Unlearner& u, const unlearn::UnlearnResult& outcome, const std::optional<Measured>& before) {
+  r.sobs.on_phase("evaluate after");
+  Measured after = eval::evaluate_model(u.model(), *r.tok, r.clf.get(), r.d.eval, eval_settings(r.s));
+  const double kl = kl_from_reference(u, *r.tok, r.d);
+  auto rows = rows_of(r.id, after, true);
+  std::vector<store::EvaluationRow> evals = evaluations_of(r.id, after, "after", r.clf != nullptr);
+  if (kl >= 0) add_eval(evals, r.id, "kl_from_original", kl);
+  io::Json report = {{"spec", r.stored_spec},
+                     {"versions", r.versions},
+                     {"output_dir", r.out.string()},
+                     {"outcome", {{"result", unlearn::outcome_name(outcome.outcome)}, {"reason", outcome.reason}, {"steps", outcome.steps}}},
+                     {"after", eval::measured_json(after)}};
+  if (before) report["before"] = eval::measured_json(*before);
+  if (r.clf && before && !after.harmful.per_prompt.empty()) {
+    auto red = eval::relative_reduction(before->harmful.per_prompt, after.harmful.per_prompt, 1000, r.s.seed);
+    add_eval(evals, r.id, "harmful_rate_reduction", red.relative, red.to_json());
+    report["harmful_rate_reduction"] = red.to_json();
+    report["classifier_validation"] = r.clf->validation_metrics().to_json();
+  }
+  if (kl >= 0) report["kl_from_original"] = kl;
+  if (r.st) {
+    r.st->update_generations_after(rows);
+    r.st->add_evaluations(evals);
+  }
+  r.obs.on_generations(rows);
+  for (const auto& e : evals) r.obs.on_evaluation(e);
+  return report;
+}
+
+// Save: the model or adapter, and the report.
+void save_phase(Run& r, unlearn::Unlearner& u, const io::Json& report) {
+  r.sobs.on_phase("save");
+  if (r.s.save != unlearn::SaveKind::None) {
+    unlearn::export_model(r.out / "model", u.model(), r.uo.lora, r.s.save, r.s.model);
+    r.artefact(r.s.save == unlearn::SaveKind::Adapter ? "adapter" : "model", r.out / "model");
+  }
+  io::write_json_file(r.out / "report.json", report);
+  r.artefact("report", r.out / "report.json");
+  r.finish(store::RunStatus::Completed);
+}
+
+bool holds_something(const fs::path& p) {
+  std::error_code ec;
+  return fs::exists(p, ec) && !(fs::is_directory(p, ec) && fs::is_empty(p, ec));
 }
 
 }  // namespace
 
+fs::path choose_output_dir(const Spec& s) {
+  if (s.output_dir_given) return s.output_dir;
+  fs::path p = s.output_dir;
+  for (int i = 2; holds_something(p); ++i) p = s.output_dir.parent_path() / (s.output_dir.filename().string() + "-" + std::to_string(i));
+  return p;
+}
+
 RunResult run_pipeline(const Spec& s, store::Store* st, RunObserver& obs, const unlearn::CancelToken& cancel, int64_t resume_run_id) {
   RunResult res;
   const RuntimeInfo rt = runtime_info();
-  const io::Json versions = {{"lethe", rt.lethe_version}, {"libtorch", rt.torch_version}, {"sqlite", rt.sqlite_version}};
+  io::Json versions = {{"lethe", rt.lethe_version}, {"libtorch", rt.torch_version}, {"sqlite", rt.sqlite_version}};
   io::Json stored_spec = s.source;
+  // A new run gets a folder of its own; the stored spec names it, so a resume finds it again.
+  res.output_dir = resume_run_id > 0 ? s.output_dir : choose_output_dir(s);
+  if (!stored_spec.contains("output") || !stored_spec["output"].is_object()) stored_spec["output"] = io::Json::object();
+  stored_spec["output"]["dir"] = res.output_dir.string();
   if (resume_run_id > 0) {
     res.run_id = resume_run_id;
-    if (st) st->set_status(resume_run_id, "running");
+    if (st) st->set_status(resume_run_id, store::RunStatus::Running);
   } else if (st) {
     res.run_id = st->create_run(s.name, stored_spec.dump(), versions.dump());
   }
   obs.on_run(res.run_id);
   StoringObserver sobs(st, res.run_id, obs);
+  Run r(s, st, obs, sobs, cancel);
+  r.id = res.run_id;
+  r.resuming = resume_run_id > 0;
+  r.out = res.output_dir;
+  r.stored_spec = stored_spec;
+  r.versions = versions;
   try {
-    sobs.on_phase("load");
-    const fs::path out = s.output_dir;
-    fs::create_directories(out);
-    const fs::path finetuned = out / "finetuned";
-    const bool resuming = resume_run_id > 0;
-    // After a fine-tune phase, the fine-tuned model is the base everything else starts from.
-    const fs::path base = resuming && s.finetune && fs::exists(finetuned / "config.json") ? finetuned : s.model;
-    auto tok = text::load_tokenizer(s.model);
-    auto loaded = model::load_model(base, {s.dtype, s.device});
-    text::check_tokenizer_fits(*tok, loaded.info.vocab_size, s.model.string());
-    Sets d = load_sets(s, *tok);
-    std::unique_ptr<eval::HarmClassifier> clf;
-    if (s.classifier) clf = eval::HarmClassifier::load(*s.classifier, "fp32", s.device);
-
-    if (s.finetune && !resuming) {
-      sobs.on_phase("finetune");
-      unlearn::UnlearnData fd;
-      for (const auto& p : d.protected_passages) fd.forget.push_back({"", p, -1, 0});
-      unlearn::Unlearner ft(loaded.model, *tok, fd, s.finetune_options);
-      auto r = ft.run(sobs, cancel);
-      sobs.flush();
-      if (r.outcome == unlearn::Outcome::Cancelled) {
-        if (st) st->set_status(res.run_id, "cancelled", "cancelled during fine-tuning");
-        res.status = "cancelled";
-        return res;
-      }
-      if (s.finetune_options.lora.enabled()) unlearn::merge_lora(*loaded.model);
-      model::save_model(finetuned, *loaded.model);
-      unlearn::copy_tokenizer_files(s.model, finetuned);
-      if (st) st->add_artefact({res.run_id, "finetuned", finetuned.string()});
-    }
-
-    // Before.
-    Measured before;
-    const bool have_before = resuming && st && !st->generations(res.run_id).empty();
-    if (!have_before) {
-      sobs.on_phase("evaluate before");
-      before = measure(*loaded.model, *tok, clf.get(), s, d);
-      auto rows = rows_of(res.run_id, before, false);
-      if (st) {
-        st->add_generations(rows);
-        st->add_evaluations(evaluations_of(res.run_id, before, "before", clf != nullptr));
-        if (clf) st->add_evaluations({{res.run_id, "classifier_validation_accuracy", clf->validation_metrics().accuracy,
-                                       clf->validation_metrics().to_json().dump()}});
-      }
-      obs.on_generations(rows);
-    }
-
-    // Unlearn.
-    unlearn::UnlearnData ud{d.forget, d.normal_train, d.answer_pool, d.format};
-    unlearn::UnlearnOptions uo = s.unlearn;
-    uo.checkpoint_dir = out / "checkpoints";
-    unlearn::Unlearner u(loaded.model, *tok, ud, uo);
-    if (resuming) {
-      const fs::path ck = out / "checkpoints" / "last";
-      if (!fs::exists(ck / "state.json")) throw Error("cannot resume run " + std::to_string(res.run_id) + ": no checkpoint in " + ck.string() +
-                                                      " (set unlearn.checkpoint_every)");
-      u.load_checkpoint(ck);
-    }
-    sobs.on_phase("unlearn");
-    auto outcome = u.run(sobs, cancel);
-    sobs.flush();
-    if (outcome.outcome == unlearn::Outcome::Cancelled) {
-      u.save_checkpoint(out / "checkpoints" / "last");
-      if (st) {
-        st->add_artefact({res.run_id, "checkpoint", (out / "checkpoints" / "last").string()});
-        st->set_status(res.run_id, "cancelled", outcome.reason);
-      }
-      res.status = "cancelled";
+    load_phase(r);
+    if (s.finetune && !r.resuming && !finetune_phase(r)) {
+      res.status = store::RunStatus::Cancelled;
       return res;
     }
-
-    // After.
-    sobs.on_phase("evaluate after");
-    Measured after = measure(u.model(), *tok, clf.get(), s, d);
-    const double kl = kl_from_reference(u, *tok, d);
-    auto rows = rows_of(res.run_id, after, true);
-    std::vector<store::EvaluationRow> evals = evaluations_of(res.run_id, after, "after", clf != nullptr);
-    if (kl >= 0) add_eval(evals, res.run_id, "kl_from_original", kl);
-    io::Json report = {{"spec", stored_spec},
-                       {"versions", versions},
-                       {"outcome", {{"result", unlearn::outcome_name(outcome.outcome)}, {"reason", outcome.reason}, {"steps", outcome.steps}}},
-                       {"after", measured_json(after)}};
-    if (!have_before) report["before"] = measured_json(before);
-    if (clf && !have_before && !after.harmful.per_prompt.empty()) {
-      auto red = eval::relative_reduction(before.harmful.per_prompt, after.harmful.per_prompt, 1000, s.seed);
-      add_eval(evals, res.run_id, "harmful_rate_reduction", red.relative, red.to_json());
-      report["harmful_rate_reduction"] = red.to_json();
-      report["classifier_validation"] = clf->validation_metrics().to_json();
+    std::optional<Measured> before;
+    if (!(r.resuming && st && !st->generations(res.run_id).empty())) before = before_phase(r);
+    r.uo = s.unlearn;
+    r.uo.checkpoint_dir = r.out / "checkpoints";
+    unlearn::Unlearner u(r.loaded.model, *r.tok, {r.d.forget, r.d.normal_train, r.d.answer_pool, r.d.eval.format}, r.uo);
+    const auto outcome = unlearn_phase(r, u);
+    if (outcome.outcome == unlearn::Outcome::Cancelled) {
+      res.status = store::RunStatus::Cancelled;
+      return res;
     }
-    if (kl >= 0) report["kl_from_original"] = kl;
-    if (st) {
-      st->update_generations_after(rows);
-      st->add_evaluations(evals);
-    }
-    obs.on_generations(rows);
-    for (const auto& e : evals) obs.on_evaluation(e);
-
-    // Save.
-    sobs.on_phase("save");
-    if (s.save != "none") {
-      unlearn::export_model(out / "model", u.model(), uo.lora, s.save, s.model);
-      if (st) st->add_artefact({res.run_id, s.save == "adapter" ? "adapter" : "model", (out / "model").string()});
-    }
-    io::write_json_file(out / "report.json", report);
-    if (st) {
-      st->add_artefact({res.run_id, "report", (out / "report.json").string()});
-      st->set_status(res.run_id, "completed");
-    }
-    res.status = "completed";
-    res.report = report;
+    res.report = after_phase(r, u, outcome, before);
+    save_phase(r, u, res.report);
+    res.status = store::RunStatus::Completed;
     return res;
   } catch (const std::exception& e) {
     sobs.flush();
-    res.status = "failed";
+    res.status = store::RunStatus::Failed;
     res.error = e.what();
-    if (st) st->set_status(res.run_id, "failed", res.error);
+    r.finish(store::RunStatus::Failed, res.error);
     return res;
   }
 }

@@ -5,6 +5,7 @@
 //   metrics after -> save model/adapter and report.
 // Returns completed, cancelled or failed(reason); a failure never loses what was stored.
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -23,11 +24,16 @@ class RunObserver : public unlearn::Observer {
 };
 
 struct RunResult {
-  std::string status;  // completed | cancelled | failed
+  store::RunStatus status = store::RunStatus::Failed;  // Completed, Cancelled or Failed
   std::string error;
   int64_t run_id = 0;
-  io::Json report;     // every number and the settings that produced it
+  std::filesystem::path output_dir;  // where this run wrote (or would have written) its outputs
+  io::Json report;                   // every number and the settings that produced it
 };
+
+// The folder a new run writes to: the spec's output.dir when it names one; else runs_home()/NAME,
+// or NAME-2, NAME-3, ... when that already holds something, so one run never overwrites another.
+std::filesystem::path choose_output_dir(const Spec& spec);
 
 // `store` may be null (nothing is recorded). `resume_run_id` > 0 continues a stored run from its
 // last checkpoint (its spec comes from the store).

@@ -6,6 +6,7 @@
 #include "model/model_config.h"
 #include "text/chat_template.h"
 #include "util/error.h"
+#include "util/paths.h"
 
 namespace lethe::experiment {
 namespace fs = std::filesystem;
@@ -14,10 +15,10 @@ namespace {
 
 // Collects problems with their JSON paths; reads typed fields with defaults.
 struct Reader {
-  std::vector<std::string> problems;
+  std::vector<Problem> problems;
   fs::path base;
 
-  void fail(const std::string& path, const std::string& what) { problems.push_back(path + ": " + what); }
+  void fail(const std::string& path, const std::string& what) { problems.push_back({path, what}); }
 
   const io::Json* obj(const io::Json& parent, const std::string& key, const std::string& path, bool required) {
     if (!parent.contains(key)) {
@@ -75,7 +76,7 @@ struct Reader {
       if (required && o.contains(key) && o[key].is_string()) fail(path, "not set");
       return {};
     }
-    fs::path p = fs::path(s).is_absolute() ? fs::path(s) : base / s;
+    fs::path p = resolve_spec_path(base, s);
     std::error_code ec;
     if (!fs::exists(p, ec)) fail(path, std::string(folder ? "folder" : "file") + " not found: " + p.string());
     else if (folder && !fs::is_directory(p, ec)) fail(path, "expected a folder: " + p.string());
@@ -92,87 +93,22 @@ struct Reader {
     return r;
   }
 
-  void training(const io::Json& u, const std::string& path, unlearn::UnlearnOptions& o, bool finetune) {
-    std::set<std::string> keys = {"lr", "steps", "batch", "warmup", "clip", "grad_accum", "weight_decay", "dropout",
-                                  "precision", "lora", "checkpoint_every"};
-    if (!finetune)
-      for (const char* k : {"method", "mode", "eps1", "eps2", "eps3", "K", "stop_forget_ce", "npo_beta"}) keys.insert(k);
-    else
-      keys.insert("enabled");
-    known(u, path, keys);
-    if (!finetune) {
-      const std::string method = str(u, "method", path + ".method", "paper");
-      if (method != "paper" && method != "graddiff" && method != "npo")
-        fail(path + ".method", "unknown method '" + method + "' (paper, graddiff, npo)");
-      else
-        o.method = unlearn::parse_method(method);
-      const std::string mode = str(u, "mode", path + ".mode", "corrected");
-      if (mode != "faithful" && mode != "corrected") fail(path + ".mode", "expected faithful or corrected, got '" + mode + "'");
-      else o.mode = unlearn::parse_mode(mode);
-      for (auto [k, dst] : {std::pair<const char*, double*>{"eps1", &o.eps1}, {"eps2", &o.eps2}, {"eps3", &o.eps3}}) {
-        *dst = num<double>(u, k, path + "." + k, *dst);
-        if (*dst < 0) fail(path + "." + k, "must be >= 0, got " + io::Json(*dst).dump());
-      }
-      if (o.eps1 == 0 && o.eps2 == 0 && o.eps3 == 0) fail(path, "eps1, eps2 and eps3 are all 0: nothing would be optimised");
-      o.K = num<int64_t>(u, "K", path + ".K", o.K);
-      if (o.K < 1) fail(path + ".K", "must be at least 1, got " + std::to_string(o.K));
-      o.stop_forget_ce = num<double>(u, "stop_forget_ce", path + ".stop_forget_ce", o.stop_forget_ce);
-      o.npo_beta = num<double>(u, "npo_beta", path + ".npo_beta", o.npo_beta);
-      if (!(o.npo_beta > 0)) fail(path + ".npo_beta", "must be > 0");
-    } else {
-      o.method = unlearn::Method::Finetune;
-      o.lr = 1e-4;
-      o.max_steps = 200;
-    }
-    o.lr = num<double>(u, "lr", path + ".lr", o.lr);
-    if (!(o.lr > 0)) fail(path + ".lr", "must be > 0, got " + io::Json(o.lr).dump());
-    o.max_steps = num<int64_t>(u, "steps", path + ".steps", o.max_steps);
-    if (o.max_steps < 1) fail(path + ".steps", "must be at least 1, got " + std::to_string(o.max_steps));
-    o.batch_size = num<int64_t>(u, "batch", path + ".batch", o.batch_size);
-    if (o.batch_size < 1) fail(path + ".batch", "must be at least 1, got " + std::to_string(o.batch_size));
-    o.warmup_steps = num<int64_t>(u, "warmup", path + ".warmup", 0);
-    if (o.warmup_steps < 0 || o.warmup_steps >= std::max<int64_t>(1, o.max_steps))
-      fail(path + ".warmup", "must be in [0, steps)");
-    o.max_grad_norm = num<double>(u, "clip", path + ".clip", 0);
-    if (o.max_grad_norm < 0) fail(path + ".clip", "must be >= 0 (0 = no clipping)");
-    o.grad_accum = num<int64_t>(u, "grad_accum", path + ".grad_accum", 1);
-    if (o.grad_accum < 1) fail(path + ".grad_accum", "must be at least 1");
-    o.weight_decay = num<double>(u, "weight_decay", path + ".weight_decay", o.weight_decay);
-    if (u.contains("dropout")) {
-      if (u["dropout"].is_boolean()) o.dropout = u["dropout"].get<bool>();
-      else if (!(u["dropout"].is_string() && u["dropout"].get<std::string>() == "auto"))
-        fail(path + ".dropout", "expected true, false or \"auto\", got " + u["dropout"].dump());
-    }
-    o.precision = str(u, "precision", path + ".precision", "fp32");
-    if (o.precision != "fp32" && o.precision != "bf16" && o.precision != "auto")
-      fail(path + ".precision", "expected fp32, bf16 or auto, got '" + o.precision + "'");
-    o.checkpoint_every = num<int64_t>(u, "checkpoint_every", path + ".checkpoint_every", 0);
-    if (o.checkpoint_every < 0) fail(path + ".checkpoint_every", "must be >= 0");
-    if (const io::Json* l = obj(u, "lora", path + ".lora", false)) {
-      known(*l, path + ".lora", {"rank", "alpha", "dropout", "targets"});
-      o.lora.rank = num<int64_t>(*l, "rank", path + ".lora.rank", 0);
-      if (o.lora.rank < 0) fail(path + ".lora.rank", "must be >= 0 (0 = full parameters)");
-      o.lora.alpha = num<double>(*l, "alpha", path + ".lora.alpha", 16);
-      o.lora.dropout = num<double>(*l, "dropout", path + ".lora.dropout", 0);
-      if (l->contains("targets")) {
-        if (!(*l)["targets"].is_array()) {
-          fail(path + ".lora.targets", "expected an array of module names");
-        } else {
-          o.lora.targets.clear();
-          for (const auto& t : (*l)["targets"]) {
-            // Which names exist depends on the model's family: the run checks them against it.
-            const std::string n = t.is_string() ? t.get<std::string>() : t.dump();
-            const bool name_like = !n.empty() && n.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") == std::string::npos;
-            if (!name_like) fail(path + ".lora.targets", "'" + n + "' is not a module name (e.g. q_proj, or all-linear)");
-            o.lora.targets.push_back(n);
-          }
-        }
-      }
-    }
-  }
 };
 
 }  // namespace
+
+SpecError::SpecError(std::vector<Problem> problems)
+    : Error([&] {
+        std::string msg = "invalid spec (" + std::to_string(problems.size()) + " problem" + (problems.size() > 1 ? "s" : "") + "):";
+        for (const auto& p : problems) msg += "\n  " + p.text();
+        return msg;
+      }()),
+      problems_(std::move(problems)) {}
+
+fs::path resolve_spec_path(const fs::path& base_dir, const std::string& path) {
+  const fs::path p(path);
+  return p.is_absolute() ? p : base_dir / p;
+}
 
 void apply_override(io::Json& j, const std::string& assignment) {
   const auto eq = assignment.find('=');
@@ -201,7 +137,7 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
   r.base = base_dir;
   Spec s;
   s.source = j;
-  if (!j.is_object()) throw Error("spec: expected a JSON object");
+  if (!j.is_object()) throw SpecError({{"", "expected a JSON object, got " + j.dump()}});
   r.known(j, "", {"name", "seed", "model", "datasets", "finetune", "unlearn", "evaluation", "output", "_base_dir"});
   s.name = r.str(j, "name", "name", "run");
   const int64_t seed = r.num<int64_t>(j, "seed", "seed", 8888);
@@ -228,12 +164,16 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
     s.passage_tokens = r.num<int64_t>(*d, "passage_tokens", "datasets.passage_tokens", 96);
     if (s.passage_tokens < 8) r.fail("datasets.passage_tokens", "must be at least 8");
   }
+  // Training options: read by the options schema (unlearn/options.h), as the CLI and GUI do.
+  s.finetune_options = unlearn::read_options(io::Json::object(), unlearn::Section::Finetune, "finetune", r.problems);
+  s.unlearn = unlearn::read_options(io::Json::object(), unlearn::Section::Unlearn, "unlearn", r.problems);
   if (const io::Json* f = r.obj(j, "finetune", "finetune", false)) {
     s.finetune = r.flag(*f, "enabled", "finetune.enabled", true);
-    r.training(*f, "finetune", s.finetune_options, true);
+    s.finetune_options = unlearn::read_options(*f, unlearn::Section::Finetune, "finetune", r.problems, {"enabled"});
     if (s.finetune && !s.protected_text) r.fail("finetune", "needs datasets.protected (the text to teach, then unlearn)");
   }
-  if (const io::Json* u = r.obj(j, "unlearn", "unlearn", false)) r.training(*u, "unlearn", s.unlearn, false);
+  if (const io::Json* u = r.obj(j, "unlearn", "unlearn", false))
+    s.unlearn = unlearn::read_options(*u, unlearn::Section::Unlearn, "unlearn", r.problems);
   if (const io::Json* e = r.obj(j, "evaluation", "evaluation", false)) {
     r.known(*e, "evaluation", {"classifier", "prompts", "samples", "max_new_tokens", "sample", "temperature", "top_p", "retention",
                                "mc_questions", "prefix_tokens", "continuation_tokens"});
@@ -261,12 +201,17 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
   if (const io::Json* o = r.obj(j, "output", "output", false)) {
     r.known(*o, "output", {"dir", "save"});
     const std::string dir = r.str(*o, "dir", "output.dir", "");
-    if (!dir.empty()) s.output_dir = fs::path(dir).is_absolute() ? fs::path(dir) : base_dir / dir;
-    s.save = r.str(*o, "save", "output.save", "merged");
-    if (s.save != "merged" && s.save != "adapter" && s.save != "both" && s.save != "none")
-      r.fail("output.save", "expected merged, adapter, both or none, got '" + s.save + "'");
-    else if ((s.save == "adapter" || s.save == "both") && !s.unlearn.lora.enabled())
-      r.fail("output.save", "'" + s.save + "' needs LoRA (unlearn.lora.rank > 0)");
+    if (!dir.empty()) {
+      s.output_dir = resolve_spec_path(base_dir, dir);
+      s.output_dir_given = true;
+    }
+    const std::string save = r.str(*o, "save", "output.save", "merged");
+    if (save != "merged" && save != "adapter" && save != "both" && save != "none")
+      r.fail("output.save", "expected merged, adapter, both or none, got '" + save + "'");
+    else if ((save == "adapter" || save == "both") && !s.unlearn.lora.enabled())
+      r.fail("output.save", "'" + save + "' needs LoRA (unlearn.lora.rank > 0)");
+    else
+      s.save = unlearn::parse_save_kind(save);
   }
   // LoRA targets are names of the model's own layers: checked against its family when the
   // model's config.json can be read (a missing model is reported above).
@@ -303,14 +248,30 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
       }
     }
   }
-  if (s.output_dir.empty()) s.output_dir = base_dir / "runs" / s.name;
-  s.unlearn.seed = s.finetune_options.seed = s.seed;
-  if (!r.problems.empty()) {
-    std::string msg = "invalid spec (" + std::to_string(r.problems.size()) + " problem" + (r.problems.size() > 1 ? "s" : "") + "):";
-    for (const auto& p : r.problems) msg += "\n  " + p;
-    throw Error(msg);
+  if (s.output_dir.empty()) {
+    if (s.name.empty() || s.name.find_first_of("/\\") != std::string::npos || s.name == "." || s.name == "..")
+      r.fail("name", "'" + s.name + "' cannot name the run's folder (no slashes; or set output.dir)");
+    else
+      try {
+        s.output_dir = runs_home() / s.name;
+      } catch (const Error& e) {
+        r.fail("output.dir", std::string("not set, and the default folder is unknown: ") + e.what());
+      }
   }
+  s.unlearn.seed = s.finetune_options.seed = s.seed;
+  if (!r.problems.empty()) throw SpecError(std::move(r.problems));
   return s;
+}
+
+std::vector<Problem> spec_problems(const io::Json& j, const fs::path& base_dir) {
+  try {
+    parse_spec(j, base_dir);
+  } catch (const SpecError& e) {
+    return e.problems();
+  } catch (const Error& e) {
+    return {{"", e.what()}};
+  }
+  return {};
 }
 
 Spec load_spec(const fs::path& file, const std::vector<std::string>& overrides) {

@@ -11,7 +11,8 @@
 
 #include "data/prompt_format.h"
 #include "io/json.h"
-#include "unlearn/trainer.h"
+#include "unlearn/options.h"
+#include "util/error.h"
 
 namespace lethe::experiment {
 
@@ -46,15 +47,37 @@ struct Spec {
   int64_t mc_questions = 0;
   int64_t prefix_tokens = 32, continuation_tokens = 32;
   // Outputs.
+  // output.dir resolved against the spec's folder; without one, runs_home()/NAME (the user's XDG
+  // data folder, never the source tree or an install prefix). `output_dir_given` says which.
   std::filesystem::path output_dir;
-  std::string save = "merged";  // merged | adapter | both | none
+  bool output_dir_given = false;
+  unlearn::SaveKind save = unlearn::SaveKind::Merged;
 
   io::Json source;  // the document as given (after --set), stored with the run
 };
 
+using unlearn::Problem;
+
+// Every problem of a spec, each with its JSON path. Its what() lists them, one per line, under
+// "invalid spec (N problems):".
+class SpecError : public Error {
+ public:
+  explicit SpecError(std::vector<Problem> problems);
+  const std::vector<Problem>& problems() const { return problems_; }
+
+ private:
+  std::vector<Problem> problems_;
+};
+
+// A path as a spec writes it, resolved against the spec's folder (absolute paths unchanged).
+// The one place spec-relative paths are resolved: the pipeline, the CLI and the workbench use it.
+std::filesystem::path resolve_spec_path(const std::filesystem::path& base_dir, const std::string& path);
+
 // Parses and validates; relative paths resolve against `base_dir` (the spec file's folder).
-// Throws lethe::Error listing every problem, one per line.
+// Throws SpecError listing every problem.
 Spec parse_spec(const io::Json& j, const std::filesystem::path& base_dir);
+// The problems parse_spec would throw (empty when the spec is valid).
+std::vector<Problem> spec_problems(const io::Json& j, const std::filesystem::path& base_dir);
 Spec load_spec(const std::filesystem::path& file, const std::vector<std::string>& overrides = {});
 // "unlearn.eps1=0.3": the value is JSON when it parses as JSON, else a string.
 void apply_override(io::Json& j, const std::string& assignment);

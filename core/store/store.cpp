@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "util/error.h"
+#include "util/paths.h"
 
 namespace lethe::store {
 
@@ -23,9 +24,7 @@ std::string now_utc() {
 
 std::filesystem::path default_store_path() {
   if (const char* s = std::getenv("LETHE_STORE"); s && *s) return s;
-  if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) return std::filesystem::path(x) / "lethe" / "lethe.db";
-  const char* home = std::getenv("HOME");
-  return std::filesystem::path(home && *home ? home : ".") / ".local" / "share" / "lethe" / "lethe.db";
+  return data_home() / "lethe.db";
 }
 
 namespace {
@@ -137,7 +136,7 @@ int Store::mark_interrupted() {
       if (!alive) dead.push_back(s.int64(0));
     }
   }
-  for (int64_t id : dead) set_status(id, "interrupted", "the process running it stopped (crash, kill or power loss)");
+  for (int64_t id : dead) set_status(id, RunStatus::Interrupted, "the process running it stopped (crash, kill or power loss)");
   return static_cast<int>(dead.size());
 }
 
@@ -150,7 +149,25 @@ int64_t Store::create_run(const std::string& name, const std::string& spec_json,
   return db_.last_insert_id();
 }
 
-void Store::set_status(int64_t run_id, const std::string& status, const std::string& error) {
+const char* run_status_name(RunStatus s) {
+  switch (s) {
+    case RunStatus::Running: return "running";
+    case RunStatus::Completed: return "completed";
+    case RunStatus::Cancelled: return "cancelled";
+    case RunStatus::Failed: return "failed";
+    case RunStatus::Interrupted: return "interrupted";
+  }
+  return "?";
+}
+
+RunStatus parse_run_status(const std::string& s) {
+  for (RunStatus x : {RunStatus::Running, RunStatus::Completed, RunStatus::Cancelled, RunStatus::Failed, RunStatus::Interrupted})
+    if (s == run_status_name(x)) return x;
+  throw Error("run status '" + s + "': expected running, completed, cancelled, failed or interrupted");
+}
+
+void Store::set_status(int64_t run_id, RunStatus run_status, const std::string& error) {
+  const std::string status = run_status_name(run_status);
   Stmt s(db_, "UPDATE runs SET status = ?, error = ?, finished_at = CASE WHEN ? = 'running' THEN '' ELSE ? END WHERE id = ?");
   s.bind(1, status).bind(2, error).bind(3, status).bind(4, now_utc()).bind(5, run_id);
   s.run();
@@ -302,7 +319,14 @@ std::vector<EvaluationRow> Store::evaluations(int64_t run_id) {
   std::vector<EvaluationRow> out;
   Stmt s(db_, "SELECT * FROM evaluations WHERE run_id = ? ORDER BY name");
   s.bind(1, run_id);
-  while (s.step()) out.push_back({s.int64(0), s.text(1), s.real(2), s.text(3)});
+  while (s.step()) {
+    EvaluationRow r;
+    r.run_id = s.int64(0);
+    r.name = s.text(1);
+    r.value = s.real(2);
+    r.json = s.text(3);
+    out.push_back(r);
+  }
   return out;
 }
 
@@ -310,7 +334,13 @@ std::vector<ArtefactRow> Store::artefacts(int64_t run_id) {
   std::vector<ArtefactRow> out;
   Stmt s(db_, "SELECT * FROM artefacts WHERE run_id = ?");
   s.bind(1, run_id);
-  while (s.step()) out.push_back({s.int64(0), s.text(1), s.text(2)});
+  while (s.step()) {
+    ArtefactRow r;
+    r.run_id = s.int64(0);
+    r.kind = s.text(1);
+    r.path = s.text(2);
+    out.push_back(r);
+  }
   return out;
 }
 
@@ -319,7 +349,16 @@ std::vector<ReviewRow> Store::reviews(int64_t run_id) {
   Stmt s(db_, "SELECT r.id, r.generation_id, r.reviewer, r.label, r.note, r.created_at FROM reviews r "
               "JOIN generations g ON g.id = r.generation_id WHERE g.run_id = ? ORDER BY r.id");
   s.bind(1, run_id);
-  while (s.step()) out.push_back({s.int64(0), s.int64(1), s.text(2), s.text(3), s.text(4), s.text(5)});
+  while (s.step()) {
+    ReviewRow r;
+    r.id = s.int64(0);
+    r.generation_id = s.int64(1);
+    r.reviewer = s.text(2);
+    r.label = s.text(3);
+    r.note = s.text(4);
+    r.created_at = s.text(5);
+    out.push_back(r);
+  }
   return out;
 }
 

@@ -21,6 +21,12 @@ struct RunRecord {
   std::string host;
 };
 
+// A run's life: running, then completed, cancelled (resumable), failed (with the error) or
+// interrupted (its process died).
+enum class RunStatus { Running, Completed, Cancelled, Failed, Interrupted };
+const char* run_status_name(RunStatus s);
+RunStatus parse_run_status(const std::string& s);  // throws lethe::Error on an unknown name
+
 struct StepRow {
   int64_t run_id = 0;
   std::string phase;  // "unlearn" | "finetune"
@@ -68,7 +74,7 @@ class Store {
 
   int64_t create_run(const std::string& name, const std::string& spec_json, const std::string& versions_json);
   // running -> completed | cancelled | failed (with the error); stamps started/finished times.
-  void set_status(int64_t run_id, const std::string& status, const std::string& error = "");
+  void set_status(int64_t run_id, RunStatus status, const std::string& error = "");
   void add_steps(const std::vector<StepRow>& rows);
   void add_generations(const std::vector<GenerationRow>& rows);
   // Fills in the "after" side of rows stored before unlearning (matched by run, set and idx).

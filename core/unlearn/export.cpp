@@ -17,15 +17,15 @@ void copy_tokenizer_files(const fs::path& from, const fs::path& to) {
   }
 }
 
-void export_model(const fs::path& out, model::CausalLMImpl& m, const LoraConfig& lora, const std::string& what,
+void export_model(const fs::path& out, model::CausalLMImpl& m, const LoraConfig& lora, SaveKind what,
                   const fs::path& base_model_dir) {
-  if (what != "merged" && what != "adapter" && what != "both")
-    throw Error("save '" + what + "': expected merged, adapter or both");
-  if (!lora.enabled() && what != "merged") throw Error("--save " + what + " needs LoRA (--lora-rank > 0)");
+  if (what == SaveKind::None) return;
+  if (!lora.enabled() && what != SaveKind::Merged)
+    throw Error(std::string("save ") + save_kind_name(what) + " needs LoRA (lora rank > 0)");
   fs::create_directories(out);
-  if (lora.enabled() && (what == "adapter" || what == "both"))
+  if (lora.enabled() && (what == SaveKind::Adapter || what == SaveKind::Both))
     save_peft_adapter(out / "adapter", m, lora, fs::absolute(base_model_dir).string());
-  if (what == "merged" || what == "both") {
+  if (what == SaveKind::Merged || what == SaveKind::Both) {
     merge_lora(m);
     model::save_model(out, m);
     copy_tokenizer_files(base_model_dir, out);

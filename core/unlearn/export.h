@@ -12,9 +12,10 @@ namespace lethe::unlearn {
 // into `to`, so the folder is complete on its own.
 void copy_tokenizer_files(const std::filesystem::path& from, const std::filesystem::path& to);
 
-// `what`: "merged" (an HF folder with the adapters folded in), "adapter" (a PEFT adapter in
-// OUT/adapter), or "both". Without LoRA only "merged" applies. Merging modifies `m`.
-void export_model(const std::filesystem::path& out, model::CausalLMImpl& m, const LoraConfig& lora,
-                  const std::string& what, const std::filesystem::path& base_model_dir);
+// `what`: Merged (an HF folder with the adapters folded in), Adapter (a PEFT adapter in
+// OUT/adapter), Both, or None (writes nothing). Without LoRA only Merged applies. Merging
+// modifies `m`.
+void export_model(const std::filesystem::path& out, model::CausalLMImpl& m, const LoraConfig& lora, SaveKind what,
+                  const std::filesystem::path& base_model_dir);
 
 }  // namespace lethe::unlearn

@@ -7,18 +7,9 @@
 #include <vector>
 
 #include "model/causal_lm.h"
+#include "unlearn/options.h"
 
 namespace lethe::unlearn {
-
-struct LoraConfig {
-  int64_t rank = 0;  // 0: full-parameter training
-  double alpha = 16;
-  double dropout = 0.0;
-  // Leaf names of decoder-layer linears ("q_proj", "gate_up_proj") or "all-linear"; empty: the
-  // family's defaults (PEFT's: q_proj, v_proj; Phi-3: qkv_proj).
-  std::vector<std::string> targets;
-  bool enabled() const { return rank > 0; }
-};
 
 // Throws lethe::Error: an unknown target module (listing the family's), a rank larger than a
 // target layer.

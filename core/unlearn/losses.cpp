@@ -7,13 +7,6 @@
 
 namespace lethe::unlearn {
 
-Mode parse_mode(const std::string& s) {
-  if (s == "faithful") return Mode::Faithful;
-  if (s == "corrected") return Mode::Corrected;
-  throw Error("mode '" + s + "': expected faithful or corrected");
-}
-const char* mode_name(Mode m) { return m == Mode::Faithful ? "faithful" : "corrected"; }
-
 std::string qa_text(const std::string& prompt, const std::string& response) { return data::qa_text(prompt, response); }
 
 namespace {

@@ -13,12 +13,10 @@
 
 #include "data/prompt_format.h"
 #include "text/tokenizer.h"
+#include "unlearn/options.h"
 
 namespace lethe::unlearn {
 
-enum class Mode { Faithful, Corrected };
-Mode parse_mode(const std::string& s);  // "faithful" | "corrected"
-const char* mode_name(Mode m);
 
 // "### Question: {prompt}\n ### Answer: {response}" (note the space after the newline).
 std::string qa_text(const std::string& prompt, const std::string& response);

@@ -10,7 +10,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <mutex>
 #include <numeric>
 #include <sstream>
@@ -24,52 +27,8 @@ namespace lethe::unlearn {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-Method parse_method(const std::string& s) {
-  if (s == "paper") return Method::Paper;
-  if (s == "graddiff") return Method::GradDiff;
-  if (s == "npo") return Method::Npo;
-  if (s == "finetune") return Method::Finetune;
-  throw Error("method '" + s + "': expected paper, graddiff, npo or finetune");
-}
-const char* method_name(Method m) {
-  switch (m) {
-    case Method::Paper: return "paper";
-    case Method::GradDiff: return "graddiff";
-    case Method::Npo: return "npo";
-    case Method::Finetune: return "finetune";
-  }
-  return "?";
-}
 const char* outcome_name(Outcome o) {
   return o == Outcome::Completed ? "completed" : o == Outcome::Stopped ? "stopped" : "cancelled";
-}
-
-void UnlearnOptions::validate() const {
-  for (auto [name, v] : {std::pair<const char*, double>{"eps1", eps1}, {"eps2", eps2}, {"eps3", eps3}})
-    if (!(v >= 0) || !std::isfinite(v)) throw Error(std::string(name) + " must be a finite number >= 0, got " + std::to_string(v));
-  if (method != Method::Finetune && eps1 == 0 && eps2 == 0 && eps3 == 0)
-    throw Error("eps1, eps2 and eps3 are all 0: nothing would be optimised");
-  if (!(lr > 0) || !std::isfinite(lr)) throw Error("lr must be > 0, got " + std::to_string(lr));
-  if (K < 1) throw Error("K (random answers per batch) must be at least 1, got " + std::to_string(K));
-  if (batch_size < 1) throw Error("batch size must be at least 1, got " + std::to_string(batch_size));
-  if (grad_accum < 1) throw Error("gradient accumulation must be at least 1, got " + std::to_string(grad_accum));
-  if (max_steps < 1) throw Error("steps must be at least 1, got " + std::to_string(max_steps));
-  if (warmup_steps < 0 || warmup_steps >= max_steps) throw Error("warm-up steps must be in [0, steps)");
-  if (weight_decay < 0) throw Error("weight decay must be >= 0");
-  if (max_grad_norm < 0) throw Error("max grad norm must be >= 0 (0 = no clipping)");
-  if (!(npo_beta > 0)) throw Error("NPO beta must be > 0");
-  if (precision != "fp32" && precision != "bf16" && precision != "auto")
-    throw Error("precision '" + precision + "': expected fp32, bf16 or auto");
-  if (checkpoint_every < 0) throw Error("checkpoint interval must be >= 0");
-  if (checkpoint_every > 0 && checkpoint_dir.empty()) throw Error("checkpoints need a folder");
-}
-
-io::Json UnlearnOptions::to_json() const {
-  return {{"method", method_name(method)}, {"mode", mode_name(mode)}, {"eps1", eps1}, {"eps2", eps2}, {"eps3", eps3},
-          {"K", K}, {"lr", lr}, {"warmup_steps", warmup_steps}, {"weight_decay", weight_decay}, {"max_grad_norm", max_grad_norm},
-          {"batch_size", batch_size}, {"grad_accum", grad_accum}, {"max_steps", max_steps}, {"stop_forget_ce", stop_forget_ce},
-          {"dropout", dropout ? io::Json(*dropout) : io::Json("auto")}, {"dropout_active", dropout_active()}, {"seed", seed}, {"npo_beta", npo_beta}, {"precision", precision},
-          {"lora", {{"rank", lora.rank}, {"alpha", lora.alpha}, {"dropout", lora.dropout}, {"targets", lora.targets}}}};
 }
 
 io::Json StepMetrics::to_json() const {
@@ -88,7 +47,7 @@ bool is_out_of_memory(const std::string& what) {
 }
 
 std::string out_of_memory_message(const std::string& device, int64_t step, int64_t batch, int64_t longest, int64_t K,
-                                  int64_t vocab, bool lora, const std::string& precision) {
+                                  int64_t vocab, bool lora, Precision precision) {
   const double logits_gib = static_cast<double>(batch) * static_cast<double>(K) * static_cast<double>(longest) *
                             static_cast<double>(vocab) * 4.0 / (1024.0 * 1024.0 * 1024.0);
   char buf[160];
@@ -98,7 +57,7 @@ std::string out_of_memory_message(const std::string& device, int64_t step, int64
                   std::to_string(vocab) + ": the random-answer logits alone are " + buf + " in fp32). Lower the batch (--batch, unlearn.batch)";
   if (K > 1) m += " or K";
   if (!lora) m += ", train LoRA adapters (--lora-rank 32: no AdamW state or reference copy of the full model)";
-  if (precision != "bf16") m += ", compute in bf16 (--precision bf16)";
+  if (precision != Precision::Bf16) m += ", compute in bf16 (--precision bf16)";
   return m + ", or shorten the passages (datasets.passage_tokens). Nothing stored so far is lost.";
 }
 
@@ -188,10 +147,11 @@ Unlearner::Unlearner(model::CausalLM model, const text::Tokenizer& tok, UnlearnD
     return false;
   }()
                                          : cpu_has_native_bf16();
-  if (o_.precision == "auto") o_.precision = native_bf16 && model_->options().dtype() == at::kFloat ? "bf16" : "fp32";
-  if (o_.precision == "bf16" && model_->options().dtype() != at::kFloat)
+  if (o_.precision == Precision::Auto)
+    o_.precision = native_bf16 && model_->options().dtype() == at::kFloat ? Precision::Bf16 : Precision::Fp32;
+  if (o_.precision == Precision::Bf16 && model_->options().dtype() != at::kFloat)
     throw Error("precision bf16 trains fp32 weights with bf16 compute: load the model in fp32");
-  if (o_.precision == "bf16" && !native_bf16)
+  if (o_.precision == Precision::Bf16 && !native_bf16)
     warnings_.push_back(slow_bf16_warning(dev.is_cuda()));
 
   const int64_t max_pos = model_->info().max_positions;
@@ -326,99 +286,159 @@ double Unlearner::current_lr() const {
   return o_.lr * std::max(0.0, (n - s) / std::max(1.0, n - w));
 }
 
+namespace {
+// The forget term's weight: fine-tuning has only that term, at weight 1.
+double forget_weight(const UnlearnOptions& o) { return o.method == Method::Finetune ? 1.0 : o.eps1; }
+// GradDiff descends on the normal data; the paper's and NPO's KL from the reference needs eps3 > 0.
+bool has_normal_term(const UnlearnOptions& o) {
+  return o.method == Method::GradDiff || (o.method != Method::Finetune && o.eps3 > 0);
+}
+// The longest sequence (columns) of the batches that are there.
+int64_t longest_sequence(std::initializer_list<const TokenBatch*> batches) {
+  int64_t longest = 0;
+  for (const TokenBatch* t : batches)
+    if (t->ids.defined()) longest = std::max<int64_t>(longest, t->ids.size(1));
+  return longest;
+}
+}  // namespace
+
+// Each term's value in one micro-batch (0 for a term the method does not have).
+struct Unlearner::TermValues {
+  double fgt = 0, rdn = 0, nor = 0;
+  double forget_ce = 0;  // the forget batch's answer cross-entropy
+};
+
+// One optimizer step: the scheduled lr, then per micro-batch the batches and the three terms
+// (each backpropagated at once), then clipping and AdamW, then the step's timing and memory.
 StepMetrics Unlearner::train_step(Observer& obs) {
   const auto t0 = Clock::now();
+  StepMetrics m = begin_step();
+  io::Json dumps = io::Json::array();
+  for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
+    Batches b = next_batches();
+    longest_ = longest_sequence({&b.forget, &b.random, &b.normal});
+    const TermValues v = compute_terms(b);
+    add_micro_batch(m, v, b);
+    if (obs.wants_batches()) dumps.push_back(batches_dump(b));
+  }
+  m.grad_norm = clip_and_step();
+  ++step_;
+  finish_step(m, std::chrono::duration<double>(Clock::now() - t0).count());
+  if (obs.wants_batches()) obs.on_batches(m.step, o_.grad_accum == 1 ? dumps[0] : dumps);
+  return m;
+}
+
+// The step's learning rate into the optimizer, the model into training mode (with or without
+// dropout), and the metrics known before any batch.
+StepMetrics Unlearner::begin_step() {
   const double lr = current_lr();
   for (auto& g : optim_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
   model_->train(o_.dropout_active());
-  const int64_t pad = batch_pad_id(tok_);
-  const bool bf16 = o_.precision == "bf16";
-  const bool cuda = model_->options().device().is_cuda();
   StepMetrics m;
   m.step = step_ + 1;
   m.lr = lr;
   m.dropout = o_.dropout_active();
-  io::Json dumps = io::Json::array();
-  for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
-    Batches b = next_batches();
-    longest_ = 0;
-    for (const TokenBatch* t : {&b.forget, &b.random, &b.normal})
-      if (t->ids.defined()) longest_ = std::max<int64_t>(longest_, t->ids.size(1));
-    // Each term is backpropagated as soon as it is computed: the gradient of the weighted sum is
-    // the sum of the gradients, and only one term's activations (the B*K random-answer logits
-    // are the largest) are alive at a time.
-    const double e1 = o_.method == Method::Finetune ? 1.0 : o_.eps1;
-    const double scale = 1.0 / static_cast<double>(o_.grad_accum);
-    double vals[3] = {0, 0, 0};
-    const char* names[] = {o_.method == Method::Npo ? "L_npo" : "L_fgt", "L_rdn", "L_nor"};
-    auto finish_term = [&](int k, const at::Tensor& term, double weight) {
-      vals[k] = term.item<double>();
-      if (!std::isfinite(vals[k]))
-        throw Error("step " + std::to_string(step_ + 1) + ": " + names[k] + " is " + (std::isnan(vals[k]) ? "NaN" : "infinite") +
-                    " (lower the learning rate, or use fp32)");
-      if (weight != 0 && term.requires_grad()) (term * (weight * scale)).backward();
-    };
-    double forget_ce = 0;
-    {
-      at::Tensor fgt;
-      {
-        Autocast ac(bf16, cuda);
-        at::Tensor lf = model_->forward(b.forget.ids, b.forget.mask);
-        at::Tensor ce;
-        if (o_.method == Method::Finetune) {
-          ce = loss_answer(lf, b.forget, o_.mode, pad);
-          fgt = ce;
-        } else if (o_.method == Method::Npo) {
-          at::Tensor lp = answer_logprob(lf, b.forget);
-          at::Tensor lp_ref = answer_logprob(reference_logits(b.forget), b.forget);
-          fgt = -(2.0 / o_.npo_beta) * at::log_sigmoid(-o_.npo_beta * (lp - lp_ref)).mean();
-          ce = loss_answer(lf, b.forget, Mode::Corrected, pad).detach();
-        } else {
-          ce = loss_answer(lf, b.forget, o_.mode, pad);
-          fgt = -ce;  // gradient ascent
-        }
-        forget_ce = ce.item<double>();
-      }
-      finish_term(0, fgt, e1);
-    }
-    if (b.random.ids.defined()) {
-      at::Tensor rdn;
-      {
-        Autocast ac(bf16, cuda);
-        rdn = loss_answer(model_->forward(b.random.ids, b.random.mask), b.random, o_.mode, pad);
-      }
-      finish_term(1, rdn, o_.eps2);
-    }
-    if (o_.method == Method::GradDiff || (o_.method != Method::Finetune && o_.eps3 > 0)) {
-      at::Tensor nor;
-      {
-        Autocast ac(bf16, cuda);
-        if (o_.method == Method::GradDiff) {
-          nor = loss_answer(model_->forward(b.normal.ids, b.normal.mask), b.normal, Mode::Corrected, pad);
-        } else {
-          at::Tensor p = reference_logits(b.normal);
-          nor = loss_divergence(model_->forward(b.normal.ids, b.normal.mask), p, b.normal, o_.mode);
-        }
-      }
-      finish_term(2, nor, o_.eps3);
-    }
-    const double n = static_cast<double>(o_.grad_accum);
-    m.loss_fgt += vals[0] / n;
-    m.loss_rdn += vals[1] / n;
-    m.loss_nor += vals[2] / n;
-    m.total += (e1 * vals[0] + o_.eps2 * vals[1] + o_.eps3 * vals[2]) / n;
-    m.forget_ce += forget_ce / n;
-    m.tokens += b.forget.tokens + (b.random.ids.defined() ? b.random.tokens : 0) + (b.normal.ids.defined() ? b.normal.tokens : 0);
-    if (obs.wants_batches()) {
-      io::Json d = {{"forget", batch_json(b.forget)}, {"forget_index", b.forget_index}};
-      if (b.random.ids.defined()) d["random"] = {{"answers", b.answers}, {"rows", batch_json(b.random)}};
-      if (b.normal.ids.defined()) {
-        d["normal"] = batch_json(b.normal);
-        d["normal_index"] = b.normal_index;
-      }
-      dumps.push_back(d);
-    }
+  return m;
+}
+
+// Each term is backpropagated as soon as it is computed: the gradient of the weighted sum is
+// the sum of the gradients, and only one term's activations (the B*K random-answer logits are
+// the largest) are alive at a time.
+Unlearner::TermValues Unlearner::compute_terms(const Batches& b) {
+  TermValues v;
+  {
+    const at::Tensor fgt = forget_term(b.forget, v.forget_ce);
+    v.fgt = backward_term(o_.method == Method::Npo ? "L_npo" : "L_fgt", fgt, forget_weight(o_));
   }
+  if (b.random.ids.defined()) {
+    const at::Tensor rdn = random_term(b.random);
+    v.rdn = backward_term("L_rdn", rdn, o_.eps2);
+  }
+  if (has_normal_term(o_)) {
+    const at::Tensor nor = normal_term(b.normal);
+    v.nor = backward_term("L_nor", nor, o_.eps3);
+  }
+  return v;
+}
+
+// The forget term (under autocast): fine-tuning descends the answer cross-entropy, NPO compares
+// the answer log-likelihood with the reference's, the others ascend the cross-entropy.
+at::Tensor Unlearner::forget_term(const TokenBatch& forget, double& forget_ce) {
+  const int64_t pad = batch_pad_id(tok_);
+  Autocast ac(o_.precision == Precision::Bf16, model_->options().device().is_cuda());
+  at::Tensor lf = model_->forward(forget.ids, forget.mask);
+  at::Tensor fgt, ce;
+  if (o_.method == Method::Finetune) {
+    ce = loss_answer(lf, forget, o_.mode, pad);
+    fgt = ce;
+  } else if (o_.method == Method::Npo) {
+    at::Tensor lp = answer_logprob(lf, forget);
+    at::Tensor lp_ref = answer_logprob(reference_logits(forget), forget);
+    fgt = -(2.0 / o_.npo_beta) * at::log_sigmoid(-o_.npo_beta * (lp - lp_ref)).mean();
+    ce = loss_answer(lf, forget, Mode::Corrected, pad).detach();
+  } else {
+    ce = loss_answer(lf, forget, o_.mode, pad);
+    fgt = -ce;  // gradient ascent
+  }
+  forget_ce = ce.item<double>();
+  return fgt;
+}
+
+// The random-answer term (under autocast): the answer cross-entropy of the K random answers.
+at::Tensor Unlearner::random_term(const TokenBatch& random) {
+  const int64_t pad = batch_pad_id(tok_);
+  Autocast ac(o_.precision == Precision::Bf16, model_->options().device().is_cuda());
+  return loss_answer(model_->forward(random.ids, random.mask), random, o_.mode, pad);
+}
+
+// The normal term (under autocast): GradDiff's answer cross-entropy, else the divergence from
+// the reference.
+at::Tensor Unlearner::normal_term(const TokenBatch& normal) {
+  const int64_t pad = batch_pad_id(tok_);
+  Autocast ac(o_.precision == Precision::Bf16, model_->options().device().is_cuda());
+  if (o_.method == Method::GradDiff)
+    return loss_answer(model_->forward(normal.ids, normal.mask), normal, Mode::Corrected, pad);
+  at::Tensor p = reference_logits(normal);
+  return loss_divergence(model_->forward(normal.ids, normal.mask), p, normal, o_.mode);
+}
+
+// A term's value; a NaN or infinite one throws, naming the term. With a weight and a graph, the
+// weighted term (scaled for gradient accumulation) is backpropagated.
+double Unlearner::backward_term(const char* name, const at::Tensor& term, double weight) {
+  const double value = term.item<double>();
+  if (!std::isfinite(value))
+    throw Error("step " + std::to_string(step_ + 1) + ": " + name + " is " + (std::isnan(value) ? "NaN" : "infinite") +
+                " (lower the learning rate, or use fp32)");
+  const double scale = 1.0 / static_cast<double>(o_.grad_accum);
+  if (weight != 0 && term.requires_grad()) (term * (weight * scale)).backward();
+  return value;
+}
+
+// One micro-batch's share of the step's metrics (the losses are means over the micro-batches).
+void Unlearner::add_micro_batch(StepMetrics& m, const TermValues& v, const Batches& b) const {
+  const double n = static_cast<double>(o_.grad_accum);
+  m.loss_fgt += v.fgt / n;
+  m.loss_rdn += v.rdn / n;
+  m.loss_nor += v.nor / n;
+  m.total += (forget_weight(o_) * v.fgt + o_.eps2 * v.rdn + o_.eps3 * v.nor) / n;
+  m.forget_ce += v.forget_ce / n;
+  m.tokens += b.forget.tokens + (b.random.ids.defined() ? b.random.tokens : 0) + (b.normal.ids.defined() ? b.normal.tokens : 0);
+}
+
+// The exact batches of a micro-batch, for Observer::on_batches.
+io::Json Unlearner::batches_dump(const Batches& b) const {
+  io::Json d = {{"forget", batch_json(b.forget)}, {"forget_index", b.forget_index}};
+  if (b.random.ids.defined()) d["random"] = {{"answers", b.answers}, {"rows", batch_json(b.random)}};
+  if (b.normal.ids.defined()) {
+    d["normal"] = batch_json(b.normal);
+    d["normal_index"] = b.normal_index;
+  }
+  return d;
+}
+
+// Clips the gradient to max_grad_norm (when set), takes the AdamW step and clears the gradients.
+// Returns the gradient's norm before clipping.
+double Unlearner::clip_and_step() {
   std::vector<at::Tensor> ps;
   for (auto& [name, p] : params_) ps.push_back(p);
   double norm = 0;
@@ -432,20 +452,20 @@ StepMetrics Unlearner::train_step(Observer& obs) {
   }
   optim_->step();
   optim_->zero_grad();
-  ++step_;
-  m.grad_norm = norm;
-  const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-  elapsed_ += dt;
+  return norm;
+}
+
+// The step's time (`seconds`, added to the run's), throughput and, on CUDA, the allocator's memory.
+void Unlearner::finish_step(StepMetrics& m, double seconds) {
+  elapsed_ += seconds;
   m.elapsed_s = elapsed_;
-  m.tokens_per_s = static_cast<double>(m.tokens) / std::max(dt, 1e-9);
-  if (cuda) {
+  m.tokens_per_s = static_cast<double>(m.tokens) / std::max(seconds, 1e-9);
+  if (model_->options().device().is_cuda()) {
     const auto mem = cuda_memory(std::max<int>(0, model_->options().device().index()));
     m.gpu_allocated = mem.allocated;
     m.gpu_reserved = mem.reserved;
     m.gpu_peak = mem.peak_allocated;
   }
-  if (obs.wants_batches()) obs.on_batches(m.step, o_.grad_accum == 1 ? dumps[0] : dumps);
-  return m;
 }
 
 UnlearnResult Unlearner::run(Observer& obs, const CancelToken& cancel) {

@@ -17,6 +17,7 @@
 #include "text/tokenizer.h"
 #include "unlearn/lora.h"
 #include "unlearn/losses.h"
+#include "unlearn/options.h"
 
 namespace torch::optim {
 class AdamW;
@@ -24,50 +25,13 @@ class AdamW;
 
 namespace lethe::unlearn {
 
-enum class Method { Paper, GradDiff, Npo, Finetune };
-Method parse_method(const std::string& s);  // "paper" | "graddiff" | "npo" | "finetune"
-const char* method_name(Method m);
-
-struct UnlearnOptions {
-  Method method = Method::Paper;
-  Mode mode = Mode::Corrected;
-  double eps1 = 0.5, eps2 = 1.0, eps3 = 1.0;  // forget, random answers, normal divergence
-  int64_t K = 5;                              // random answers per batch
-  double lr = 2e-6;
-  int64_t warmup_steps = 0;                   // linear warm-up, then linear decay to 0 at max_steps
-  double weight_decay = 0.01, beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;
-  double max_grad_norm = 0;                   // 0: no clipping (llm_unlearn clips nothing)
-  int64_t batch_size = 2;
-  int64_t grad_accum = 1;                     // micro-batches per optimizer step
-  int64_t max_steps = 1000;
-  double stop_forget_ce = 100;                // faithful: llm_unlearn's rule, which never fires
-  // Dropout in the trained forward. Unset (auto): on in faithful mode and for fine-tuning, as
-  // upstream's model.train() runs; off in corrected unlearning, where the reference runs without
-  // it, so that L_nor is the KL it claims to be (0 while the model equals the reference).
-  std::optional<bool> dropout;
-  bool dropout_active() const { return dropout ? *dropout : (mode == Mode::Faithful || method == Method::Finetune); }
-  uint64_t seed = 8888;
-  double npo_beta = 0.1;
-  LoraConfig lora;
-  // fp32 | bf16 (autocast compute, fp32 master weights) | auto: bf16 where the hardware has
-  // native bf16 (a CUDA GPU of compute capability >= 8, a CPU with AVX512-BF16 or AMX) and the
-  // weights are fp32, else fp32.
-  std::string precision = "fp32";
-  int64_t checkpoint_every = 0;               // 0: none
-  std::filesystem::path checkpoint_dir;
-  // Throws lethe::Error listing the first bad value (negative weights, all three zero, lr <= 0,
-  // K < 1, batch < 1, ...).
-  void validate() const;
-  io::Json to_json() const;
-};
-
 // Whether an exception's text is an allocation failure (CUDA "out of memory", the CPU
 // allocator's "not enough memory" / "can't allocate memory").
 bool is_out_of_memory(const std::string& what);
 // The message a run fails with when a step runs out of memory: where, the batch and sequence
 // sizes, the size of the largest activation (the random-answer logits), and what to change.
 std::string out_of_memory_message(const std::string& device, int64_t step, int64_t batch, int64_t longest, int64_t K,
-                                  int64_t vocab, bool lora, const std::string& precision);
+                                  int64_t vocab, bool lora, Precision precision);
 
 struct UnlearnData {
   std::vector<data::QaPair> forget;      // harmful question/answer pairs (or corpus passages for finetune)
@@ -155,6 +119,18 @@ class Unlearner {
   struct Batches;
   Batches next_batches();
   StepMetrics train_step(Observer& obs);
+  // train_step's phases (trainer.cpp), in the order they run.
+  struct TermValues;
+  StepMetrics begin_step();
+  TermValues compute_terms(const Batches& b);
+  at::Tensor forget_term(const TokenBatch& forget, double& forget_ce);
+  at::Tensor random_term(const TokenBatch& random);
+  at::Tensor normal_term(const TokenBatch& normal);
+  double backward_term(const char* name, const at::Tensor& term, double weight);
+  void add_micro_batch(StepMetrics& m, const TermValues& v, const Batches& b) const;
+  io::Json batches_dump(const Batches& b) const;
+  double clip_and_step();
+  void finish_step(StepMetrics& m, double seconds);
   void start_pass();
   at::Tensor reference_logits(const TokenBatch& b);
   double current_lr() const;

@@ -36,7 +36,11 @@ std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 TEST(Cli, HelpListsSubcommandsAndVersionNamesLibraries) {
   auto h = run("--help");
   EXPECT_EQ(h.code, 0);
-  EXPECT_NE(h.out.find("inspect DIR"), std::string::npos) << h.out;
+  for (const char* c : {"inspect", "tokenize", "score", "generate", "unlearn", "finetune", "eval", "bleu", "rouge", "classifier", "run",
+                        "runs", "demo", "pretrain", "self-check"})
+    EXPECT_NE(h.out.find(std::string("\n  ") + c + " "), std::string::npos) << c << "\n" << h.out;
+  EXPECT_NE(h.out.find("Exit codes: 0 success, 1 a failure while running, 2 bad input"), std::string::npos) << h.out;
+  EXPECT_EQ(run("").code, 2);  // no command: the help, and exit 2
   auto v = run("--version");
   EXPECT_EQ(v.code, 0);
   EXPECT_NE(v.out.find("libtorch"), std::string::npos) << v.out;
@@ -127,11 +131,75 @@ TEST(Cli, GenerateJsonAndScore) {
 }
 
 TEST(Cli, GenerationOptionsAreCheckedBeforeTheModelLoads) {
-  auto r = run("generate --model /nonexistent --prompt x --temperature 0");
+  auto r = run("generate --model /nonexistent --prompt x --sample --temperature 0");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("temperature must be > 0"), std::string::npos) << r.out;
   EXPECT_EQ(run("generate --model /nonexistent").code, 2);
   EXPECT_EQ(run("score --model /nonexistent").code, 2);
+  // Sampling settings without --sample would be ignored: refused instead.
+  r = run("generate --model /nonexistent --prompt x --temperature 0.5");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("--temperature, --top-k and --top-p need --sample"), std::string::npos) << r.out;
+}
+
+// One exit-code policy: every command answers bad input with 2 and a message naming what is
+// wrong, before computing anything (cli.h).
+TEST(Cli, EveryCommandExitsTwoOnBadInput) {
+  TempDir d;
+  lethe::testing::write_text(d / "a.txt", "x\n");
+  lethe::testing::write_text(d / "b.txt", "x\ny\n");
+  const std::string nope = q(d / "nope");
+  struct Case {
+    std::string args, message;
+  };
+  const std::vector<Case> cases = {
+      {"inspect " + nope, "no such folder"},
+      {"inspect " + q(d.path) + " --lora-rank 0", "--lora-rank must be at least 1"},
+      {"tokenize --model " + nope, "nope"},
+      {"tokenize", "--model is required"},
+      {"score --model " + nope + " --input " + q(d / "a.txt") + " --batch 0", "--batch must be at least 1"},
+      {"generate --model " + nope, "no prompts"},
+      {"generate --model " + nope + " --prompt x --max-new-tokens 0", "max_new_tokens must be at least 1"},
+      {"unlearn --model " + nope + " --forget x --out y", "--model " + (d / "nope").string() + ": no such folder"},
+      {"unlearn --model " + nope + " --forget x --out y --lora-rank -1", "--lora-rank: must be at least 0, got -1"},
+      {"unlearn --model " + nope + " --forget x --out y --method sgd", "--method: expected paper, graddiff or npo, got 'sgd'"},
+      {"unlearn --model " + nope + " --forget x --out y --steps 2 --warmup 2", "--warmup: must be shorter than the run"},
+      {"unlearn --model " + nope + " --forget x --out y --dropout maybe", "--dropout: expected on, off or auto, got 'maybe'"},
+      {"unlearn --model " + nope + " --forget x --out y --eps1 0 --eps2 0 --eps3 0", "eps1, eps2 and eps3 are all 0"},
+      {"unlearn --model " + nope + " --forget x --out y --K two", "--K: expected an integer, got 'two'"},
+      {"finetune --model " + nope + " --data x --out y --eps1 1", "--eps1"},
+      {"finetune --model " + nope + " --data x --out y --save adapter", "no such folder"},
+      {"eval --model " + nope, "no such folder"},
+      {"eval --model " + q(d.path), "nothing to measure"},
+      {"eval --model " + q(d.path) + " --classifier " + q(d.path), "--classifier needs --prompts"},
+      {"eval --model " + q(d.path) + " --prompts " + q(d / "a.txt"), "--prompts needs --classifier"},
+      {"bleu --hyp " + q(d / "a.txt") + " --ref " + q(d / "b.txt"), "has 2 lines but"},
+      {"bleu --hyp " + nope + " --ref " + nope, "cannot open"},
+      {"rouge --hyp " + q(d / "a.txt"), "--ref is required"},
+      {"classifier", "A subcommand is required"},
+      {"classifier train --base " + nope + " --data " + nope + " --out " + q(d / "c"), "nope"},
+      {"classifier eval --classifier " + nope + " --data " + q(d / "a.txt") + " --text both", "--text 'both': expected qa or response"},
+      {"classifier score --classifier " + nope + " --input " + nope, "nope"},
+      {"run " + nope, "nope"},
+      {"run", "one spec file is required"},
+      {"run --resume 3 --store " + nope, "no store at " + (d / "nope").string()},
+      {"runs list --store " + nope, "no store at"},
+      {"runs show x", "lethe runs show: error: Could not convert: ID = x"},
+      {"runs compare 1", "ID"},
+      {"demo --set unlearn.lr=0 --no-store", "unlearn.lr: must be > 0, got 0"},
+      {"pretrain --data " + nope, "--data " + (d / "nope").string() + ": no such folder"},
+      {"self-check extra", "extra"},
+      {"frobnicate", "lethe: unknown command 'frobnicate' (lethe --help lists them)"},
+  };
+  for (const auto& c : cases) {
+    auto r = run(c.args);
+    EXPECT_EQ(r.code, 2) << c.args << "\n" << r.out;
+    EXPECT_NE(r.out.find(c.message), std::string::npos) << c.args << "\nexpected: " << c.message << "\ngot: " << r.out;
+    EXPECT_EQ(r.out.find("internal error"), std::string::npos) << c.args << "\n" << r.out;
+  }
+  // Nothing was written: no store, no output folder.
+  EXPECT_FALSE(fs::exists(d / "nope"));
+  EXPECT_FALSE(fs::exists(d / "c"));
 }
 
 TEST(Cli, TokenizerLargerThanTheModelIsRejected) {
@@ -187,13 +255,14 @@ TEST(Cli, UnlearnRejectsBadInputBeforeCompute) {
   EXPECT_NE(r.out.find((d / "bad.jsonl").string() + " line 1: missing field 'is_response_0_safe'"), std::string::npos) << r.out;
   r = run("unlearn --model " + q(d / "m") + " --forget x --normal y --out z --lr 0");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.out.find("lr must be > 0"), std::string::npos) << r.out;
-  r = run("unlearn --model " + q(d / "m") + " --forget x --normal y --out z --lora-rank 2 --lora-targets q_proj,attn");
+  EXPECT_NE(r.out.find("lethe unlearn: error: --lr: must be > 0, got 0.0"), std::string::npos) << r.out;
+  r = run("unlearn --model " + q(d / "m") + " --forget " + q(d / "tqa.csv") + " --normal " + q(d / "tqa.csv") +
+          " --out " + q(d / "o") + " --lora-rank 2 --lora-targets q_proj,attn");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("unknown LoRA target module 'attn'"), std::string::npos) << r.out;
   r = run("unlearn --model " + q(d / "m") + " --forget " + q(d / "nope.jsonl") + " --normal y --out z");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.out.find("nope.jsonl: file not found"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--forget " + (d / "nope.jsonl").string() + ": no such file"), std::string::npos) << r.out;
 }
 
 TEST(Cli, BleuAndRougeScoreFilesLikeSacreBleu) {
@@ -237,6 +306,7 @@ TEST(Cli, ClassifierTrainEvalAndAnEmptyPromptSet) {
   EXPECT_NE(p.out.find("the prompt set is empty"), std::string::npos) << p.out;
   lethe::testing::write_text(d / "one.jsonl", "{\"text\": \"a\", \"label\": 1}\n{\"text\": \"b\", \"label\": 1}\n");
   auto one = run("classifier train --base " + q(d / "m") + " --data " + q(d / "one.jsonl") + " --out " + q(d / "x"));
+  // A failure while running (after the inputs were loaded and checked) would exit 1; this is bad input.
   EXPECT_EQ(one.code, 2);
   EXPECT_NE(one.out.find("needs both classes"), std::string::npos) << one.out;
 }
@@ -250,7 +320,7 @@ TEST(Cli, RunsListShowCompareExport) {
       const int64_t run = st.create_run("run" + std::to_string(k), R"({"name": "x"})", "{}");
       st.add_steps({{run, "unlearn", 1, -3.0, 2.0, 0.1, 0.6, 3.0, 1e-3, 1.0, 10, 0.5}});
       st.add_evaluations({{run, "harmful_rate_after", 0.1 * k, "{}"}});
-      st.set_status(run, "completed");
+      st.set_status(run, lethe::store::RunStatus::Completed);
     }
   }
   auto list = run("runs list --store " + q(d / "lethe.db"));

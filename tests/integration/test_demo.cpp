@@ -28,7 +28,7 @@ io::Json run_preset(const std::string& name, const fs::path& out, double& second
   const auto t0 = std::chrono::steady_clock::now();
   auto res = experiment::run_pipeline(spec, nullptr, obs, cancel);
   seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_EQ(res.status, "completed") << res.error;
+  EXPECT_EQ(res.status, lethe::store::RunStatus::Completed) << res.error;
   return res.report;
 }
 }  // namespace

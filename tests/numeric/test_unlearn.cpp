@@ -360,15 +360,15 @@ TEST(Unlearn, CorrectedModeHasNoDropoutSoTheFirstKlIsZero) {
 // CPU without it warns (libtorch's bf16 matmul is ~26x slower than fp32 there).
 TEST(Unlearn, PrecisionAutoFollowsTheHardwareAndSlowBf16Warns) {
   Env env;
-  for (const std::string p : {"auto", "bf16"}) {
+  for (const auto p : {unlearn::Precision::Auto, unlearn::Precision::Bf16}) {
     auto m = env.load();
     auto o = quick();
     o.max_steps = 1;
     o.precision = p;
     unlearn::Unlearner u(m.model, *env.tok, env.data(), o);
     const bool native = lethe::cpu_has_native_bf16();
-    if (p == "auto") EXPECT_EQ(u.options().precision, native ? "bf16" : "fp32");
-    EXPECT_EQ(u.warnings().size(), p == "bf16" && !native ? 1u : 0u);
+    if (p == unlearn::Precision::Auto) EXPECT_EQ(u.options().precision, native ? unlearn::Precision::Bf16 : unlearn::Precision::Fp32);
+    EXPECT_EQ(u.warnings().size(), p == unlearn::Precision::Bf16 && !native ? 1u : 0u);
     if (!u.warnings().empty()) EXPECT_NE(u.warnings()[0].find("without native bf16"), std::string::npos);
   }
 }
@@ -379,12 +379,12 @@ TEST(Unlearn, OutOfMemoryIsDiagnosed) {
   EXPECT_TRUE(unlearn::is_out_of_memory("CUDA out of memory. Tried to allocate 2.00 GiB"));
   EXPECT_TRUE(unlearn::is_out_of_memory("[enforce fail at alloc_cpu.cpp:83] DefaultCPUAllocator: not enough memory: you tried to allocate 1"));
   EXPECT_FALSE(unlearn::is_out_of_memory("shape mismatch"));
-  const std::string m = unlearn::out_of_memory_message("cuda:0", 3, 2, 128, 5, 50272, false, "fp32");
+  const std::string m = unlearn::out_of_memory_message("cuda:0", 3, 2, 128, 5, 50272, false, unlearn::Precision::Fp32);
   EXPECT_NE(m.find("out of memory on cuda:0 at step 3 (batch 2, longest sequence 128 tokens, K 5"), std::string::npos) << m;
   EXPECT_NE(m.find("the random-answer logits alone are 0.24 GiB in fp32"), std::string::npos) << m;
   EXPECT_NE(m.find("--lora-rank 32"), std::string::npos);
   EXPECT_NE(m.find("--precision bf16"), std::string::npos);
-  EXPECT_EQ(unlearn::out_of_memory_message("cuda:0", 1, 2, 128, 5, 50272, true, "bf16").find("--lora-rank"), std::string::npos);
+  EXPECT_EQ(unlearn::out_of_memory_message("cuda:0", 1, 2, 128, 5, 50272, true, unlearn::Precision::Bf16).find("--lora-rank"), std::string::npos);
   // Off a GPU the step log carries no GPU memory.
   unlearn::StepMetrics s;
   EXPECT_FALSE(s.to_json().contains("gpu_memory"));
@@ -404,7 +404,7 @@ TEST(Unlearn, Bf16ComputeTracksFp32) {
     auto o = quick();
     o.max_steps = 2;
     o.dropout = false;
-    o.precision = k ? "bf16" : "fp32";
+    o.precision = k ? unlearn::Precision::Bf16 : unlearn::Precision::Fp32;
     unlearn::Unlearner u(m.model, *env.tok, env.data(), o);
     Recorder r;
     unlearn::CancelToken c;
@@ -427,10 +427,10 @@ TEST(UnlearnBadInput, OptionsAndDataAreCheckedUpFront) {
     change(oo);
     return error_of([&] { make(oo, d); });
   };
-  EXPECT_EQ(with([](auto& x) { x.eps2 = -1; }), "eps2 must be a finite number >= 0, got -1.000000");
+  EXPECT_EQ(with([](auto& x) { x.eps2 = -1; }), "eps2: must be >= 0, got -1.0");
   EXPECT_EQ(with([](auto& x) { x.eps1 = x.eps2 = x.eps3 = 0; }), "eps1, eps2 and eps3 are all 0: nothing would be optimised");
-  EXPECT_EQ(with([](auto& x) { x.lr = 0; }), "lr must be > 0, got 0.000000");
-  EXPECT_EQ(with([](auto& x) { x.K = 0; }), "K (random answers per batch) must be at least 1, got 0");
+  EXPECT_EQ(with([](auto& x) { x.lr = 0; }), "lr: must be > 0, got 0.0");
+  EXPECT_EQ(with([](auto& x) { x.K = 0; }), "K: must be at least 1, got 0");
   EXPECT_EQ(with([](auto& x) { x.lora.rank = 64; }), "LoRA rank 64 is larger than layer q_proj (16 x 16)");
   EXPECT_EQ(with([](auto& x) {
               x.lora.rank = 2;

@@ -5,11 +5,17 @@
 #include <QMessageBox>
 #include <QSettings>
 #include <QSignalSpy>
+#include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QGroupBox>
 #include <QSpinBox>
 #include <QStandardPaths>
 #include <QtTest>
 
 #include "main_window.h"
+#include "method_panel.h"
+#include "spec_model.h"
+#include "unlearn/options.h"
 #include "model_panel.h"
 #include "support/tiny_opt.h"
 
@@ -98,6 +104,51 @@ class MainWindowTest : public QObject {
     QVERIFY(box->text().contains((bad / "config.json").c_str()));
     QCOMPARE(w.modelPanel()->field("layers"), QString("2"));  // the earlier model stays
     QVERIFY(w.modelPanel()->summary().has_value());
+  }
+
+  // The Method panel is built from core's options schema: a registered option gets a row with
+  // its label, range, unit and tooltip, and editing it edits the spec; rows of options the method
+  // does not use are hidden.
+  void methodPanelRowsComeFromTheOptionsSchema() {
+    lethe::unlearn::OptionDef d;
+    d.key = "gui_knob";
+    d.type = lethe::unlearn::OptionType::Integer;
+    d.label = "GUI knob";
+    d.help = "a knob only the GUI test knows";
+    d.unit = "turns";
+    d.unlearn_default = 4;
+    d.min = 2;
+    d.max = 7;
+    d.methods = {lethe::unlearn::Method::Npo};
+    d.set = [](lethe::unlearn::UnlearnOptions&, const lethe::io::Json&) {};
+    d.get = [](const lethe::unlearn::UnlearnOptions&) { return lethe::io::Json(4); };
+    lethe::unlearn::register_option(d);
+    lethe::ui::SpecModel spec;
+    lethe::ui::MethodPanel panel(&spec);
+    panel.show();
+    auto* knob = panel.findChild<QSpinBox*>("gui_knob");
+    QVERIFY(knob);
+    QCOMPARE(knob->minimum(), 2);
+    QCOMPARE(knob->maximum(), 7);
+    QCOMPARE(knob->value(), 4);
+    QCOMPARE(knob->suffix(), QString(" turns"));
+    QVERIFY(knob->toolTip().contains("a knob only the GUI test knows"));
+    QVERIFY(!knob->isVisible());  // the default method (paper) does not use it
+    panel.findChild<QComboBox*>("method")->setCurrentIndex(panel.findChild<QComboBox*>("method")->findData("npo"));
+    panel.findChild<QGroupBox*>("more_options")->setChecked(true);
+    QVERIFY(knob->isVisible());
+    knob->setValue(6);
+    QCOMPARE(spec.get("unlearn.gui_knob"), lethe::io::Json(6));
+    // (The new document has no model or data yet; nothing else is wrong with it.)
+    QCOMPARE(spec.problems(), QStringList({"model.path: not set", "datasets.forget.path: not set", "datasets.normal.path: not set"}));
+    knob->setValue(2);
+    spec.set("unlearn.gui_knob", 8);  // as a spec file could say
+    QVERIFY(spec.problems().contains("unlearn.gui_knob: must be in [2, 7], got 8"));
+    // Every built-in unlearning option has its widget, named after its key.
+    for (const auto& o : lethe::unlearn::option_schema())
+      if (o.in(lethe::unlearn::Section::Unlearn))
+        QVERIFY2(panel.findChild<QWidget*>(QString::fromStdString(o.key).replace('.', '_')), o.key.c_str());
+    QVERIFY(panel.findChild<QDoubleSpinBox*>("eps1"));
   }
 
   void aMissingFolderIsAnErrorNotACrash() {

@@ -40,7 +40,7 @@ TEST(Store, EveryTableRoundTrips) {
   const auto gens = st.generations(run);
   ASSERT_EQ(gens.size(), 1u);
   const int64_t rev = st.add_review(gens[0].id, "ana", "harmless", "reads fine now");
-  st.set_status(run, "completed");
+  st.set_status(run, lethe::store::RunStatus::Completed);
 
   store::Store again(d / "lethe.db");  // a second connection sees everything
   auto r = again.run(run);
@@ -138,7 +138,7 @@ TEST(Report, ExportsCsvJsonAndSelfContainedHtml) {
   g.before = "x";
   st.add_generations({g});
   st.add_evaluations({{run, "harmful_rate_reduction", 0.75, "{}"}});
-  st.set_status(run, "completed");
+  st.set_status(run, lethe::store::RunStatus::Completed);
   const std::string csv = experiment::export_run(st, run, "csv");
   EXPECT_EQ(csv.substr(0, csv.find('\n')), "phase,step,loss_fgt,loss_rdn,loss_nor,total,forget_ce,lr,grad_norm,tokens_per_s,elapsed_s");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 4);

@@ -1,0 +1,234 @@
+// run, runs, demo, pretrain, self-check: whole experiments and the store.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "cli.h"
+#include "experiment/jobs.h"
+#include "experiment/pipeline.h"
+#include "experiment/pretrain.h"
+#include "experiment/report.h"
+#include "io/json.h"
+#include "store/store.h"
+#include "util/error.h"
+#include "util/paths.h"
+#include "util/runtime.h"
+
+namespace lethe::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Prints phases and a one-line progress of the steps.
+struct RunPrinter : experiment::RunObserver {
+  void on_run(int64_t id) override {
+    if (id > 0) std::fprintf(stderr, "run %lld\n", (long long)id);
+  }
+  void on_phase(const std::string& p) override { std::fprintf(stderr, "\n[%s]\n", p.c_str()); }
+  void on_warning(const std::string& w) override { std::fprintf(stderr, "warning: %s\n", w.c_str()); }
+  void on_step(const unlearn::StepMetrics& m) override {
+    std::fprintf(stderr, "\rstep %lld  L_fgt %.4f  L_rdn %.4f  L_nor %.4f  total %.4f  %.0f tok/s   ", (long long)m.step, m.loss_fgt,
+                 m.loss_rdn, m.loss_nor, m.total, m.tokens_per_s);
+    std::fflush(stderr);
+  }
+  void on_evaluation(const store::EvaluationRow& e) override { std::fprintf(stderr, "  %-32s %.4f\n", e.name.c_str(), e.value); }
+};
+
+struct StoreArgs {
+  std::string path;
+  bool none = false;
+  void add(CLI::App* sub, bool optional_store) {
+    sub->add_option("--store", path, "the store (default: $LETHE_STORE or the XDG data folder's lethe/lethe.db)")->type_name("DB");
+    if (optional_store) sub->add_flag("--no-store", none, "record nothing");
+  }
+  fs::path resolved() const { return path.empty() ? store::default_store_path() : fs::path(path); }
+  // For reading: the store must already exist (a mistyped path must not create one).
+  store::Store open_existing() const {
+    const fs::path p = resolved();
+    std::error_code ec;
+    if (!fs::exists(p, ec)) throw Error("no store at " + p.string() + " (runs are recorded there by lethe run, lethe demo and the workbench)");
+    return store::Store(p);
+  }
+};
+
+// Runs a parsed spec through the pipeline and returns the exit code.
+int run_spec(const experiment::Spec& spec, store::Store* st, int64_t resume, experiment::RunResult* out = nullptr) {
+  RunPrinter obs;
+  const auto& cancel = cancel_on_sigint();
+  mark_running();
+  auto res = experiment::run_pipeline(spec, st, obs, cancel, resume);
+  std::fprintf(stderr, "\n");
+  if (out) *out = res;
+  if (res.status == store::RunStatus::Failed) {
+    std::cerr << "lethe run: failed: " << res.error << "\n";
+    return kExitFailure;
+  }
+  std::printf("run %lld %s; outputs in %s\n", (long long)res.run_id, store::run_status_name(res.status), res.output_dir.c_str());
+  return res.status == store::RunStatus::Cancelled ? kExitCancelled : kExitOk;
+}
+
+void add_run(CLI::App& app, int& rc) {
+  struct A {
+    std::string spec;
+    std::vector<std::string> sets;
+    StoreArgs store;
+    int64_t resume = 0;
+  };
+  auto a = std::make_shared<A>();
+  auto* sub = app.add_subcommand("run",
+                                 "the whole experiment of a spec (the workbench runs the same): fine-tune, generations and metrics "
+                                 "before, unlearning, after, outputs; recorded in the store");
+  sub->add_option("SPEC", a->spec, "the experiment spec (JSON)");
+  sub->add_option("--set", a->sets, "change a field before running: key.path=value (JSON or a string); repeatable")->type_name("K=V");
+  sub->add_option("--resume", a->resume, "continue a stored run that was cancelled or interrupted")->type_name("ID");
+  a->store.add(sub, true);
+  sub->callback([a, &rc] {
+    if (a->resume > 0) {
+      if (!a->spec.empty()) throw Error("no spec file with --resume (the spec comes from the store)");
+      if (a->store.none) throw Error("--resume needs the store");
+      store::Store st = a->store.open_existing();
+      auto r = st.run(a->resume);
+      if (!r) throw Error("no run " + std::to_string(a->resume) + " in " + st.path().string());
+      if (r->status == "completed") throw Error("run " + std::to_string(a->resume) + " has already completed");
+      auto j = io::Json::parse(r->spec_json);
+      auto spec = experiment::parse_spec(j, j.value("_base_dir", std::string(".")));
+      rc = run_spec(spec, &st, a->resume);
+      return;
+    }
+    if (a->spec.empty()) throw Error("one spec file is required (lethe run SPEC.json), or --resume ID");
+    auto spec = experiment::load_spec(a->spec, a->sets);
+    spec.source["_base_dir"] = fs::absolute(a->spec).parent_path().string();
+    std::optional<store::Store> st;
+    if (!a->store.none) st.emplace(a->store.resolved());
+    rc = run_spec(spec, st ? &*st : nullptr, 0);
+  });
+}
+
+void add_runs(CLI::App& app, int& rc) {
+  auto* group = app.add_subcommand("runs", "the stored runs: list, show, compare, export");
+  group->require_subcommand(1, 1);
+  auto store = std::make_shared<StoreArgs>();
+  auto ids = std::make_shared<std::vector<int64_t>>();
+  auto json = std::make_shared<bool>(false);
+  auto format = std::make_shared<std::string>("json");
+  auto out = std::make_shared<std::string>();
+  auto* list = group->add_subcommand("list", "one line per run");
+  store->add(list, false);
+  list->callback([store, &rc] {
+    auto st = store->open_existing();
+    std::cout << experiment::runs_table(st);
+    rc = kExitOk;
+  });
+  auto* show = group->add_subcommand("show", "a run: spec, status, metrics, artefacts");
+  show->add_option("ID", *ids, "the run id")->required()->expected(1);
+  show->add_flag("--json", *json, "JSON output");
+  store->add(show, false);
+  show->callback([store, ids, json, &rc] {
+    auto st = store->open_existing();
+    if (*json) std::cout << experiment::run_json(st, ids->at(0)).dump(2) << "\n";
+    else std::cout << experiment::run_summary(st, ids->at(0));
+    rc = kExitOk;
+  });
+  auto* compare = group->add_subcommand("compare", "two runs' settings and metrics side by side");
+  compare->add_option("ID", *ids, "two run ids")->required()->expected(2);
+  store->add(compare, false);
+  compare->callback([store, ids, &rc] {
+    auto st = store->open_existing();
+    std::cout << experiment::compare_runs(st, ids->at(0), ids->at(1));
+    rc = kExitOk;
+  });
+  auto* exp = group->add_subcommand("export", "a run as csv, json or html");
+  exp->add_option("ID", *ids, "the run id")->required()->expected(1);
+  exp->add_option("--format", *format, "csv, json or html")->capture_default_str();
+  exp->add_option("--out", *out, "write to this file (atomically) instead of printing")->type_name("FILE");
+  store->add(exp, false);
+  exp->callback([store, ids, format, out, &rc] {
+    auto st = store->open_existing();
+    const std::string text = experiment::export_run(st, ids->at(0), *format);
+    if (!out->empty()) io::write_file_atomic(*out, text);
+    else std::cout << text;
+    rc = kExitOk;
+  });
+}
+
+void add_demo(CLI::App& app, int& rc) {
+  struct A {
+    StoreArgs store;
+    std::vector<std::string> sets;
+    bool copyright = false;
+  };
+  auto a = std::make_shared<A>();
+  auto* sub = app.add_subcommand("demo",
+                                 "run the bundled demo preset headless (the workbench opens the same) and print the before/after report; "
+                                 "outputs go to the XDG data folder's lethe/runs/demo");
+  sub->add_flag("--copyright", a->copyright, "the copyright variant (fine-tune on a story, then unlearn it)");
+  sub->add_option("--set", a->sets, "change a field of the preset: key.path=value; repeatable")->type_name("K=V");
+  a->store.add(sub, true);
+  sub->callback([a, &rc] {
+    const fs::path file = resources_dir() / "resources" / "presets" / (a->copyright ? "demo-copyright.json" : "demo.json");
+    auto spec = experiment::load_spec(file, a->sets);
+    spec.source["_base_dir"] = file.parent_path().string();
+    std::optional<store::Store> st;
+    if (!a->store.none) st.emplace(a->store.resolved());
+    experiment::RunResult res;
+    rc = run_spec(spec, st ? &*st : nullptr, 0, &res);
+    if (rc == kExitOk) std::cout << experiment::demo_summary(res.report);
+  });
+}
+
+void add_pretrain(CLI::App& app, int& rc) {
+  auto o = std::make_shared<experiment::PretrainOptions>();
+  auto data = std::make_shared<std::string>("datasets/demo");
+  auto out = std::make_shared<std::string>("resources/demo");
+  auto seed = std::make_shared<int64_t>(2405);
+  auto* sub = app.add_subcommand("pretrain", "train the demo: a SentencePiece tokenizer, a small OPT that knows the bundled data, and its classifier");
+  sub->add_option("--data", *data, "the demo datasets folder")->capture_default_str();
+  sub->add_option("--out", *out, "writes OUT/model and OUT/classifier")->capture_default_str();
+  sub->add_option("--seed", *seed, "seed")->capture_default_str();
+  sub->add_option("--vocab", o->vocab, "tokenizer vocabulary")->capture_default_str();
+  sub->add_option("--hidden", o->hidden, "hidden size")->capture_default_str();
+  sub->add_option("--layers", o->layers, "decoder layers")->capture_default_str();
+  sub->add_option("--heads", o->heads, "attention heads")->capture_default_str();
+  sub->add_option("--ffn", o->ffn, "feed-forward size")->capture_default_str();
+  sub->add_option("--steps", o->steps, "training steps")->capture_default_str();
+  sub->add_option("--batch", o->batch, "batch")->capture_default_str();
+  sub->add_option("--lr", o->lr, "learning rate")->capture_default_str();
+  sub->add_option("--classifier-epochs", o->classifier_epochs, "classifier epochs")->capture_default_str();
+  sub->add_flag("--classifier-only", o->classifier_only, "keep OUT/model, retrain the classifier");
+  sub->callback([o, data, out, seed, &rc] {
+    o->data = *data;
+    o->out = *out;
+    o->seed = static_cast<uint64_t>(*seed);
+    std::error_code ec;
+    if (!fs::is_directory(o->data, ec)) throw Error("--data " + o->data.string() + ": no such folder");
+    mark_running();
+    auto card = experiment::pretrain_demo(*o, [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); });
+    std::cout << card.dump(2) << "\n";
+    rc = kExitOk;
+  });
+}
+
+void add_self_check(CLI::App& app, int& rc) {
+  auto* sub = app.add_subcommand("self-check", "exercise libtorch, sentencepiece and sqlite together in this process");
+  sub->callback([&rc] {
+    mark_running();
+    std::string report = lethe::self_check();
+    std::cout << lethe::runtime_summary() << "\n" << report << "\n";
+    rc = kExitOk;
+  });
+}
+
+}  // namespace
+
+void add_experiment_commands(CLI::App& app, int& rc) {
+  add_run(app, rc);
+  add_runs(app, rc);
+  add_demo(app, rc);
+  add_pretrain(app, rc);
+  add_self_check(app, rc);
+}
+
+}  // namespace lethe::cli

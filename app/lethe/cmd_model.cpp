@@ -1,0 +1,212 @@
+// inspect, tokenize, score, generate: a model folder and its tokenizer.
+#include <ATen/ATen.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "cli.h"
+#include "data/prompt_format.h"
+#include "io/jsonl.h"
+#include "model/checkpoint.h"
+#include "model/generate.h"
+#include "model/inspect.h"
+#include "text/load_tokenizer.h"
+#include "util/error.h"
+
+namespace lethe::cli {
+
+namespace {
+
+struct ModelArgs {
+  std::string model, dtype = "fp32", device = "auto";
+  void add(CLI::App* sub) {
+    sub->add_option("--model", model, "a Hugging Face model folder (config.json, weights, tokenizer files)")->required()->type_name("DIR");
+    sub->add_option("--dtype", dtype, "weights in fp32, bf16 or fp16 (fp16 on CUDA only)")->capture_default_str()->type_name("fp32|bf16|fp16");
+    sub->add_option("--device", device, "auto (CUDA when there is one), cpu, cuda or cuda:N")->capture_default_str()->type_name("DEVICE");
+  }
+};
+
+struct ModelAndTokenizer {
+  model::LoadedModel loaded;
+  std::unique_ptr<text::Tokenizer> tok;
+};
+ModelAndTokenizer load(const ModelArgs& a) {
+  ModelAndTokenizer m;
+  m.tok = text::load_tokenizer(a.model);
+  m.loaded = model::load_model(a.model, {a.dtype, a.device});
+  text::check_tokenizer_fits(*m.tok, m.loaded.info.vocab_size, a.model);
+  for (const auto& w : m.loaded.warnings) std::cerr << "warning: " << w << "\n";
+  return m;
+}
+
+void add_inspect(CLI::App& app, int& rc) {
+  struct A {
+    std::string dir;
+    int rank = 32;
+    bool json = false, no_tensors = false;
+  };
+  auto a = std::make_shared<A>();
+  auto* sub = app.add_subcommand("inspect", "summarise a Hugging Face model folder: config, tensors, parameters, memory estimates");
+  sub->add_option("DIR", a->dir, "the model folder")->required();
+  sub->add_flag("--json", a->json, "machine-readable output");
+  sub->add_flag("--no-tensors", a->no_tensors, "leave out the tensor list");
+  sub->add_option("--lora-rank", a->rank, "LoRA rank for the memory estimate")->capture_default_str();
+  sub->callback([a, &rc] {
+    if (a->rank < 1) throw Error("--lora-rank must be at least 1, got " + std::to_string(a->rank));
+    auto s = model::inspect_model(a->dir, a->rank);
+    if (a->json) std::cout << model::summary_json(s).dump(2) << "\n";
+    else std::cout << model::summary_text(s, !a->no_tensors);
+    rc = kExitOk;
+  });
+}
+
+void add_tokenize(CLI::App& app, int& rc) {
+  struct A {
+    std::string model, input = "-";
+    bool no_bos = false, decode = false;
+  };
+  auto a = std::make_shared<A>();
+  auto* sub = app.add_subcommand("tokenize", "lines from stdin (or --input FILE) -> JSON ids per line, as the model sees them");
+  sub->add_option("--model", a->model, "the model folder whose tokenizer to use")->required()->type_name("DIR");
+  sub->add_option("--input", a->input, "text file, one text per line, or JSONL with a \"text\" field; - for stdin")->capture_default_str();
+  sub->add_flag("--no-bos", a->no_bos, "do not prepend the model's BOS token");
+  sub->add_flag("--decode", a->decode, "print {\"ids\", \"text\"} with the decoded text");
+  sub->callback([a, &rc] {
+    auto tok = text::load_tokenizer(a->model);
+    for (const auto& line : io::read_texts(a->input, "text")) {
+      auto ids = a->no_bos ? tok->encode(line) : tok->encode_for_model(line);
+      io::Json j = ids;
+      if (a->decode) j = {{"ids", ids}, {"text", tok->decode(ids)}};
+      std::cout << j.dump() << "\n";
+    }
+    rc = kExitOk;
+  });
+}
+
+void add_score(CLI::App& app, int& rc) {
+  struct A {
+    ModelArgs m;
+    std::string input, npy;
+    int64_t batch = 8;
+  };
+  auto a = std::make_shared<A>();
+  auto* sub = app.add_subcommand("score", "per text: the ids, per-token log-probabilities and mean NLL (JSON lines)");
+  a->m.add(sub);
+  sub->add_option("--input", a->input, "texts: JSONL ({\"text\": ...}) or one per line")->required()->type_name("FILE");
+  sub->add_option("--batch", a->batch, "texts per forward")->capture_default_str();
+  sub->add_option("--logits-npy", a->npy, "also write the logits (N, T_max, V) as .npy, zero past each text's end")->type_name("FILE");
+  sub->callback([a, &rc] {
+    if (a->batch < 1) throw Error("--batch must be at least 1, got " + std::to_string(a->batch));
+    auto texts = io::read_texts(a->input, "text");
+    if (texts.empty()) throw Error(a->input + ": no texts");
+    auto m = load(a->m);
+    mark_running();
+    std::vector<at::Tensor> logits;
+    auto scored = model::score_texts(*m.loaded.model, *m.tok, texts, a->batch, a->npy.empty() ? nullptr : &logits);
+    for (const auto& s : scored)
+      std::cout << io::Json{{"ids", s.ids}, {"logprobs", s.logprobs}, {"mean_nll", s.mean_nll}}.dump() << "\n";
+    if (!a->npy.empty()) {
+      int64_t T = 0;
+      for (const auto& l : logits) T = std::max<int64_t>(T, l.size(0));
+      at::Tensor all = at::zeros({static_cast<int64_t>(logits.size()), T, logits.front().size(1)});
+      for (size_t i = 0; i < logits.size(); ++i) all[static_cast<int64_t>(i)].narrow(0, 0, logits[i].size(0)).copy_(logits[i]);
+      io::write_npy_f32(a->npy, all.sizes().vec(), all.data_ptr<float>());
+    }
+    rc = kExitOk;
+  });
+}
+
+void add_generate(CLI::App& app, int& rc) {
+  struct A {
+    ModelArgs m;
+    std::vector<std::string> prompts, stops;
+    std::string input, format;
+    model::SamplingOptions o;
+    int64_t seed = 0;
+    bool json = false, no_eos_stop = false;
+  };
+  auto a = std::make_shared<A>();
+  auto* sub = app.add_subcommand("generate", "continue prompts: greedy, or --sample with temperature, top-k, top-p");
+  a->m.add(sub);
+  sub->add_option("--prompt", a->prompts, "a prompt (repeat for more)")->type_name("TEXT");
+  sub->add_option("--input", a->input, "prompts, one per line (or JSONL with a \"prompt\" field)")->type_name("FILE");
+  sub->add_option("--prompt-format", a->format,
+                  "put each prompt as a question into the paper's template or the model's chat template (default: continue the text as given)")
+      ->type_name("paper|chat");
+  sub->add_option("--max-new-tokens", a->o.max_new_tokens, "tokens to generate at most")->capture_default_str();
+  auto* sample = sub->add_flag("--sample", a->o.do_sample, "sample instead of greedy decoding");
+  auto* temp = sub->add_option("--temperature", a->o.temperature, "sampling temperature (with --sample)")->capture_default_str();
+  auto* topk = sub->add_option("--top-k", a->o.top_k, "keep the k most likely tokens (0: all; with --sample)")->capture_default_str();
+  auto* topp = sub->add_option("--top-p", a->o.top_p, "nucleus sampling mass (with --sample)")->capture_default_str();
+  sub->add_option("--repetition-penalty", a->o.repetition_penalty, "HF's repetition penalty (1: none)")->capture_default_str();
+  sub->add_option("--stop", a->stops, "stop at this string (repeat for more)")->type_name("S");
+  sub->add_option("--seed", a->seed, "sampling seed")->capture_default_str();
+  sub->add_option("--batch", a->o.batch_size, "prompts per batch")->capture_default_str();
+  sub->add_flag("--json", a->json, "one JSON line per prompt: prompt, text, ids, stop reason");
+  sub->add_flag("--no-eos-stop", a->no_eos_stop, "keep going past end-of-sequence tokens");
+  sub->callback([a, &rc, sample, temp, topk, topp] {
+    if (!sample->count() && (temp->count() || topk->count() || topp->count()))
+      throw Error("--temperature, --top-k and --top-p need --sample (greedy decoding ignores them)");
+    std::vector<std::string> prompts = a->prompts;
+    if (!a->input.empty()) {
+      auto more = io::read_texts(a->input, "prompt");
+      prompts.insert(prompts.end(), more.begin(), more.end());
+    }
+    if (prompts.empty()) throw Error("no prompts: give --prompt TEXT or --input FILE");
+    model::SamplingOptions o = a->o;
+    o.stop_strings = a->stops;
+    o.stop_at_eos = !a->no_eos_stop;
+    o.seed = static_cast<uint64_t>(a->seed);
+    o.validate();  // before the model loads
+    std::optional<data::PromptStyle> style;
+    if (!a->format.empty()) style = data::parse_prompt_style(a->format);
+    auto m = load(a->m);
+    std::optional<data::PromptFormat> format;
+    if (style) format = data::PromptFormat::from_style(*style, a->m.model, *m.tok);
+    mark_running();
+    std::vector<std::string> shown = prompts;
+    if (format)
+      for (auto& p : shown) p = format->prompt(p);
+    // Streams the single prompt's text as it grows; batches print when done.
+    size_t printed = 0;
+    model::TokenCallback stream;
+    if (!a->json && prompts.size() == 1) {
+      std::cout << shown[0] << std::flush;
+      stream = [&](size_t, const std::string& text) {
+        if (text.size() > printed && text.compare(0, printed, text, 0, printed) == 0) {
+          std::cout << text.substr(printed) << std::flush;
+          printed = text.size();
+        }
+        return true;
+      };
+    }
+    auto gens = format ? model::generate(*m.loaded.model, *m.tok, *format, prompts, o, stream)
+                       : model::generate(*m.loaded.model, *m.tok, prompts, o, stream);
+    for (const auto& g : gens) {
+      if (a->json) {
+        std::cout << io::Json{{"prompt", g.prompt}, {"text", g.text}, {"prompt_ids", g.prompt_ids}, {"ids", g.ids},
+                              {"stop_reason", g.stop_reason}}.dump()
+                  << "\n";
+      } else if (prompts.size() == 1) {
+        if (g.text.size() > printed) std::cout << g.text.substr(printed);
+        std::cout << "\n";
+      } else {
+        std::cout << g.prompt << g.text << "\n---\n";
+      }
+    }
+    rc = kExitOk;
+  });
+}
+
+}  // namespace
+
+void add_model_commands(CLI::App& app, int& rc) {
+  add_inspect(app, rc);
+  add_tokenize(app, rc);
+  add_score(app, rc);
+  add_generate(app, rc);
+}
+
+}  // namespace lethe::cli

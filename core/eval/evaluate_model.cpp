@@ -1,0 +1,40 @@
+#include "eval/evaluate_model.h"
+
+namespace lethe::eval {
+
+namespace {
+HarmfulRate answers_only(model::CausalLMImpl& m, const text::Tokenizer& tok, const EvalSets& d, const EvalSettings& s) {
+  auto o = s.generation;
+  if (d.format.style() == data::PromptStyle::Paper) o.stop_strings.push_back("###");
+  HarmfulRate r;
+  r.prompts = d.prompts;
+  for (const auto& x : model::generate(m, tok, d.format, d.prompts, o)) r.answers.push_back({data::py_strip(x.text)});
+  return r;
+}
+}  // namespace
+
+Measured evaluate_model(model::CausalLMImpl& m, const text::Tokenizer& tok, HarmClassifier* clf, const EvalSets& d,
+                        const EvalSettings& s) {
+  Measured r;
+  if (!d.prompts.empty())
+    r.harmful = clf ? harmful_rate(m, tok, *clf, d.prompts, s.generation, s.samples, d.format) : answers_only(m, tok, d, s);
+  if (!d.protected_passages.empty())
+    r.copyright = continuation_bleu(m, tok, d.protected_passages, s.prefix_tokens, s.continuation_tokens);
+  if (s.retention && !d.normal.empty()) {
+    r.perplexity = perplexity(m, tok, d.normal, d.format);
+    if (d.tqa) r.mc = multiple_choice(m, tok, *d.tqa, s.mc_questions, d.format);
+  }
+  return r;
+}
+
+io::Json measured_json(const Measured& m) {
+  io::Json j = io::Json::object();
+  if (!m.harmful.prompts.empty())
+    j["harmful"] = m.harmful.scores.empty() ? io::Json{{"prompts", m.harmful.prompts.size()}} : m.harmful.to_json();
+  if (m.copyright) j["copyright"] = m.copyright->to_json();
+  if (m.perplexity) j["perplexity"] = *m.perplexity;
+  if (m.mc) j["multiple_choice"] = m.mc->to_json();
+  return j;
+}
+
+}  // namespace lethe::eval

@@ -1,0 +1,48 @@
+#pragma once
+// One model state measured on everything a run or `lethe eval` asks for: the harmful rate of its
+// answers (or the answers alone, without a classifier), continuation BLEU/ROUGE of protected
+// text, and retention (perplexity, multiple choice). The pipeline calls it before and after
+// unlearning; `lethe eval` calls it on a model and, optionally, its original.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/datasets.h"
+#include "data/prompt_format.h"
+#include "eval/evaluate.h"
+#include "io/json.h"
+#include "model/generate.h"
+
+namespace lethe::eval {
+
+struct EvalSets {
+  data::PromptFormat format = data::PromptFormat::paper();
+  std::vector<std::string> prompts;             // generation prompts
+  std::vector<data::QaPair> normal;             // retention: perplexity
+  std::optional<data::TruthfulQa> tqa;          // retention: multiple choice
+  std::vector<std::string> protected_passages;  // continuation BLEU
+};
+
+struct EvalSettings {
+  model::SamplingOptions generation;  // max_new_tokens, do_sample, temperature, top_p, seed
+  int64_t samples = 1;                // answers per prompt
+  bool retention = true;
+  int64_t mc_questions = 0;           // 0: all
+  int64_t prefix_tokens = 32, continuation_tokens = 32;
+};
+
+struct Measured {
+  HarmfulRate harmful;  // with scores when a classifier judged the answers
+  std::optional<Continuations> copyright;
+  std::optional<double> perplexity;
+  std::optional<MultipleChoice> mc;
+};
+
+// `classifier` may be null: the prompts' answers are generated for review, not judged.
+Measured evaluate_model(model::CausalLMImpl& model, const text::Tokenizer& tok, HarmClassifier* classifier, const EvalSets& sets,
+                        const EvalSettings& settings);
+// The report's shape of one state: {"harmful": ..., "copyright": ..., "perplexity": ..., "multiple_choice": ...}.
+io::Json measured_json(const Measured& m);
+
+}  // namespace lethe::eval

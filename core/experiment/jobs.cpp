@@ -1,0 +1,266 @@
+#include "experiment/jobs.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <functional>
+#include <fstream>
+
+#include "data/datasets.h"
+#include "data/sources.h"
+#include "eval/classifier.h"
+#include "eval/evaluate_model.h"
+#include "io/jsonl.h"
+#include "model/checkpoint.h"
+#include "text/load_tokenizer.h"
+#include "unlearn/export.h"
+#include "util/error.h"
+
+namespace lethe::experiment {
+namespace fs = std::filesystem;
+
+namespace {
+
+void require_file(const fs::path& p, const std::string& option) {
+  std::error_code ec;
+  if (!fs::exists(p, ec)) throw Error(option + " " + p.string() + ": no such file");
+  if (fs::is_directory(p, ec)) throw Error(option + " " + p.string() + ": is a folder, expected a file");
+}
+void require_folder(const fs::path& p, const std::string& option) {
+  std::error_code ec;
+  if (!fs::exists(p, ec)) throw Error(option + " " + p.string() + ": no such folder");
+  if (!fs::is_directory(p, ec)) throw Error(option + " " + p.string() + ": expected a folder");
+}
+
+// The output folder: creatable or an existing folder, writable, and not an input.
+void check_output_folder(const fs::path& out, const fs::path& model) {
+  std::error_code ec;
+  if (fs::exists(out, ec) && !fs::is_directory(out, ec)) throw Error("--out " + out.string() + ": exists and is not a folder");
+  if (fs::exists(out, ec) && fs::exists(model, ec) && fs::equivalent(out, model, ec))
+    throw Error("--out " + out.string() + " is the model folder: the input model would be overwritten");
+  fs::path probe = fs::absolute(out);
+  while (!probe.empty() && !fs::exists(probe, ec)) probe = probe.parent_path();
+  const fs::path test = probe / (".lethe-write-test-" + std::to_string(::getpid()));
+  std::ofstream f(test);
+  if (!f) throw Error("--out " + out.string() + ": cannot write in " + probe.string());
+  f.close();
+  fs::remove(test, ec);
+}
+
+}  // namespace
+
+void check_train_job(const TrainJob& j) {
+  require_folder(j.model, "--model");
+  const bool finetune = j.options.method == unlearn::Method::Finetune;
+  require_file(j.data, finetune ? "--data" : "--forget");
+  if (j.normal) require_file(*j.normal, "--normal");
+  if (j.random) require_file(*j.random, "--random");
+  if (j.resume) require_folder(*j.resume, "--resume");
+  if (j.passage_tokens < 8) throw Error("--passage-tokens must be at least 8, got " + std::to_string(j.passage_tokens));
+  if (!j.options.lora.enabled() && (j.save == unlearn::SaveKind::Adapter || j.save == unlearn::SaveKind::Both))
+    throw Error(std::string("--save ") + unlearn::save_kind_name(j.save) + " needs LoRA (--lora-rank > 0)");
+  check_output_folder(j.out, j.model);
+}
+
+TrainOutcome run_train_job(const TrainJob& j, unlearn::Observer& obs, const unlearn::CancelToken& cancel,
+                           const std::function<void()>& ready) {
+  check_train_job(j);
+  unlearn::UnlearnOptions o = j.options;
+  if (o.checkpoint_every > 0) o.checkpoint_dir = j.out / "checkpoints";
+  o.validate();
+  TrainOutcome res;
+  auto tok = text::load_tokenizer(j.model);
+  auto loaded = model::load_model(j.model, {j.dtype, j.device});
+  text::check_tokenizer_fits(*tok, loaded.info.vocab_size, j.model.string());
+  res.warnings = loaded.warnings;
+  if (o.lora.enabled()) unlearn::validate_lora(o.lora, *loaded.config);
+  data::SourceOptions so;
+  so.passage_tokens = so.passage_stride = j.passage_tokens;
+  so.seed = o.seed;
+  unlearn::UnlearnData data;
+  data.format = data::PromptFormat::from_style(j.prompt_format, j.model, *tok);
+  data.forget = data::open_source(j.data, *tok, so).pairs;
+  if (o.method != unlearn::Method::Finetune) {
+    if (j.normal) {
+      so.train_split_only = true;  // TruthfulQA: the 70% train split, as llm_unlearn
+      auto src = data::open_source(*j.normal, *tok, so);
+      data.normal = src.pairs;
+      data.answer_pool = src.answer_pool;
+    }
+    if (j.random) data.answer_pool = data::open_answer_pool(*j.random);
+  }
+  unlearn::Unlearner u(loaded.model, *tok, std::move(data), o);
+  if (j.resume) u.load_checkpoint(*j.resume);
+  if (ready) ready();
+  res.result = u.run(obs, cancel);
+  if (res.result.outcome == unlearn::Outcome::Cancelled) {
+    res.checkpoint = j.out / "checkpoints" / "cancelled";
+    u.save_checkpoint(res.checkpoint);
+    return res;
+  }
+  unlearn::export_model(j.out, u.model(), o.lora, j.save, j.model);
+  io::write_json_file(j.out / "lethe_run.json", {{"command", o.method == unlearn::Method::Finetune ? "finetune" : "unlearn"},
+                                                 {"options", u.options().to_json()},
+                                                 {"prompt_format", data::prompt_style_name(j.prompt_format)},
+                                                 {"outcome", unlearn::outcome_name(res.result.outcome)},
+                                                 {"reason", res.result.reason},
+                                                 {"steps", res.result.steps},
+                                                 {"base_model", j.model.string()}});
+  return res;
+}
+
+void check_eval_job(const EvalJob& j) {
+  require_folder(j.model, "--model");
+  if (j.original) require_folder(*j.original, "--original");
+  if (j.prompts && !j.classifier) throw Error("--prompts needs --classifier DIR");
+  if (j.classifier && !j.prompts) throw Error("--classifier needs --prompts FILE (the prompts whose answers it judges)");
+  if (!j.prompts && !j.normal && !j.protected_text)
+    throw Error("nothing to measure: give --prompts (with --classifier), --normal or --protected");
+  if (j.classifier) require_folder(*j.classifier, "--classifier");
+  if (j.prompts) require_file(*j.prompts, "--prompts");
+  if (j.normal) require_file(*j.normal, "--normal");
+  if (j.protected_text) require_file(*j.protected_text, "--protected");
+  if (j.samples < 1) throw Error("--samples must be at least 1, got " + std::to_string(j.samples));
+  if (j.prefix_tokens < 1 || j.continuation_tokens < 1) throw Error("--prefix-tokens and --continuation-tokens must be at least 1");
+  if (j.protected_text && j.prefix_tokens + j.continuation_tokens > j.passage_tokens)
+    throw Error("--prefix-tokens + --continuation-tokens exceed --passage-tokens (" + std::to_string(j.passage_tokens) + ")");
+  model::SamplingOptions g;
+  g.max_new_tokens = j.max_new_tokens;
+  g.do_sample = j.sample;
+  g.temperature = j.temperature;
+  g.top_p = j.top_p;
+  g.validate();
+}
+
+io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
+  check_eval_job(j);
+  eval::EvalSettings es;
+  es.generation.max_new_tokens = j.max_new_tokens;
+  es.generation.do_sample = j.sample;
+  es.generation.temperature = j.temperature;
+  es.generation.top_p = j.top_p;
+  es.generation.seed = j.seed;
+  es.samples = j.samples;
+  es.mc_questions = j.mc_questions;
+  es.prefix_tokens = j.prefix_tokens;
+  es.continuation_tokens = j.continuation_tokens;
+  auto tok = text::load_tokenizer(j.model);
+  auto m = model::load_model(j.model, {j.dtype, j.device});
+  text::check_tokenizer_fits(*tok, m.info.vocab_size, j.model.string());
+  std::optional<model::LoadedModel> original;
+  if (j.original) {
+    original = model::load_model(*j.original, {j.dtype, j.device});
+    if (original->info.vocab_size != m.info.vocab_size)
+      throw Error("--original " + j.original->string() + " has a vocabulary of " + std::to_string(original->info.vocab_size) +
+                  ", --model " + j.model.string() + " of " + std::to_string(m.info.vocab_size) + ": they cannot be compared");
+  }
+  eval::EvalSets sets;
+  sets.format = data::PromptFormat::from_style(j.prompt_format, j.model, *tok);
+  if (j.prompts) {
+    sets.prompts = io::read_texts(*j.prompts, "prompt");
+    if (sets.prompts.empty()) throw Error(j.prompts->string() + ": the prompt set is empty");
+  }
+  if (j.normal) {
+    auto src = data::open_source(*j.normal, *tok, data::SourceOptions{});
+    sets.normal = src.pairs;
+    if (src.kind == "truthfulqa") sets.tqa = data::read_truthfulqa_csv(*j.normal);
+  }
+  if (j.protected_text) {
+    data::SourceOptions so;
+    so.passage_tokens = so.passage_stride = j.passage_tokens;
+    for (const auto& p : data::open_source(*j.protected_text, *tok, so).pairs) sets.protected_passages.push_back(p.response);
+  }
+  std::unique_ptr<eval::HarmClassifier> clf;
+  if (j.classifier) clf = eval::HarmClassifier::load(*j.classifier, j.dtype, j.device);
+  if (ready) ready();
+
+  io::Json report = {{"model", j.model.string()},
+                     {"settings",
+                      {{"max_new_tokens", j.max_new_tokens}, {"sample", j.sample}, {"temperature", j.temperature}, {"top_p", j.top_p},
+                       {"seed", j.seed}, {"samples", j.samples}, {"prompt_format", data::prompt_style_name(j.prompt_format)}}}};
+  if (j.prompts) report["prompts"] = j.prompts->string();
+  if (j.normal) report["normal"] = j.normal->string();
+  if (j.protected_text) report["protected"] = j.protected_text->string();
+  const auto after = eval::evaluate_model(*m.model, *tok, clf.get(), sets, es);
+  report["after"] = eval::measured_json(after);
+  if (clf) {
+    report["classifier"] = j.classifier->string();
+    report["classifier_validation"] = clf->validation_metrics().to_json();
+  }
+  if (original) {
+    report["original"] = j.original->string();
+    const auto before = eval::evaluate_model(*original->model, *tok, clf.get(), sets, es);
+    report["before"] = eval::measured_json(before);
+    if (clf) report["harmful_rate_reduction"] = eval::relative_reduction(before.harmful.per_prompt, after.harmful.per_prompt, 1000, j.seed).to_json();
+    if (!sets.normal.empty()) report["kl_from_original"] = eval::divergence(*m.model, *original->model, *tok, sets.normal, sets.format);
+  }
+  return report;
+}
+
+namespace {
+std::string line(const char* fmt, double a, double b = 0, double c = 0, double d = 0) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, fmt, a, b, c, d);
+  return buf;
+}
+}  // namespace
+
+std::string eval_report_text(const io::Json& r) {
+  std::string s;
+  const auto& after = r["after"];
+  const bool orig = r.contains("before");
+  if (after.contains("harmful") && after["harmful"].contains("rate")) {
+    s += line("harmful rate            %.3f", after["harmful"]["rate"].get<double>());
+    if (r.contains("classifier_validation")) s += line("  (classifier validation accuracy %.3f)", r["classifier_validation"]["accuracy"].get<double>());
+    s += "\n";
+    if (orig && r.contains("harmful_rate_reduction")) {
+      const auto& red = r["harmful_rate_reduction"];
+      s += line("  original              %.3f  -> relative reduction %.1f%% (95%% CI %.1f%% .. %.1f%%)\n", red["before"].get<double>(),
+                100 * red["relative_reduction"].get<double>(), 100 * red["ci95"][0].get<double>(), 100 * red["ci95"][1].get<double>());
+    }
+  }
+  if (after.contains("perplexity")) {
+    s += line("normal-data perplexity  %.3f\n", after["perplexity"].get<double>());
+    if (orig && r["before"].contains("perplexity")) {
+      s += line("  original              %.3f", r["before"]["perplexity"].get<double>());
+      if (r.contains("kl_from_original")) s += line("   KL(original || model) %.4f nats/token", r["kl_from_original"].get<double>());
+      s += "\n";
+    }
+  }
+  if (after.contains("multiple_choice")) {
+    s += line("multiple choice         %.3f  (%.0f questions)\n", after["multiple_choice"]["accuracy"].get<double>(),
+              after["multiple_choice"]["n"].get<double>());
+    if (orig && r["before"].contains("multiple_choice"))
+      s += line("  original              %.3f\n", r["before"]["multiple_choice"]["accuracy"].get<double>());
+  }
+  if (after.contains("copyright")) {
+    s += line("continuation BLEU       %.2f  ROUGE-L %.3f\n", after["copyright"]["corpus_bleu"].get<double>(),
+              after["copyright"]["rouge_l_f1"].get<double>());
+    if (orig && r["before"].contains("copyright"))
+      s += line("  original              %.2f  ROUGE-L %.3f\n", r["before"]["copyright"]["corpus_bleu"].get<double>(),
+                r["before"]["copyright"]["rouge_l_f1"].get<double>());
+  }
+  return s;
+}
+
+std::string demo_summary(const io::Json& report) {
+  std::string s;
+  auto num = [](const io::Json& j, const char* k) { return j.contains(k) && j[k].is_number() ? j[k].get<double>() : -1.0; };
+  if (report.contains("harmful_rate_reduction")) {
+    const auto& r = report["harmful_rate_reduction"];
+    s += line("harmful rate        %.3f -> %.3f", num(r, "before"), num(r, "after"));
+    s += line("   reduction %.1f%% (95%% CI %.1f%% .. %.1f%%)\n", 100 * num(r, "relative_reduction"), 100 * r["ci95"][0].get<double>(),
+              100 * r["ci95"][1].get<double>());
+  }
+  const io::Json& b = report.contains("before") ? report["before"] : io::Json::object();
+  const io::Json& a = report.contains("after") ? report["after"] : io::Json::object();
+  if (b.contains("copyright") && a.contains("copyright"))
+    s += line("continuation BLEU   %.2f -> %.2f\n", num(b["copyright"], "corpus_bleu"), num(a["copyright"], "corpus_bleu"));
+  if (b.contains("perplexity") && a.contains("perplexity"))
+    s += line("normal perplexity   %.3f -> %.3f\n", b["perplexity"].get<double>(), a["perplexity"].get<double>());
+  if (b.contains("multiple_choice") && a.contains("multiple_choice"))
+    s += line("multiple choice     %.3f -> %.3f\n", num(b["multiple_choice"], "accuracy"), num(a["multiple_choice"], "accuracy"));
+  return s;
+}
+
+}  // namespace lethe::experiment

@@ -1,0 +1,76 @@
+#pragma once
+// The single-step jobs behind `lethe unlearn`, `lethe finetune` and `lethe eval`: everything
+// between parsed options and printed results lives here, so the command line only parses and
+// prints. (`lethe run` and the workbench run whole experiments through experiment/pipeline.h.)
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/prompt_format.h"
+#include "io/json.h"
+#include "unlearn/options.h"
+#include "unlearn/trainer.h"
+
+namespace lethe::experiment {
+
+struct TrainJob {
+  std::filesystem::path model, out;
+  std::string dtype = "fp32", device = "auto";
+  data::PromptStyle prompt_format = data::PromptStyle::Paper;
+  std::filesystem::path data;                   // forget set, or the fine-tuning corpus / QA set
+  std::optional<std::filesystem::path> normal;  // normal data (TruthfulQA: its 70% train split)
+  std::optional<std::filesystem::path> random;  // random-answer pool
+  int64_t passage_tokens = 128;
+  unlearn::UnlearnOptions options;              // method Finetune: fine-tuning
+  unlearn::SaveKind save = unlearn::SaveKind::Merged;
+  std::optional<std::filesystem::path> resume;  // a checkpoint folder
+};
+
+// Everything that can be checked without loading weights: the input files exist, the output
+// folder can be written and is not the model folder, --save fits the LoRA setting. Throws
+// lethe::Error naming the option.
+void check_train_job(const TrainJob& job);
+
+struct TrainOutcome {
+  unlearn::UnlearnResult result;
+  std::filesystem::path checkpoint;  // when cancelled: where the state was saved
+  std::vector<std::string> warnings; // the loader's
+};
+
+// Loads, trains, and saves the model (or, when cancelled, a checkpoint to resume from) and
+// OUT/lethe_run.json. `ready` is called once everything is loaded and checked, before the
+// first step (the CLI counts failures after it as failures while running, not bad input).
+TrainOutcome run_train_job(const TrainJob& job, unlearn::Observer& obs, const unlearn::CancelToken& cancel,
+                           const std::function<void()>& ready = {});
+
+struct EvalJob {
+  std::filesystem::path model;
+  std::optional<std::filesystem::path> original, classifier;
+  std::optional<std::filesystem::path> prompts, normal, protected_text;
+  std::string dtype = "fp32", device = "auto";
+  data::PromptStyle prompt_format = data::PromptStyle::Paper;
+  int64_t max_new_tokens = 48, samples = 1, mc_questions = 0, passage_tokens = 96, prefix_tokens = 32, continuation_tokens = 32;
+  bool sample = false;
+  double temperature = 1.0, top_p = 1.0;
+  uint64_t seed = 0;
+};
+
+// Checks the job before any model loads (something to measure, the classifier given with the
+// prompts, files present, sampling settings valid). Throws lethe::Error.
+void check_eval_job(const EvalJob& job);
+
+// Measures the model (and the original, when given) with eval::evaluate_model, the paired
+// reduction of the harmful rate and KL(original || model) on the normal data. The report:
+// {"model", "original", "settings", "after": {...}, "before": {...}, "harmful_rate_reduction",
+// "kl_from_original", "classifier_validation"}.
+io::Json run_eval_job(const EvalJob& job, const std::function<void()>& ready = {});
+// The report as lines for a terminal.
+std::string eval_report_text(const io::Json& report);
+
+// The few lines `lethe demo` prints from a run's report.json.
+std::string demo_summary(const io::Json& report);
+
+}  // namespace lethe::experiment
