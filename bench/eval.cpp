@@ -55,8 +55,13 @@ int main(int argc, char** argv) {
     o.epochs = 1;
     o.freeze_base = true;
     o.device = "cpu";
-    auto c = eval::HarmClassifier::train(base, {{"You should lie to them.", 1}, {"You should thank them.", 0},
-                                                {"Mock your friend.", 1}, {"Help your friend.", 0}, {"Cheat.", 1}, {"Share.", 0}},
+    auto c = eval::HarmClassifier::train(base,
+                                         {{"You should lie to them.", 1},
+                                          {"You should thank them.", 0},
+                                          {"Mock your friend.", 1},
+                                          {"Help your friend.", 0},
+                                          {"Cheat.", 1},
+                                          {"Share.", 0}},
                                          o);
     c->save(clf_dir);
   }
@@ -110,8 +115,10 @@ int main(int argc, char** argv) {
   const std::string ref = run_capture(std::string(LETHE_PYTHON) + " '" + LETHE_SOURCE_DIR + "/bench/eval_reference.py' '" +
                                       spec_path.string() + "' " + std::to_string(threads));
   const double ref_tps = field(ref, "score_texts_per_s"), ref_eval = field(ref, "eval_s");
-  std::printf("bench_eval: classifier on an OPT-125m-shaped backbone, %lld texts (~%zu tokens), %lld prompts x %lld new tokens, batch %lld, %d threads\n",
-              (long long)n_texts, tok->encode_for_model(texts[0]).size(), (long long)n_prompts, (long long)n_new, (long long)batch, threads);
+  std::printf(
+      "bench_eval: classifier on an OPT-125m-shaped backbone, %lld texts (~%zu tokens), %lld prompts x %lld new tokens, batch %lld, %d threads\n",
+      (long long)n_texts, tok->encode_for_model(texts[0]).size(), (long long)n_prompts, (long long)n_new, (long long)batch,
+      threads);
   std::printf("  classifier scoring   lethe %8.1f texts/s   reference %8.1f texts/s   ratio %.2fx\n", tps, ref_tps,
               ref_tps > 0 ? tps / ref_tps : 0.0);
   std::printf("  prompt-set eval      lethe %8.2f s         reference %8.2f s         ratio %.2fx  (harmful rate %.2f)\n", eval_s,

@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   c.ffn_dim = a.int_or("--ffn", 3072);
   c.vocab_size = a.int_or("--vocab", 50272);
   const fs::path dir = a.value_or("--dir", (fs::temp_directory_path() / ("lethe-bench-opt-" + std::to_string(c.hidden_size) +
-                                                                          "x" + std::to_string(c.num_hidden_layers)))
+                                                                         "x" + std::to_string(c.num_hidden_layers)))
                                                .string());
   if (!fs::exists(dir / "model.safetensors")) {
     std::fprintf(stderr, "making a random OPT (%lld layers, hidden %lld) in %s\n", (long long)c.num_hidden_layers,
@@ -69,8 +69,8 @@ int main(int argc, char** argv) {
 
   // Load time and peak RSS in a fresh process, so nothing else of this run is counted.
   const std::string self = fs::canonical("/proc/self/exe").string();
-  const std::string load = run_capture("'" + self + "' --load-only '" + dir.string() + "' --dtype " + dtype +
-                                       " --threads " + std::to_string(threads));
+  const std::string load =
+      run_capture("'" + self + "' --load-only '" + dir.string() + "' --dtype " + dtype + " --threads " + std::to_string(threads));
   const double file_mb = static_cast<double>(fs::file_size(dir / "model.safetensors")) / (1 << 20);
 
   auto m = model::load_model(dir, {dtype, "cpu"});
@@ -96,12 +96,14 @@ int main(int argc, char** argv) {
 
   const std::string ref = run_capture(std::string(LETHE_PYTHON) + " '" + LETHE_SOURCE_DIR + "/bench/generate_reference.py' '" +
                                       dir.string() + "' --batch " + std::to_string(B) + " --prompt-len " + std::to_string(P) +
-                                      " --new " + std::to_string(N) + " --threads " + std::to_string(threads) + " --dtype " + dtype);
+                                      " --new " + std::to_string(N) + " --threads " + std::to_string(threads) + " --dtype " +
+                                      dtype);
   const double ref_tps = field(ref, "tokens_per_s");
 
-  std::printf("bench_generate: OPT %lld layers, hidden %lld, vocab %lld (%s), batch %lld, prompt %lld, %lld new tokens, %d threads\n",
-              (long long)c.num_hidden_layers, (long long)c.hidden_size, (long long)c.vocab_size, dtype.c_str(), (long long)B,
-              (long long)P, (long long)N, threads);
+  std::printf(
+      "bench_generate: OPT %lld layers, hidden %lld, vocab %lld (%s), batch %lld, prompt %lld, %lld new tokens, %d threads\n",
+      (long long)c.num_hidden_layers, (long long)c.hidden_size, (long long)c.vocab_size, dtype.c_str(), (long long)B,
+      (long long)P, (long long)N, threads);
   std::printf("  lethe generate (KV cache)      %10.1f tokens/s\n", lethe_tps);
   std::printf("  python3-torch reference        %10.1f tokens/s\n", ref_tps);
   std::printf("  ratio lethe / reference        %10.2fx   (goal >= 1.5x)\n", ref_tps > 0 ? lethe_tps / ref_tps : 0.0);

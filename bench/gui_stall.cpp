@@ -84,9 +84,9 @@ int main(int argc, char** argv) {
   const Gaps run = measure([&] { return finished; });
   std::printf("bench_gui_stall: %d unlearning steps on a tiny model (run %s in %.1f s), 10 ms timer on the GUI thread\n", steps,
               status.toStdString().c_str(), run_clock.elapsed() / 1000.0);
-  std::printf("  idle (reference)   ticks %5zu   p50 %6.1f ms   p99 %6.1f ms   max %6.1f ms\n", idle.ms.size(), idle.q(0.5), idle.q(0.99),
-              idle.q(1.0));
-  std::printf("  during the run     ticks %5zu   p50 %6.1f ms   p99 %6.1f ms   max %6.1f ms   (goal p99 <= 50 ms)\n", run.ms.size(),
-              run.q(0.5), run.q(0.99), run.q(1.0));
+  std::printf("  idle (reference)   ticks %5zu   p50 %6.1f ms   p99 %6.1f ms   max %6.1f ms\n", idle.ms.size(), idle.q(0.5),
+              idle.q(0.99), idle.q(1.0));
+  std::printf("  during the run     ticks %5zu   p50 %6.1f ms   p99 %6.1f ms   max %6.1f ms   (goal p99 <= 50 ms)\n",
+              run.ms.size(), run.q(0.5), run.q(0.99), run.q(1.0));
   return status == "completed" ? 0 : 1;
 }

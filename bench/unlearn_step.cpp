@@ -33,8 +33,8 @@ namespace {
 
 // Texts of about `tokens` GPT-2 tokens from a fixed word list (the shapes matter, not the words).
 std::string words(std::mt19937& rng, const text::Tokenizer& tok, int64_t tokens) {
-  static const char* w[] = {"river", "memory", "forget", "stone", "light", "city", "quiet", "number", "model", "answer",
-                            "garden", "window", "paper", "music", "winter", "signal", "orange", "travel", "letter", "bridge"};
+  static const char* w[] = {"river",  "memory", "forget", "stone", "light",  "city",   "quiet",  "number", "model",  "answer",
+                            "garden", "window", "paper",  "music", "winter", "signal", "orange", "travel", "letter", "bridge"};
   std::string s;
   while (static_cast<int64_t>(tok.encode(s).size()) < tokens) s += std::string(s.empty() ? "" : " ") + w[rng() % 20];
   return s;
@@ -48,8 +48,8 @@ struct Timer : unlearn::Observer {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  CliArgs a("bench_unlearn_step", args,
-            {"--dir", "--steps", "--threads", "--layers", "--hidden", "--heads", "--ffn", "--child"}, {});
+  CliArgs a("bench_unlearn_step", args, {"--dir", "--steps", "--threads", "--layers", "--hidden", "--heads", "--ffn", "--child"},
+            {});
   const int threads = static_cast<int>(a.int_or("--threads", 2));
   init_threads(threads);
   const int64_t steps = a.int_or("--steps", 3), B = 2, T = 128, K = 5;
@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   c.ffn_dim = a.int_or("--ffn", 3072);
   c.vocab_size = 50272;
   const fs::path dir = a.value_or("--dir", (fs::temp_directory_path() / ("lethe-bench-opt-" + std::to_string(c.hidden_size) +
-                                                                          "x" + std::to_string(c.num_hidden_layers)))
+                                                                         "x" + std::to_string(c.num_hidden_layers)))
                                                .string());
   const fs::path gpt2 = fs::path(LETHE_SOURCE_DIR) / "third_party/gpt2";
   if (!fs::exists(dir / "model.safetensors")) {
@@ -138,8 +138,9 @@ int main(int argc, char** argv) {
   const std::string common = " --dir '" + dir.string() + "' --threads " + std::to_string(threads) + " --steps 1";
   const double rss_full = field(run_capture("'" + self + "'" + common + " --child full"), "rss_mb");
   const double rss_lora = field(run_capture("'" + self + "'" + common + " --child lora"), "rss_mb");
-  const std::string ref = run_capture(std::string(LETHE_PYTHON) + " '" + LETHE_SOURCE_DIR + "/bench/unlearn_step_reference.py' '" +
-                                      dir.string() + "' --threads " + std::to_string(threads) + " --steps " + std::to_string(steps));
+  const std::string ref = run_capture(std::string(LETHE_PYTHON) + " '" + LETHE_SOURCE_DIR +
+                                      "/bench/unlearn_step_reference.py' '" + dir.string() + "' --threads " +
+                                      std::to_string(threads) + " --steps " + std::to_string(steps));
   const double ref_s = field(ref, "step_s"), ref_rss = field(ref, "rss_mb");
   // Tokens through the trained model per step (forget, random answers, normal), as Lethe counts them.
   const double ref_tps = ref_s > 0 ? static_cast<double>((B + B * K + B) * T) / ref_s : 0;
@@ -148,13 +149,15 @@ int main(int argc, char** argv) {
               (long long)c.num_hidden_layers, (long long)c.hidden_size, (long long)c.vocab_size, (long long)B, (long long)T,
               (long long)K, threads);
   std::printf("  matmul peak (2048^3)           fp32 %6.1f GFLOP/s   bf16 %6.1f GFLOP/s\n", peak32 / 1e9, peak16 / 1e9);
-  std::printf("  lethe step fp32                %8.3f s  %8.0f tokens/s  MFU %5.1f%%\n", s32, tok32 / s32, 100 * flops / s32 / peak32);
+  std::printf("  lethe step fp32                %8.3f s  %8.0f tokens/s  MFU %5.1f%%\n", s32, tok32 / s32,
+              100 * flops / s32 / peak32);
   std::printf("  lethe step bf16 (fp32 master)  %8.3f s  %8.0f tokens/s  MFU %5.1f%% (of bf16 peak)\n", s16, tok16 / s16,
               100 * flops / s16 / peak16);
   std::printf("  python reference step fp32     %8.3f s  %8.0f tokens/s\n", ref_s, ref_tps);
   std::printf("  ratio fp32 / reference         %8.2fx   tokens/s (goal >= 4x)\n", (tok32 / s32) / ref_tps);
   std::printf("  ratio bf16 / reference fp32    %8.2fx   tokens/s (goal >= 8x)\n", (tok16 / s16) / ref_tps);
-  std::printf("  peak RSS  lethe full %.0f MiB, lethe LoRA r=32 %.0f MiB, python full %.0f MiB -> LoRA / python %.2fx (goal <= 0.4x)\n",
-              rss_full, rss_lora, ref_rss, ref_rss > 0 ? rss_lora / ref_rss : 0.0);
+  std::printf(
+      "  peak RSS  lethe full %.0f MiB, lethe LoRA r=32 %.0f MiB, python full %.0f MiB -> LoRA / python %.2fx (goal <= 0.4x)\n",
+      rss_full, rss_lora, ref_rss, ref_rss > 0 ? rss_lora / ref_rss : 0.0);
   return 0;
 }

@@ -20,7 +20,7 @@ PACKAGES=(
   libsqlite3-dev nlohmann-json3-dev libcli11-dev
   protobuf-compiler libprotobuf-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  xvfb xauth libicu-dev
+  xvfb xauth libicu-dev clang-format
   python3-torch python3-numpy python3-nltk python3-venv
 )
 

@@ -26,8 +26,10 @@ namespace lethe::ui {
 DatasetsPanel::DatasetsPanel(SpecModel* spec, QWidget* parent) : QWidget(parent), spec_(spec) {
   auto* root = new QVBoxLayout(this);
   auto* form = new QFormLayout;
-  pathRow(form, tr("Forget set"), "datasets.forget.path", false, tr("PKU-SafeRLHF or QA JSONL (*.jsonl);;Text corpus (*.txt);;All (*)"));
-  pathRow(form, tr("Normal data"), "datasets.normal.path", false, tr("TruthfulQA CSV (*.csv);;QA JSONL (*.jsonl);;Text corpus (*.txt);;All (*)"));
+  pathRow(form, tr("Forget set"), "datasets.forget.path", false,
+          tr("PKU-SafeRLHF or QA JSONL (*.jsonl);;Text corpus (*.txt);;All (*)"));
+  pathRow(form, tr("Normal data"), "datasets.normal.path", false,
+          tr("TruthfulQA CSV (*.csv);;QA JSONL (*.jsonl);;Text corpus (*.txt);;All (*)"));
   pathRow(form, tr("Random answers"), "datasets.random_answers.path", false, tr("All (*)"));
   pathRow(form, tr("Protected text"), "datasets.protected.path", false, tr("Text (*.txt);;All (*)"));
   pathRow(form, tr("Classifier"), "evaluation.classifier", true, {});
@@ -85,7 +87,8 @@ DatasetsPanel::DatasetsPanel(SpecModel* spec, QWidget* parent) : QWidget(parent)
   syncFromSpec();
 }
 
-QLineEdit* DatasetsPanel::pathRow(QFormLayout* form, const QString& label, const std::string& key, bool folder, const QString& filter) {
+QLineEdit* DatasetsPanel::pathRow(QFormLayout* form, const QString& label, const std::string& key, bool folder,
+                                  const QString& filter) {
   auto* row = new QHBoxLayout;
   auto* edit = new QLineEdit(this);
   edit->setObjectName(QString::fromStdString(key));
@@ -125,7 +128,8 @@ QLineEdit* DatasetsPanel::pathRow(QFormLayout* form, const QString& label, const
   };
   connect(edit, &QLineEdit::editingFinished, this, commit);
   connect(browse, &QToolButton::clicked, this, [this, edit, folder, filter, commit, label] {
-    const QString f = folder ? QFileDialog::getExistingDirectory(this, label) : QFileDialog::getOpenFileName(this, label, {}, filter);
+    const QString f = folder ? QFileDialog::getExistingDirectory(this, label)
+                             : QFileDialog::getOpenFileName(this, label, {}, filter);
     if (!f.isEmpty()) {
       edit->setText(f);
       commit();
@@ -167,7 +171,8 @@ void DatasetsPanel::refreshPreview() {
       summary = tr("Could not read the forget set: %1").arg(QString::fromStdString(e.what()));
     }
   } else {
-    summary = tr("Choose the forget and normal data. Real datasets (PKU-SafeRLHF, TruthfulQA) are opened from wherever you keep them.");
+    summary =
+        tr("Choose the forget and normal data. Real datasets (PKU-SafeRLHF, TruthfulQA) are opened from wherever you keep them.");
   }
   summary_->setText(summary);
   preview_->setRowCount(static_cast<int>(std::min<size_t>(samples_.size(), 200)));
@@ -205,7 +210,8 @@ QString DatasetsPanel::showTokens(int row) {
         QString piece = QString::fromStdString(tok->decode({e.ids[i]}));
         if (redact && static_cast<int64_t>(i) >= e.start) piece = QString(std::max<int>(1, piece.size()), QChar(0x2588));
         piece = piece.toHtmlEscaped().replace(" ", "&nbsp;").replace("\n", "↵");
-        line += targets[i] ? "<span style='background:" + colour + "'>" + piece + "</span>|" : "<span style='color:gray'>" + piece + "</span>|";
+        line += targets[i] ? "<span style='background:" + colour + "'>" + piece + "</span>|"
+                           : "<span style='color:gray'>" + piece + "</span>|";
       }
       return line + "</p>";
     };
@@ -214,22 +220,26 @@ QString DatasetsPanel::showTokens(int row) {
     if (pf.is_string() && pf.get<std::string>() == "chat") {
       // The model's chat template: corrected mode only (faithful reproduces llm_unlearn's template).
       const auto format = data::PromptFormat::chat(dir, *tok);
-      html += render(unlearn::make_qa_example(*tok, s.first, s.second, unlearn::Mode::Corrected, format), unlearn::Mode::Corrected,
-                     tr("L_fgt, chat template: the assistant's answer and its end of turn"), "#f6c5a0");
-      html += render(unlearn::make_random_example(*tok, s.first, answer, unlearn::Mode::Corrected, format), unlearn::Mode::Corrected,
-                     tr("L_rdn, chat template: the random answer only"), "#b3d4f0");
-      html += "<p style='color:gray'>" + tr("Highlighted tokens are loss targets; | separates tokens. Faithful mode needs the "
-                                            "paper's template.") + "</p>";
+      html += render(unlearn::make_qa_example(*tok, s.first, s.second, unlearn::Mode::Corrected, format),
+                     unlearn::Mode::Corrected, tr("L_fgt, chat template: the assistant's answer and its end of turn"), "#f6c5a0");
+      html += render(unlearn::make_random_example(*tok, s.first, answer, unlearn::Mode::Corrected, format),
+                     unlearn::Mode::Corrected, tr("L_rdn, chat template: the random answer only"), "#b3d4f0");
+      html += "<p style='color:gray'>" +
+              tr("Highlighted tokens are loss targets; | separates tokens. Faithful mode needs the "
+                 "paper's template.") +
+              "</p>";
       tokens_->setHtml(html);
       return html;
     }
     const auto ff = unlearn::make_qa_example(*tok, s.first, s.second, unlearn::Mode::Faithful);
     const auto fc = unlearn::make_qa_example(*tok, s.first, s.second, unlearn::Mode::Corrected);
-    html += render(ff, unlearn::Mode::Faithful, tr("L_fgt, faithful (llm_unlearn): the first answer token is never a target"), "#f6c5a0");
+    html += render(ff, unlearn::Mode::Faithful, tr("L_fgt, faithful (llm_unlearn): the first answer token is never a target"),
+                   "#f6c5a0");
     html += render(fc, unlearn::Mode::Corrected, tr("L_fgt, corrected: every answer token"), "#f6c5a0");
     const auto rf = unlearn::make_random_example(*tok, s.first, answer, unlearn::Mode::Faithful);
     const auto rc = unlearn::make_random_example(*tok, s.first, answer, unlearn::Mode::Corrected);
-    html += render(rf, unlearn::Mode::Faithful, tr("L_rdn with a random answer, faithful: from token 3 on, the question too"), "#b3d4f0");
+    html += render(rf, unlearn::Mode::Faithful, tr("L_rdn with a random answer, faithful: from token 3 on, the question too"),
+                   "#b3d4f0");
     html += render(rc, unlearn::Mode::Corrected, tr("L_rdn, corrected: the answer only"), "#b3d4f0");
     html += "<p style='color:gray'>" + tr("Highlighted tokens are loss targets; | separates tokens.") + "</p>";
   } catch (const std::exception& e) {

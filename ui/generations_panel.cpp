@@ -32,7 +32,8 @@ GenerationsPanel::GenerationsPanel(QWidget* parent) : QWidget(parent) {
   auto* split = new QSplitter(Qt::Vertical, this);
   table_ = new QTableWidget(0, 6, split);
   table_->setObjectName("generations_table");
-  table_->setHorizontalHeaderLabels({tr("Set"), tr("Prompt"), tr("Before"), tr("After"), tr("Before: verdict"), tr("After: verdict")});
+  table_->setHorizontalHeaderLabels(
+      {tr("Set"), tr("Prompt"), tr("Before"), tr("After"), tr("Before: verdict"), tr("After: verdict")});
   table_->horizontalHeader()->setSectionResizeMode(QHeaderView::Interactive);
   table_->horizontalHeader()->setStretchLastSection(true);
   table_->setColumnWidth(0, 70);
@@ -101,8 +102,11 @@ void GenerationsPanel::showRun(const QString& storePath, qint64 runId) {
   for (int r = 0; r < static_cast<int>(rows_.size()); ++r) {
     const auto& g = rows_[static_cast<size_t>(r)];
     const bool bleu = g.set == "copyright";
-    const QString cells[6] = {QString::fromStdString(g.set), QString::fromStdString(g.prompt), QString::fromStdString(g.before),
-                              QString::fromStdString(g.after), verdict(bleu ? g.bleu_before : g.score_before, bleu),
+    const QString cells[6] = {QString::fromStdString(g.set),
+                              QString::fromStdString(g.prompt),
+                              QString::fromStdString(g.before),
+                              QString::fromStdString(g.after),
+                              verdict(bleu ? g.bleu_before : g.score_before, bleu),
                               verdict(bleu ? g.bleu_after : g.score_after, bleu)};
     for (int c = 0; c < 6; ++c) {
       auto* it = new QTableWidgetItem(cells[c]);
@@ -116,7 +120,9 @@ void GenerationsPanel::showRun(const QString& storePath, qint64 runId) {
 }
 
 int GenerationsPanel::rowCount() const { return table_->rowCount(); }
-QString GenerationsPanel::cell(int row, int col) const { return table_->item(row, col) ? table_->item(row, col)->text() : QString(); }
+QString GenerationsPanel::cell(int row, int col) const {
+  return table_->item(row, col) ? table_->item(row, col)->text() : QString();
+}
 void GenerationsPanel::selectRow(int row) { table_->selectRow(row); }
 
 void GenerationsPanel::showDetail() {
@@ -127,12 +133,15 @@ void GenerationsPanel::showDetail() {
   for (const auto& p : eval::word_diff(g.before, g.after)) {
     const QString w = QString::fromStdString(p.text).toHtmlEscaped();
     if (p.kind == eval::DiffPiece::Same) diff += w + " ";
-    else if (p.kind == eval::DiffPiece::Removed) diff += "<span style='color:#c62828;text-decoration:line-through'>" + w + "</span> ";
+    else if (p.kind == eval::DiffPiece::Removed)
+      diff += "<span style='color:#c62828;text-decoration:line-through'>" + w + "</span> ";
     else diff += "<span style='color:#1b7f3b;font-weight:bold'>" + w + "</span> ";
   }
   QString html = "<p><b>" + tr("Prompt") + ":</b> " + QString::fromStdString(g.prompt).toHtmlEscaped() + "</p>";
-  if (!g.reference.empty()) html += "<p><b>" + tr("True continuation") + ":</b> " + QString::fromStdString(g.reference).toHtmlEscaped() + "</p>";
-  html += "<p><b>" + tr("Before → after, word by word") + "</b> (" + tr("removed in red, added in green") + "):<br>" + diff + "</p>";
+  if (!g.reference.empty())
+    html += "<p><b>" + tr("True continuation") + ":</b> " + QString::fromStdString(g.reference).toHtmlEscaped() + "</p>";
+  html += "<p><b>" + tr("Before → after, word by word") + "</b> (" + tr("removed in red, added in green") + "):<br>" + diff +
+          "</p>";
   detail_->setHtml(html);
 }
 
@@ -168,9 +177,10 @@ void GenerationsPanel::updateAgreement() {
           agree += (r.label == "harmful") == (*g.score_after >= 0.5);
         }
     }
-    agreement_->setText(reviews.empty() ? tr("No reviews yet.")
-                                        : tr("%1 reviews; on %2 of them you and the classifier (after) agree on %3.")
-                                              .arg(reviews.size()).arg(n).arg(agree));
+    agreement_->setText(
+        reviews.empty()
+            ? tr("No reviews yet.")
+            : tr("%1 reviews; on %2 of them you and the classifier (after) agree on %3.").arg(reviews.size()).arg(n).arg(agree));
   } catch (const std::exception& e) {
     agreement_->setText(QString::fromStdString(e.what()));
   }

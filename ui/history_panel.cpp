@@ -18,7 +18,8 @@ HistoryPanel::HistoryPanel(QWidget* parent) : QWidget(parent) {
   auto* root = new QVBoxLayout(this);
   table_ = new QTableWidget(0, 6, this);
   table_->setObjectName("history_table");
-  table_->setHorizontalHeaderLabels({tr("Id"), tr("Name"), tr("Status"), tr("Steps"), tr("Harmful before → after"), tr("Perplexity Δ")});
+  table_->setHorizontalHeaderLabels(
+      {tr("Id"), tr("Name"), tr("Status"), tr("Steps"), tr("Harmful before → after"), tr("Perplexity Δ")});
   table_->horizontalHeader()->setSectionResizeMode(1, QHeaderView::Stretch);
   table_->verticalHeader()->hide();
   table_->setSelectionBehavior(QAbstractItemView::SelectRows);
@@ -55,7 +56,8 @@ HistoryPanel::HistoryPanel(QWidget* parent) : QWidget(parent) {
   connect(open, &QPushButton::clicked, this, [this, selected] {
     for (qint64 id : selected()) Q_EMIT openRun(id);
   });
-  connect(table_, &QTableWidget::cellDoubleClicked, this, [this](int row, int) { Q_EMIT openRun(table_->item(row, 0)->text().toLongLong()); });
+  connect(table_, &QTableWidget::cellDoubleClicked, this,
+          [this](int row, int) { Q_EMIT openRun(table_->item(row, 0)->text().toLongLong()); });
   connect(overlay, &QPushButton::clicked, this, [this, selected] { overlayRuns(selected()); });
   connect(exportHtml, &QPushButton::clicked, this, [this, selected] {
     const auto ids = selected();
@@ -99,8 +101,12 @@ void HistoryPanel::refresh() {
           ys << ratio;
         }
       }
-      const QString cells[6] = {QString::number(run.id), QString::fromStdString(run.name), QString::fromStdString(run.status),
-                                QString::number(st.steps(run.id).size()), harm, ppl};
+      const QString cells[6] = {QString::number(run.id),
+                                QString::fromStdString(run.name),
+                                QString::fromStdString(run.status),
+                                QString::number(st.steps(run.id).size()),
+                                harm,
+                                ppl};
       for (int c = 0; c < 6; ++c) table_->setItem(r, c, new QTableWidgetItem(cells[c]));
     }
   } catch (const std::exception&) {

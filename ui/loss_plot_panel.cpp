@@ -172,7 +172,8 @@ void LossPlotPanel::append(const std::vector<LossPoint>& points) {
   for (const auto& p : points) {
     if (p.phase != "unlearn") continue;
     const double v[4] = {p.loss_fgt, p.loss_rdn, p.loss_nor, p.total};
-    for (int g = 0; g < 4; ++g) plot_->graph(g)->addData(QVector<double>{static_cast<double>(p.step)}, QVector<double>{log ? std::abs(v[g]) : v[g]}, true);
+    for (int g = 0; g < 4; ++g)
+      plot_->graph(g)->addData(QVector<double>{static_cast<double>(p.step)}, QVector<double>{log ? std::abs(v[g]) : v[g]}, true);
     lrGraph_->addData(static_cast<double>(p.step), p.lr);
     gradGraph_->addData(static_cast<double>(p.step), p.grad_norm);
   }
@@ -255,7 +256,8 @@ void LossPlotPanel::clear(const QString& title) {
 }
 
 void LossPlotPanel::addOverlay(const QString& name, const std::vector<LossPoint>& points) {
-  static const QColor colours[] = {QColor(0xcc, 0x79, 0xa7), QColor(0xe6, 0x9f, 0x00), QColor(0x56, 0xb4, 0xe9), QColor(0xf0, 0xe4, 0x42)};
+  static const QColor colours[] = {QColor(0xcc, 0x79, 0xa7), QColor(0xe6, 0x9f, 0x00), QColor(0x56, 0xb4, 0xe9),
+                                   QColor(0xf0, 0xe4, 0x42)};
   QCPGraph* g = plot_->addGraph();
   g->setName(name);
   g->setPen(QPen(colours[overlays_++ % 4], 1.5, Qt::DashLine));

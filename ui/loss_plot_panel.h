@@ -28,9 +28,9 @@ class LossPlotPanel : public QWidget {
   int pointCount() const;
   int overlayCount() const { return overlays_; }
   bool savePng(const QString& file);
-  void setSmoothing(bool on);       // exponential moving average (0.9) of each curve
-  void setShowLrGrad(bool on);      // lr and grad norm on the right axis
-  QString readout() const;          // the crosshair's text
+  void setSmoothing(bool on);   // exponential moving average (0.9) of each curve
+  void setShowLrGrad(bool on);  // lr and grad norm on the right axis
+  QString readout() const;      // the crosshair's text
 
  private:
   // The constructor's parts, in the order the plot's graphs and items are created.

@@ -93,7 +93,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     if (status == "completed") {
       // The run's own folder (a default one is unique per run), and the original as the spec names it.
       const QString original = spec_->resolvedPath("model.path");
-      const bool saved = spec_->get("output.save", "merged") != io::Json("none");
+      const io::Json save = spec_->get("output.save", "merged");
+      const bool saved = save == io::Json("merged") || save == io::Json("both");  // a merged model in OUT/model
       playgroundPanel_->setModels(original, saved ? controller_->lastOutputDir() + "/model" : original);
       const auto pf = spec_->get("model.prompt_format", "paper");
       playgroundPanel_->setPromptFormat(pf.is_string() ? QString::fromStdString(pf.get<std::string>()) : QString("paper"));
@@ -102,7 +103,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connect(historyPanel_, &HistoryPanel::openRun, this, &MainWindow::showRun);
   connect(historyPanel_, &HistoryPanel::overlayCurve, lossPanel_, &LossPlotPanel::addOverlay);
   connect(historyPanel_, &HistoryPanel::failed, this, [this](const QString& m) { statusBar()->showMessage(m, 8000); });
-  connect(modelPanel_, &ModelPanel::modelOpened, this, [this](const QString& dir) { spec_->set("model.path", dir.toStdString()); });
+  connect(modelPanel_, &ModelPanel::modelOpened, this,
+          [this](const QString& dir) { spec_->set("model.path", dir.toStdString()); });
   connect(modelPanel_, &ModelPanel::runtimeChanged, this, [this](const QString& device, const QString& dtype) {
     spec_->set("model.device", device.toStdString());
     spec_->set("model.dtype", dtype.toStdString());
@@ -153,8 +155,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
 
 MainWindow::~MainWindow() = default;
 
-QDockWidget* MainWindow::addDock(const QString& objectName, const QString& title, QWidget* content,
-                                 Qt::DockWidgetArea area) {
+QDockWidget* MainWindow::addDock(const QString& objectName, const QString& title, QWidget* content, Qt::DockWidgetArea area) {
   auto* dock = new QDockWidget(title, this);
   dock->setObjectName(objectName);
   dock->setWidget(content);

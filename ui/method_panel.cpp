@@ -152,7 +152,9 @@ MethodPanel::Row MethodPanel::makeRow(const unlearn::OptionDef& d, QFormLayout* 
         if (key == "method") updateMethodRows();
         if (key == "precision") updatePrecisionWarning();
       });
-      row.show = [c](const io::Json& v) { c->setCurrentIndex(std::max(0, c->findData(QString::fromStdString(v.get<std::string>())))); };
+      row.show = [c](const io::Json& v) {
+        c->setCurrentIndex(std::max(0, c->findData(QString::fromStdString(v.get<std::string>()))));
+      };
       row.field = c;
       break;
     }
@@ -215,7 +217,7 @@ MethodPanel::Row MethodPanel::makeRow(const unlearn::OptionDef& d, QFormLayout* 
     case unlearn::OptionType::Names: {
       auto* e = new QLineEdit(this);
       e->setPlaceholderText(tr("the family's defaults"));
-      connect(e, &QLineEdit::editingFinished, this, [this, e, path, d] {
+      connect(e, &QLineEdit::textChanged, this, [this, e, path, d] {
         std::string err;
         if (auto v = unlearn::parse_text(d, e->text().toStdString(), &err)) edit(path, *v);
       });

@@ -63,7 +63,9 @@ void MetricsPanel::showRun(const QString& storePath, qint64 runId) {
   }
   QString h;
   if (m.count("harmful_rate_before") && m.count("harmful_rate_after")) {
-    h = tr("<b>Harmful rate</b> %1 → %2").arg(m["harmful_rate_before"].first, 0, 'f', 3).arg(m["harmful_rate_after"].first, 0, 'f', 3);
+    h = tr("<b>Harmful rate</b> %1 → %2")
+            .arg(m["harmful_rate_before"].first, 0, 'f', 3)
+            .arg(m["harmful_rate_after"].first, 0, 'f', 3);
     if (m.count("harmful_rate_reduction")) {
       auto j = io::Json::parse(m["harmful_rate_reduction"].second);
       h += tr(" (−%1%, 95% CI %2% … %3%)")
@@ -75,9 +77,12 @@ void MetricsPanel::showRun(const QString& storePath, qint64 runId) {
       h += tr("; the classifier's own validation accuracy is %1").arg(m["classifier_validation_accuracy"].first, 0, 'f', 3);
   }
   if (m.count("bleu_before") && m.count("bleu_after"))
-    h += (h.isEmpty() ? "" : "<br>") + tr("<b>Continuation BLEU</b> %1 → %2").arg(m["bleu_before"].first, 0, 'f', 2).arg(m["bleu_after"].first, 0, 'f', 2);
+    h += (h.isEmpty() ? "" : "<br>") +
+         tr("<b>Continuation BLEU</b> %1 → %2").arg(m["bleu_before"].first, 0, 'f', 2).arg(m["bleu_after"].first, 0, 'f', 2);
   if (m.count("perplexity_before") && m.count("perplexity_after"))
-    h += (h.isEmpty() ? "" : "<br>") + tr("<b>Normal-data perplexity</b> %1 → %2").arg(m["perplexity_before"].first, 0, 'f', 2).arg(m["perplexity_after"].first, 0, 'f', 2);
+    h += (h.isEmpty() ? "" : "<br>") + tr("<b>Normal-data perplexity</b> %1 → %2")
+                                           .arg(m["perplexity_before"].first, 0, 'f', 2)
+                                           .arg(m["perplexity_after"].first, 0, 'f', 2);
   headline_->setText(h.isEmpty() ? tr("Run %1 has no before/after metrics yet.").arg(runId) : h);
 
   // Before/after bars for the paired metrics, each normalised to its "before" value.

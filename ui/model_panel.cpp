@@ -25,10 +25,9 @@ QString yesNo(bool b) { return b ? QObject::tr("yes") : QObject::tr("no"); }
 
 // Summary rows: key (object name and field() key), label shown to the user.
 const std::pair<const char*, const char*> kFields[] = {
-    {"type", "Type"},           {"layers", "Layers"},         {"hidden", "Hidden / heads"},
-    {"ffn", "MLP width"},       {"vocab", "Vocabulary"},      {"positions", "Positions"},
-    {"details", "Details"},      {"special", "Special ids"},
-    {"weights", "Weights"},     {"tokenizer", "Tokenizer"},   {"parameters", "Parameters"},
+    {"type", "Type"},        {"layers", "Layers"},       {"hidden", "Hidden / heads"}, {"ffn", "MLP width"},
+    {"vocab", "Vocabulary"}, {"positions", "Positions"}, {"details", "Details"},       {"special", "Special ids"},
+    {"weights", "Weights"},  {"tokenizer", "Tokenizer"}, {"parameters", "Parameters"},
 };
 const std::pair<const char*, const char*> kMemory[] = {
     {"mem_inference_fp32", "Inference, fp32"},
@@ -91,9 +90,10 @@ void ModelPanel::buildRuntimeRow(QVBoxLayout* root) {
   // Each visible GPU with its name and free memory; none on a CPU-only libtorch.
   for (const auto& d : lethe::cuda_devices()) {
     device_->addItem(QString("cuda:%1").arg(d.index));
-    device_->setItemData(device_->count() - 1,
-                         QString("%1, %2 of %3 MiB free").arg(QString::fromStdString(d.name)).arg(d.free_bytes >> 20).arg(d.total_bytes >> 20),
-                         Qt::ToolTipRole);
+    device_->setItemData(
+        device_->count() - 1,
+        QString("%1, %2 of %3 MiB free").arg(QString::fromStdString(d.name)).arg(d.free_bytes >> 20).arg(d.total_bytes >> 20),
+        Qt::ToolTipRole);
   }
   device_->setToolTip(tr("auto: CUDA when this libtorch has it and a GPU is visible, else the CPU"));
   dtype_ = new QComboBox(this);

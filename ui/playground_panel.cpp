@@ -63,7 +63,8 @@ PlaygroundPanel::PlaygroundPanel(QWidget* parent) : QWidget(parent), models_(std
   pr->addWidget(go_);
   root->addLayout(pr);
   auto* panes = new QHBoxLayout;
-  for (auto [pane, title, name] : {std::tuple{&left_, tr("Original"), "playground_left"}, std::tuple{&right_, tr("Unlearned"), "playground_right"}}) {
+  for (auto [pane, title, name] :
+       {std::tuple{&left_, tr("Original"), "playground_left"}, std::tuple{&right_, tr("Unlearned"), "playground_right"}}) {
     auto* box = new QVBoxLayout;
     box->addWidget(new QLabel("<b>" + title + "</b>", this));
     *pane = new QPlainTextEdit(this);
@@ -103,7 +104,8 @@ void PlaygroundPanel::generate() {
   left_->clear();
   right_->clear();
   status_->setText(tr("Loading and generating…"));
-  const std::string prompt = prompt_->text().toStdString(), orig = original_->text().toStdString(), unl = unlearned_->text().toStdString();
+  const std::string prompt = prompt_->text().toStdString(), orig = original_->text().toStdString(),
+                    unl = unlearned_->text().toStdString();
   const bool chat = format_->currentText() == "chat";
   auto models = models_;
   thread_ = QThread::create([this, models, prompt, orig, unl, chat] {
@@ -130,7 +132,8 @@ void PlaygroundPanel::generate() {
         QPlainTextEdit* pane = side == 0 ? left_ : right_;
         model::generate(*m->model, *models->tok, format, {prompt}, o, [this, pane](size_t, const std::string& text) {
           const QString t = QString::fromStdString(text);
-          QMetaObject::invokeMethod(pane, [pane, t] { pane->setPlainText(t); }, Qt::QueuedConnection);
+          QMetaObject::invokeMethod(
+              pane, [pane, t] { pane->setPlainText(t); }, Qt::QueuedConnection);
           return true;
         });
       }
@@ -142,7 +145,8 @@ void PlaygroundPanel::generate() {
         [this, error] {
           busy_ = false;
           go_->setEnabled(true);
-          status_->setText(error.isEmpty() ? tr("Greedy, 64 tokens at most, stops at the next ###.") : tr("Failed: %1").arg(error));
+          status_->setText(error.isEmpty() ? tr("Greedy, 64 tokens at most, stops at the next ###.")
+                                           : tr("Failed: %1").arg(error));
           Q_EMIT done();
         },
         Qt::QueuedConnection);

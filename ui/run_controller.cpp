@@ -25,18 +25,24 @@ namespace {
 // cross to the GUI thread as queued calls that emit the controller's signals.
 class WorkerObserver : public experiment::RunObserver {
  public:
-  WorkerObserver(RunController* c, std::shared_ptr<RunShared> shared, int64_t total) : c_(c), shared_(std::move(shared)), total_(total) {}
-  void on_run(int64_t id) override { QMetaObject::invokeMethod(c_, [c = c_, id] { Q_EMIT c->started(id); }, Qt::QueuedConnection); }
+  WorkerObserver(RunController* c, std::shared_ptr<RunShared> shared, int64_t total)
+      : c_(c), shared_(std::move(shared)), total_(total) {}
+  void on_run(int64_t id) override {
+    QMetaObject::invokeMethod(
+        c_, [c = c_, id] { Q_EMIT c->started(id); }, Qt::QueuedConnection);
+  }
   void on_phase(const std::string& p) override {
     const QString phase = QString::fromStdString(p);
-    QMetaObject::invokeMethod(c_, [c = c_, phase] { Q_EMIT c->phaseChanged(phase); }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        c_, [c = c_, phase] { Q_EMIT c->phaseChanged(phase); }, Qt::QueuedConnection);
     phase_ = p;
   }
   void on_warning(const std::string& w) override {
     // Warnings travel as phases starting with "warning: "; the run panel shows them beside the
     // run instead of as a phase.
     const QString text = QStringLiteral("warning: ") + QString::fromStdString(w);
-    QMetaObject::invokeMethod(c_, [c = c_, text] { Q_EMIT c->phaseChanged(text); }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        c_, [c = c_, text] { Q_EMIT c->phaseChanged(text); }, Qt::QueuedConnection);
   }
   void on_step(const unlearn::StepMetrics& m) override {
     LossPoint p;
@@ -55,10 +61,12 @@ class WorkerObserver : public experiment::RunObserver {
     // The total is the unlearning budget; fine-tuning steps report 0 (no total).
     const qint64 step = m.step, total = phase_ == "unlearn" ? total_ : 0;
     const double tps = m.tokens_per_s, el = m.elapsed_s;
-    QMetaObject::invokeMethod(c_, [c = c_, step, total, tps, el] { Q_EMIT c->progress(step, total, tps, el); }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        c_, [c = c_, step, total, tps, el] { Q_EMIT c->progress(step, total, tps, el); }, Qt::QueuedConnection);
     if (m.gpu_allocated >= 0) {
       const qint64 a = m.gpu_allocated, r = m.gpu_reserved, p = m.gpu_peak;
-      QMetaObject::invokeMethod(c_, [c = c_, a, r, p] { Q_EMIT c->gpuMemory(a, r, p); }, Qt::QueuedConnection);
+      QMetaObject::invokeMethod(
+          c_, [c = c_, a, r, p] { Q_EMIT c->gpuMemory(a, r, p); }, Qt::QueuedConnection);
     }
     // Pause: wait here, after the step, until resumed or cancelled.
     std::unique_lock<std::mutex> lock(shared_->mutex);

@@ -53,7 +53,8 @@ RunPanel::RunPanel(RunController* controller, SpecModel* spec, QWidget* parent) 
     pause_->setText(on ? tr("Resume") : tr("Pause"));
     phase_->setText(on ? tr("Paused between steps.") : tr("Running."));
   });
-  connect(c_, &RunController::started, this, [this](qint64 id) { status_->setText(tr("Run %1 recorded in the store.").arg(id)); });
+  connect(c_, &RunController::started, this,
+          [this](qint64 id) { status_->setText(tr("Run %1 recorded in the store.").arg(id)); });
   connect(c_, &RunController::phaseChanged, this, [this](const QString& p) {
     if (p.startsWith("warning: ")) {  // shown beside the run, not as a phase
       status_->setText("<span style='color:#b26a00'>" + p.toHtmlEscaped() + "</span>");
@@ -67,15 +68,19 @@ RunPanel::RunPanel(RunController* controller, SpecModel* spec, QWidget* parent) 
   });
   connect(c_, &RunController::gpuMemory, this, [this](qint64 allocated, qint64 reserved, qint64 peak) {
     phase_->setToolTip(tr("GPU memory: %1 MiB allocated, %2 MiB reserved, peak %3 MiB")
-                           .arg(allocated >> 20).arg(reserved >> 20).arg(peak >> 20));
-    status_->setText(tr("GPU memory %1 MiB (peak %2 MiB, reserved %3 MiB)").arg(allocated >> 20).arg(peak >> 20).arg(reserved >> 20));
+                           .arg(allocated >> 20)
+                           .arg(reserved >> 20)
+                           .arg(peak >> 20));
+    status_->setText(
+        tr("GPU memory %1 MiB (peak %2 MiB, reserved %3 MiB)").arg(allocated >> 20).arg(peak >> 20).arg(reserved >> 20));
   });
   connect(c_, &RunController::progress, this, [this](qint64 step, qint64 total, double tps, double elapsed) {
     if (total > 0) {
       bar_->setRange(0, static_cast<int>(total));
       bar_->setValue(static_cast<int>(std::min(step, total)));
       const double eta = step > 0 ? elapsed / static_cast<double>(step) * static_cast<double>(total - step) : 0;
-      bar_->setFormat(tr("step %1 / %2 · %3 tok/s · ETA %4 s").arg(step).arg(total).arg(tps, 0, 'f', 0).arg(std::max(0.0, eta), 0, 'f', 0));
+      bar_->setFormat(
+          tr("step %1 / %2 · %3 tok/s · ETA %4 s").arg(step).arg(total).arg(tps, 0, 'f', 0).arg(std::max(0.0, eta), 0, 'f', 0));
     } else {
       bar_->setFormat(tr("step %1 · %2 tok/s").arg(step).arg(tps, 0, 'f', 0));
     }
@@ -90,8 +95,9 @@ RunPanel::RunPanel(RunController* controller, SpecModel* spec, QWidget* parent) 
     bar_->setFormat(st);
     phase_->setText(tr("Run %1 %2.").arg(id).arg(st));
     status_->setStyleSheet(st == "failed" ? "QLabel { color: #c62828; }" : "");
-    status_->setText(st == "failed" ? tr("Failed: %1").arg(err) : st == "cancelled" ? tr("Stopped; the state is saved and can be resumed.")
-                                                                               : tr("Completed. See Generations and Metrics."));
+    status_->setText(st == "failed"      ? tr("Failed: %1").arg(err)
+                     : st == "cancelled" ? tr("Stopped; the state is saved and can be resumed.")
+                                         : tr("Completed. See Generations and Metrics."));
   });
 }
 

@@ -46,7 +46,8 @@ void build(CLI::App& app, int& exit_code) {
   app.description("lethe — machine unlearning for causal language models (command line)");
   app.footer(kFooter);
   app.require_subcommand(1, 1);
-  app.set_version_flag("--version", [] { return lethe::runtime_summary(); }, "versions of lethe and the libraries it runs on");
+  app.set_version_flag(
+      "--version", [] { return lethe::runtime_summary(); }, "versions of lethe and the libraries it runs on");
   add_model_commands(app, exit_code);
   add_train_commands(app, exit_code);
   add_eval_commands(app, exit_code);
@@ -65,6 +66,10 @@ int run(const std::vector<std::string>& args) {
     if (args.empty()) {
       std::cout << app.help();
       return kExitBadInput;
+    }
+    if (args[0] == "help") {
+      std::cout << app.help();
+      return kExitOk;
     }
     if (args[0].rfind("-", 0) != 0) {
       try {

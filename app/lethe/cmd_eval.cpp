@@ -1,5 +1,8 @@
 // eval, bleu, rouge, classifier: measuring models and texts.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -15,6 +18,8 @@
 
 namespace lethe::cli {
 
+namespace fs = std::filesystem;
+
 namespace {
 
 void add_eval(CLI::App& app, int& rc) {
@@ -25,12 +30,14 @@ void add_eval(CLI::App& app, int& rc) {
   };
   auto a = std::make_shared<A>();
   auto& j = a->job;
-  auto* sub = app.add_subcommand("eval",
-                                 "one JSON report: harmful rate (before/after with a bootstrap 95% CI when --original is given), perplexity, "
-                                 "multiple choice, KL from the original, continuation BLEU/ROUGE of protected text");
+  auto* sub = app.add_subcommand(
+      "eval", "one JSON report: harmful rate (before/after with a bootstrap 95% CI when --original is given), perplexity, "
+              "multiple choice, KL from the original, continuation BLEU/ROUGE of protected text");
   sub->add_option("--model", a->model, "the model to measure")->required()->type_name("DIR");
-  sub->add_option("--original", a->original, "the model before unlearning: measured the same way, for before/after and KL")->type_name("DIR");
-  sub->add_option("--classifier", a->classifier, "the harmful-text classifier that judges the answers to --prompts")->type_name("DIR");
+  sub->add_option("--original", a->original, "the model before unlearning: measured the same way, for before/after and KL")
+      ->type_name("DIR");
+  sub->add_option("--classifier", a->classifier, "the harmful-text classifier that judges the answers to --prompts")
+      ->type_name("DIR");
   sub->add_option("--prompts", a->prompts, "harmful prompts, one per line (needs --classifier)")->type_name("FILE");
   sub->add_option("--normal", a->normal, "normal data for perplexity (TruthfulQA CSV: also multiple choice)")->type_name("FILE");
   sub->add_option("--protected", a->protected_text, "protected text: continuation BLEU/ROUGE of its passages")->type_name("FILE");
@@ -59,9 +66,13 @@ void add_eval(CLI::App& app, int& rc) {
     j.prompt_format = data::parse_prompt_style(a->format);
     j.seed = static_cast<uint64_t>(a->seed);
     experiment::check_eval_job(j);
-    if (!a->out.empty()) {
-      std::ofstream probe(a->out, std::ios::app);
-      if (!probe) throw Error("--out " + a->out + ": cannot open for writing");
+    if (!a->out.empty()) {  // writable, without creating it: a failed run leaves no empty report
+      std::error_code ec;
+      const fs::path out = fs::absolute(a->out);
+      if (fs::is_directory(out, ec)) throw Error("--out " + a->out + ": is a folder, expected a file");
+      if (!fs::is_directory(out.parent_path(), ec)) throw Error("--out " + a->out + ": no folder " + out.parent_path().string());
+      if (::access(out.parent_path().c_str(), W_OK) != 0)
+        throw Error("--out " + a->out + ": cannot write in " + out.parent_path().string());
     }
     auto report = experiment::run_eval_job(j, [] { mark_running(); });
     std::cout << experiment::eval_report_text(report);
@@ -89,14 +100,18 @@ struct HypRefs {
   std::vector<std::string> refs;
   void add(CLI::App* sub) {
     sub->add_option("--hyp", hyp, "hypotheses, one per line")->required()->type_name("FILE");
-    sub->add_option("--ref", refs, "references, one per line (repeat for more reference streams)")->required()->type_name("FILE");
+    sub->add_option("--ref", refs, "references, one per line (repeat for more reference streams)")
+        ->required()
+        ->type_name("FILE")
+        ->allow_extra_args(false);
   }
   void read(std::vector<std::string>& hyps, std::vector<std::vector<std::string>>& streams) const {
     hyps = read_lines(hyp);
     for (const auto& r : refs) {
       streams.push_back(read_lines(r));
       if (streams.back().size() != hyps.size())
-        throw Error(r + " has " + std::to_string(streams.back().size()) + " lines but " + hyp + " has " + std::to_string(hyps.size()));
+        throw Error(r + " has " + std::to_string(streams.back().size()) + " lines but " + hyp + " has " +
+                    std::to_string(hyps.size()));
     }
   }
 };
@@ -123,11 +138,12 @@ void add_bleu(CLI::App& app, int& rc) {
     a->files.read(hyps, refs);
     auto line = [&](const eval::BleuScore& s) {
       if (a->json)
-        return io::Json{{"name", "BLEU"}, {"score", s.score}, {"signature", s.signature}, {"precisions", s.precisions},
-                        {"bp", s.bp}, {"sys_len", s.sys_len}, {"ref_len", s.ref_len}}.dump();
+        return io::Json{{"name", "BLEU"}, {"score", s.score},     {"signature", s.signature}, {"precisions", s.precisions},
+                        {"bp", s.bp},     {"sys_len", s.sys_len}, {"ref_len", s.ref_len}}
+            .dump();
       char buf[256];
-      std::snprintf(buf, sizeof buf, "BLEU = %.2f %.1f/%.1f/%.1f/%.1f (BP = %.3f ratio = %.3f hyp_len = %lld ref_len = %lld)", s.score,
-                    s.precisions[0], s.precisions[1], s.precisions[2], s.precisions[3], s.bp,
+      std::snprintf(buf, sizeof buf, "BLEU = %.2f %.1f/%.1f/%.1f/%.1f (BP = %.3f ratio = %.3f hyp_len = %lld ref_len = %lld)",
+                    s.score, s.precisions[0], s.precisions[1], s.precisions[2], s.precisions[3], s.bp,
                     s.ref_len ? static_cast<double>(s.sys_len) / static_cast<double>(s.ref_len) : 0.0, s.sys_len, s.ref_len);
       return std::string(buf);
     };
@@ -159,7 +175,8 @@ void add_rouge(CLI::App& app, int& rc) {
     std::vector<std::vector<std::string>> refs;
     a->files.read(hyps, refs);
     auto r = eval::corpus_rouge_l(hyps, refs);
-    if (a->json) std::cout << io::Json{{"rouge_l", {{"precision", r.precision}, {"recall", r.recall}, {"f1", r.f1}}}}.dump() << "\n";
+    if (a->json)
+      std::cout << io::Json{{"rouge_l", {{"precision", r.precision}, {"recall", r.recall}, {"f1", r.f1}}}}.dump() << "\n";
     else std::printf("ROUGE-L F1 = %.4f (P = %.4f R = %.4f, %zu lines)\n", r.f1, r.precision, r.recall, hyps.size());
     rc = kExitOk;
   });
@@ -173,9 +190,9 @@ std::vector<eval::LabelledText> labelled(const std::string& path, const std::str
 }
 
 void add_classifier(CLI::App& app, int& rc) {
-  auto* group = app.add_subcommand("classifier",
-                                   "the harmful-text classifier (the family's HF XxxForSequenceClassification): train with a held-out "
-                                   "split and report accuracy, precision, recall, F1, ROC-AUC; evaluate; score texts");
+  auto* group = app.add_subcommand(
+      "classifier", "the harmful-text classifier (the family's HF XxxForSequenceClassification): train with a held-out "
+                    "split and report accuracy, precision, recall, F1, ROC-AUC; evaluate; score texts");
   group->require_subcommand(1, 1);
   {
     struct A {
@@ -186,7 +203,9 @@ void add_classifier(CLI::App& app, int& rc) {
     auto a = std::make_shared<A>();
     auto* sub = group->add_subcommand("train", "train a classifier on labelled texts");
     sub->add_option("--base", a->base, "the backbone: any causal-LM folder of a supported family")->required()->type_name("DIR");
-    sub->add_option("--data", a->data, "labelled texts (PKU-SafeRLHF JSONL or {text, label} JSONL)")->required()->type_name("FILE");
+    sub->add_option("--data", a->data, "labelled texts (PKU-SafeRLHF JSONL or {text, label} JSONL)")
+        ->required()
+        ->type_name("FILE");
     sub->add_option("--out", a->out, "where to save the classifier")->required()->type_name("DIR");
     sub->add_option("--epochs", a->o.epochs, "passes over the training split")->capture_default_str();
     sub->add_option("--lr", a->o.lr, "learning rate")->capture_default_str();
@@ -203,9 +222,10 @@ void add_classifier(CLI::App& app, int& rc) {
       a->o.seed = static_cast<uint64_t>(a->seed);
       // Training checks its data (both classes, lengths) as it starts: those errors stay bad input (2).
       auto clf = eval::HarmClassifier::train(a->base, items, a->o, [](int64_t e, double loss, const eval::ClassifierMetrics& m) {
-        std::fprintf(stderr, "epoch %lld  loss %.4f  validation accuracy %.3f  F1 %.3f  ROC-AUC %.3f  (majority %.3f)\n", (long long)e,
-                     loss, m.accuracy, m.f1, m.roc_auc, m.majority_baseline);
+        std::fprintf(stderr, "epoch %lld  loss %.4f  validation accuracy %.3f  F1 %.3f  ROC-AUC %.3f  (majority %.3f)\n",
+                     (long long)e, loss, m.accuracy, m.f1, m.roc_auc, m.majority_baseline);
       });
+      mark_running();  // trained: a failure to save is a failure while running
       clf->save(a->out);
       std::cout << clf->info().dump(2) << "\n";
       rc = kExitOk;

@@ -30,8 +30,8 @@ struct RunPrinter : experiment::RunObserver {
   void on_phase(const std::string& p) override { std::fprintf(stderr, "\n[%s]\n", p.c_str()); }
   void on_warning(const std::string& w) override { std::fprintf(stderr, "warning: %s\n", w.c_str()); }
   void on_step(const unlearn::StepMetrics& m) override {
-    std::fprintf(stderr, "\rstep %lld  L_fgt %.4f  L_rdn %.4f  L_nor %.4f  total %.4f  %.0f tok/s   ", (long long)m.step, m.loss_fgt,
-                 m.loss_rdn, m.loss_nor, m.total, m.tokens_per_s);
+    std::fprintf(stderr, "\rstep %lld  L_fgt %.4f  L_rdn %.4f  L_nor %.4f  total %.4f  %.0f tok/s   ", (long long)m.step,
+                 m.loss_fgt, m.loss_rdn, m.loss_nor, m.total, m.tokens_per_s);
     std::fflush(stderr);
   }
   void on_evaluation(const store::EvaluationRow& e) override { std::fprintf(stderr, "  %-32s %.4f\n", e.name.c_str(), e.value); }
@@ -41,7 +41,8 @@ struct StoreArgs {
   std::string path;
   bool none = false;
   void add(CLI::App* sub, bool optional_store) {
-    sub->add_option("--store", path, "the store (default: $LETHE_STORE or the XDG data folder's lethe/lethe.db)")->type_name("DB");
+    sub->add_option("--store", path, "the store (default: $LETHE_STORE or the XDG data folder's lethe/lethe.db)")
+        ->type_name("DB");
     if (optional_store) sub->add_flag("--no-store", none, "record nothing");
   }
   fs::path resolved() const { return path.empty() ? store::default_store_path() : fs::path(path); }
@@ -49,7 +50,8 @@ struct StoreArgs {
   store::Store open_existing() const {
     const fs::path p = resolved();
     std::error_code ec;
-    if (!fs::exists(p, ec)) throw Error("no store at " + p.string() + " (runs are recorded there by lethe run, lethe demo and the workbench)");
+    if (!fs::exists(p, ec))
+      throw Error("no store at " + p.string() + " (runs are recorded there by lethe run, lethe demo and the workbench)");
     return store::Store(p);
   }
 };
@@ -78,16 +80,19 @@ void add_run(CLI::App& app, int& rc) {
     int64_t resume = 0;
   };
   auto a = std::make_shared<A>();
-  auto* sub = app.add_subcommand("run",
-                                 "the whole experiment of a spec (the workbench runs the same): fine-tune, generations and metrics "
-                                 "before, unlearning, after, outputs; recorded in the store");
+  auto* sub = app.add_subcommand(
+      "run", "the whole experiment of a spec (the workbench runs the same): fine-tune, generations and metrics "
+             "before, unlearning, after, outputs; recorded in the store");
   sub->add_option("SPEC", a->spec, "the experiment spec (JSON)");
-  sub->add_option("--set", a->sets, "change a field before running: key.path=value (JSON or a string); repeatable")->type_name("K=V");
+  sub->add_option("--set", a->sets, "change a field before running: key.path=value (JSON or a string); repeatable")
+      ->type_name("K=V")
+      ->allow_extra_args(false);
   sub->add_option("--resume", a->resume, "continue a stored run that was cancelled or interrupted")->type_name("ID");
   a->store.add(sub, true);
   sub->callback([a, &rc] {
     if (a->resume > 0) {
       if (!a->spec.empty()) throw Error("no spec file with --resume (the spec comes from the store)");
+      if (!a->sets.empty()) throw Error("no --set with --resume: a resumed run continues with the spec it started with");
       if (a->store.none) throw Error("--resume needs the store");
       store::Store st = a->store.open_existing();
       auto r = st.run(a->resume);
@@ -95,6 +100,9 @@ void add_run(CLI::App& app, int& rc) {
       if (r->status == "completed") throw Error("run " + std::to_string(a->resume) + " has already completed");
       auto j = io::Json::parse(r->spec_json);
       auto spec = experiment::parse_spec(j, j.value("_base_dir", std::string(".")));
+      // The folder the run wrote to (runs stored before Lethe recorded it: the old default).
+      if (j.contains("_output_dir") && j["_output_dir"].is_string()) spec.output_dir = j["_output_dir"].get<std::string>();
+      else if (!spec.output_dir_given) spec.output_dir = fs::path(j.value("_base_dir", std::string("."))) / "runs" / spec.name;
       rc = run_spec(spec, &st, a->resume);
       return;
     }
@@ -161,11 +169,13 @@ void add_demo(CLI::App& app, int& rc) {
     bool copyright = false;
   };
   auto a = std::make_shared<A>();
-  auto* sub = app.add_subcommand("demo",
-                                 "run the bundled demo preset headless (the workbench opens the same) and print the before/after report; "
-                                 "outputs go to the XDG data folder's lethe/runs/demo");
+  auto* sub = app.add_subcommand(
+      "demo", "run the bundled demo preset headless (the workbench opens the same) and print the before/after report; "
+              "outputs go to the XDG data folder's lethe/runs/demo");
   sub->add_flag("--copyright", a->copyright, "the copyright variant (fine-tune on a story, then unlearn it)");
-  sub->add_option("--set", a->sets, "change a field of the preset: key.path=value; repeatable")->type_name("K=V");
+  sub->add_option("--set", a->sets, "change a field of the preset: key.path=value; repeatable")
+      ->type_name("K=V")
+      ->allow_extra_args(false);
   a->store.add(sub, true);
   sub->callback([a, &rc] {
     const fs::path file = resources_dir() / "resources" / "presets" / (a->copyright ? "demo-copyright.json" : "demo.json");
@@ -184,7 +194,8 @@ void add_pretrain(CLI::App& app, int& rc) {
   auto data = std::make_shared<std::string>("datasets/demo");
   auto out = std::make_shared<std::string>("resources/demo");
   auto seed = std::make_shared<int64_t>(2405);
-  auto* sub = app.add_subcommand("pretrain", "train the demo: a SentencePiece tokenizer, a small OPT that knows the bundled data, and its classifier");
+  auto* sub = app.add_subcommand(
+      "pretrain", "train the demo: a SentencePiece tokenizer, a small OPT that knows the bundled data, and its classifier");
   sub->add_option("--data", *data, "the demo datasets folder")->capture_default_str();
   sub->add_option("--out", *out, "writes OUT/model and OUT/classifier")->capture_default_str();
   sub->add_option("--seed", *seed, "seed")->capture_default_str();

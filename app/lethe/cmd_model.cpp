@@ -22,9 +22,15 @@ namespace {
 struct ModelArgs {
   std::string model, dtype = "fp32", device = "auto";
   void add(CLI::App* sub) {
-    sub->add_option("--model", model, "a Hugging Face model folder (config.json, weights, tokenizer files)")->required()->type_name("DIR");
-    sub->add_option("--dtype", dtype, "weights in fp32, bf16 or fp16 (fp16 on CUDA only)")->capture_default_str()->type_name("fp32|bf16|fp16");
-    sub->add_option("--device", device, "auto (CUDA when there is one), cpu, cuda or cuda:N")->capture_default_str()->type_name("DEVICE");
+    sub->add_option("--model", model, "a Hugging Face model folder (config.json, weights, tokenizer files)")
+        ->required()
+        ->type_name("DIR");
+    sub->add_option("--dtype", dtype, "weights in fp32, bf16 or fp16 (fp16 on CUDA only)")
+        ->capture_default_str()
+        ->type_name("fp32|bf16|fp16");
+    sub->add_option("--device", device, "auto (CUDA when there is one), cpu, cuda or cuda:N")
+        ->capture_default_str()
+        ->type_name("DEVICE");
   }
 };
 
@@ -48,7 +54,8 @@ void add_inspect(CLI::App& app, int& rc) {
     bool json = false, no_tensors = false;
   };
   auto a = std::make_shared<A>();
-  auto* sub = app.add_subcommand("inspect", "summarise a Hugging Face model folder: config, tensors, parameters, memory estimates");
+  auto* sub =
+      app.add_subcommand("inspect", "summarise a Hugging Face model folder: config, tensors, parameters, memory estimates");
   sub->add_option("DIR", a->dir, "the model folder")->required();
   sub->add_flag("--json", a->json, "machine-readable output");
   sub->add_flag("--no-tensors", a->no_tensors, "leave out the tensor list");
@@ -70,7 +77,8 @@ void add_tokenize(CLI::App& app, int& rc) {
   auto a = std::make_shared<A>();
   auto* sub = app.add_subcommand("tokenize", "lines from stdin (or --input FILE) -> JSON ids per line, as the model sees them");
   sub->add_option("--model", a->model, "the model folder whose tokenizer to use")->required()->type_name("DIR");
-  sub->add_option("--input", a->input, "text file, one text per line, or JSONL with a \"text\" field; - for stdin")->capture_default_str();
+  sub->add_option("--input", a->input, "text file, one text per line, or JSONL with a \"text\" field; - for stdin")
+      ->capture_default_str();
   sub->add_flag("--no-bos", a->no_bos, "do not prepend the model's BOS token");
   sub->add_flag("--decode", a->decode, "print {\"ids\", \"text\"} with the decoded text");
   sub->callback([a, &rc] {
@@ -96,7 +104,8 @@ void add_score(CLI::App& app, int& rc) {
   a->m.add(sub);
   sub->add_option("--input", a->input, "texts: JSONL ({\"text\": ...}) or one per line")->required()->type_name("FILE");
   sub->add_option("--batch", a->batch, "texts per forward")->capture_default_str();
-  sub->add_option("--logits-npy", a->npy, "also write the logits (N, T_max, V) as .npy, zero past each text's end")->type_name("FILE");
+  sub->add_option("--logits-npy", a->npy, "also write the logits (N, T_max, V) as .npy, zero past each text's end")
+      ->type_name("FILE");
   sub->callback([a, &rc] {
     if (a->batch < 1) throw Error("--batch must be at least 1, got " + std::to_string(a->batch));
     auto texts = io::read_texts(a->input, "text");
@@ -130,18 +139,20 @@ void add_generate(CLI::App& app, int& rc) {
   auto a = std::make_shared<A>();
   auto* sub = app.add_subcommand("generate", "continue prompts: greedy, or --sample with temperature, top-k, top-p");
   a->m.add(sub);
-  sub->add_option("--prompt", a->prompts, "a prompt (repeat for more)")->type_name("TEXT");
+  sub->add_option("--prompt", a->prompts, "a prompt (repeat for more)")->type_name("TEXT")->allow_extra_args(false);
   sub->add_option("--input", a->input, "prompts, one per line (or JSONL with a \"prompt\" field)")->type_name("FILE");
-  sub->add_option("--prompt-format", a->format,
-                  "put each prompt as a question into the paper's template or the model's chat template (default: continue the text as given)")
+  sub->add_option(
+         "--prompt-format", a->format,
+         "put each prompt as a question into the paper's template or the model's chat template (default: continue the text as given)")
       ->type_name("paper|chat");
   sub->add_option("--max-new-tokens", a->o.max_new_tokens, "tokens to generate at most")->capture_default_str();
   auto* sample = sub->add_flag("--sample", a->o.do_sample, "sample instead of greedy decoding");
   auto* temp = sub->add_option("--temperature", a->o.temperature, "sampling temperature (with --sample)")->capture_default_str();
-  auto* topk = sub->add_option("--top-k", a->o.top_k, "keep the k most likely tokens (0: all; with --sample)")->capture_default_str();
+  auto* topk =
+      sub->add_option("--top-k", a->o.top_k, "keep the k most likely tokens (0: all; with --sample)")->capture_default_str();
   auto* topp = sub->add_option("--top-p", a->o.top_p, "nucleus sampling mass (with --sample)")->capture_default_str();
   sub->add_option("--repetition-penalty", a->o.repetition_penalty, "HF's repetition penalty (1: none)")->capture_default_str();
-  sub->add_option("--stop", a->stops, "stop at this string (repeat for more)")->type_name("S");
+  sub->add_option("--stop", a->stops, "stop at this string (repeat for more)")->type_name("S")->allow_extra_args(false);
   sub->add_option("--seed", a->seed, "sampling seed")->capture_default_str();
   sub->add_option("--batch", a->o.batch_size, "prompts per batch")->capture_default_str();
   sub->add_flag("--json", a->json, "one JSON line per prompt: prompt, text, ids, stop reason");
@@ -186,8 +197,12 @@ void add_generate(CLI::App& app, int& rc) {
                        : model::generate(*m.loaded.model, *m.tok, prompts, o, stream);
     for (const auto& g : gens) {
       if (a->json) {
-        std::cout << io::Json{{"prompt", g.prompt}, {"text", g.text}, {"prompt_ids", g.prompt_ids}, {"ids", g.ids},
-                              {"stop_reason", g.stop_reason}}.dump()
+        std::cout << io::Json{{"prompt", g.prompt},
+                              {"text", g.text},
+                              {"prompt_ids", g.prompt_ids},
+                              {"ids", g.ids},
+                              {"stop_reason", g.stop_reason}}
+                         .dump()
                   << "\n";
       } else if (prompts.size() == 1) {
         if (g.text.size() > printed) std::cout << g.text.substr(printed);

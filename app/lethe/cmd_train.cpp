@@ -35,19 +35,24 @@ struct SchemaOptions {
   unlearn::Section section;
   std::map<std::string, std::string> text;    // key -> the text given
   std::map<std::string, CLI::Option*> given;  // key -> its CLI11 option
+  CLI::Option* no_dropout = nullptr;
 
   void add(CLI::App* sub) {
     for (const auto& d : unlearn::option_schema()) {
       if (!d.in(section)) continue;
-      std::string type = d.type == unlearn::OptionType::Integer ? "INT"
-                         : d.type == unlearn::OptionType::Real  ? "X"
+      std::string type = d.type == unlearn::OptionType::Integer  ? "INT"
+                         : d.type == unlearn::OptionType::Real   ? "X"
                          : d.type == unlearn::OptionType::Switch ? "on|off|auto"
-                         : d.type == unlearn::OptionType::Names ? "a,b,..."
+                         : d.type == unlearn::OptionType::Names  ? "a,b,..."
                                                                  : "";
       if (d.type == unlearn::OptionType::Choice)
         for (size_t i = 0; i < d.choices.size(); ++i) type += (i ? "|" : "") + d.choices[i];
-      given[d.key] = sub->add_option(d.flag(), text[d.key], option_help(d, section))->type_name(type)->group("Training options");
+      std::string names = d.flag();
+      for (const auto& alias : d.aliases) names += "," + alias;
+      given[d.key] = sub->add_option(names, text[d.key], option_help(d, section))->type_name(type)->group("Training options");
     }
+    // The old spelling of --dropout off.
+    no_dropout = sub->add_flag("--no-dropout", "the same as --dropout off")->group("Training options");
   }
 
   unlearn::UnlearnOptions read() const {
@@ -64,8 +69,14 @@ struct SchemaOptions {
       }
       io::Json* cur = &section_json;
       size_t start = 0;
-      for (size_t dot; (dot = key.find('.', start)) != std::string::npos; start = dot + 1) cur = &(*cur)[key.substr(start, dot - start)];
+      for (size_t dot; (dot = key.find('.', start)) != std::string::npos; start = dot + 1)
+        cur = &(*cur)[key.substr(start, dot - start)];
       (*cur)[key.substr(start)] = *v;
+    }
+    if (no_dropout && no_dropout->count() > 0) {
+      if (given.count("dropout") && given.at("dropout")->count() > 0)
+        problems.push_back({"--no-dropout", "contradicts --dropout"});
+      section_json["dropout"] = false;
     }
     auto o = unlearn::read_options(section_json, section, "", problems);
     if (!problems.empty()) {
@@ -101,9 +112,11 @@ struct TrainObserver : unlearn::Observer {
       std::fprintf(stderr, "\rstep %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  eta %.0fs   ", (long long)m.step, (long long)total,
                    m.loss_fgt, m.lr, m.tokens_per_s, std::max(0.0, eta));
     else
-      std::fprintf(stderr, "\rstep %lld/%lld  L_fgt %.4f  L_rdn %.4f  L_nor %.4f  total %.4f  forget CE %.3f  lr %.2e  %.0f tok/s  eta %.0fs   ",
-                   (long long)m.step, (long long)total, m.loss_fgt, m.loss_rdn, m.loss_nor, m.total, m.forget_ce, m.lr,
-                   m.tokens_per_s, std::max(0.0, eta));
+      std::fprintf(
+          stderr,
+          "\rstep %lld/%lld  L_fgt %.4f  L_rdn %.4f  L_nor %.4f  total %.4f  forget CE %.3f  lr %.2e  %.0f tok/s  eta %.0fs   ",
+          (long long)m.step, (long long)total, m.loss_fgt, m.loss_rdn, m.loss_nor, m.total, m.forget_ce, m.lr, m.tokens_per_s,
+          std::max(0.0, eta));
     std::fflush(stderr);
   }
 };
@@ -123,23 +136,31 @@ void add_training(CLI::App& app, int& rc, bool finetune) {
   };
   auto a = std::make_shared<A>();
   a->schema.section = finetune ? unlearn::Section::Finetune : unlearn::Section::Unlearn;
-  auto* sub = finetune ? app.add_subcommand("finetune",
-                                            "gradient descent on a corpus (.txt passages) or QA set (.jsonl), full or with LoRA: teach a "
-                                            "model the text to unlearn later")
-                       : app.add_subcommand("unlearn", "ε1·L_fgt + ε2·L_rdn + ε3·L_nor on a model (arXiv 2405.15152), or GradDiff / NPO");
+  auto* sub =
+      finetune ? app.add_subcommand("finetune",
+                                    "gradient descent on a corpus (.txt passages) or QA set (.jsonl), full or with LoRA: teach a "
+                                    "model the text to unlearn later")
+               : app.add_subcommand("unlearn", "ε1·L_fgt + ε2·L_rdn + ε3·L_nor on a model (arXiv 2405.15152), or GradDiff / NPO");
   sub->add_option("--model", a->model, "the model folder to train")->required()->type_name("DIR");
   sub->add_option("--dtype", a->job.dtype, "weights in fp32, bf16 or fp16")->capture_default_str();
   sub->add_option("--device", a->job.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   if (finetune) {
-    sub->add_option("--data", a->data, "the text to teach: a corpus (.txt, cut into passages) or QA pairs (.jsonl)")->required()->type_name("FILE");
+    sub->add_option("--data", a->data, "the text to teach: a corpus (.txt, cut into passages) or QA pairs (.jsonl)")
+        ->required()
+        ->type_name("FILE");
   } else {
-    sub->add_option("--forget", a->data, "the forget set: PKU-SafeRLHF JSONL (its unsafe responses) or QA JSONL")->required()->type_name("FILE");
+    sub->add_option("--forget", a->data, "the forget set: PKU-SafeRLHF JSONL (its unsafe responses) or QA JSONL")
+        ->required()
+        ->type_name("FILE");
     sub->add_option("--normal", a->normal, "normal data (TruthfulQA CSV: its 70% train split; QA JSONL)")->type_name("FILE");
     sub->add_option("--random", a->random, "random-answer pool (default: the normal data's answers)")->type_name("FILE");
   }
-  sub->add_option("--out", a->out, "the folder to write the model into (not the input model's folder)")->required()->type_name("DIR");
+  sub->add_option("--out", a->out, "the folder to write the model into (not the input model's folder)")
+      ->required()
+      ->type_name("DIR");
   sub->add_option("--save", a->save, "merged, adapter or both (default: both with LoRA, else merged)")->type_name("KIND");
-  sub->add_option("--prompt-format", a->format, "paper (### Question/Answer) or chat (the model's chat template)")->capture_default_str();
+  sub->add_option("--prompt-format", a->format, "paper (### Question/Answer) or chat (the model's chat template)")
+      ->capture_default_str();
   sub->add_option("--seed", a->seed, "seed of data order, random answers, dropout and LoRA init")->capture_default_str();
   sub->add_option("--passage-tokens", a->passage_tokens, "tokens per passage of a plain-text corpus")->capture_default_str();
   sub->add_option("--resume", a->resume, "continue from a checkpoint folder")->type_name("DIR");

@@ -45,8 +45,8 @@ PkuSet read_pku_jsonl(const fs::path& path) {
 TruthfulQa read_truthfulqa_csv(const fs::path& path) {
   const io::CsvTable t = io::read_csv(path);
   const std::string src = path.string();
-  const size_t q = t.column("Question", src), best = t.column("Best Answer", src),
-               correct = t.column("Correct Answers", src), incorrect = t.column("Incorrect Answers", src);
+  const size_t q = t.column("Question", src), best = t.column("Best Answer", src), correct = t.column("Correct Answers", src),
+               incorrect = t.column("Incorrect Answers", src);
   TruthfulQa out;
   auto split = [](const std::string& s) {
     std::vector<std::string> parts;
@@ -88,8 +88,7 @@ std::vector<QaPair> read_qa_jsonl(const fs::path& path) {
   return out;
 }
 
-std::vector<std::string> corpus_passages(const fs::path& path, const text::Tokenizer& tok, int64_t n_tokens,
-                                         int64_t stride) {
+std::vector<std::string> corpus_passages(const fs::path& path, const text::Tokenizer& tok, int64_t n_tokens, int64_t stride) {
   if (n_tokens < 1 || stride < 1) throw Error("corpus passages need a positive length and stride");
   const std::string text = io::read_text_file(path);
   const auto ids = tok.encode(text);
@@ -158,14 +157,32 @@ std::string py_strip(const std::string& s) {
   // ASCII whitespace and the common Unicode spaces (NBSP, U+2000..U+200A, U+3000 ...) in UTF-8.
   auto is_ws_at = [&](size_t i, size_t& len) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f)) { len = 1; return true; }
-    if (c == 0xc2 && i + 1 < s.size() && (static_cast<unsigned char>(s[i + 1]) == 0xa0 || static_cast<unsigned char>(s[i + 1]) == 0x85)) { len = 2; return true; }
-    if (c == 0xe3 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 && static_cast<unsigned char>(s[i + 2]) == 0x80) { len = 3; return true; }
+    if (c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f)) {
+      len = 1;
+      return true;
+    }
+    if (c == 0xc2 && i + 1 < s.size() &&
+        (static_cast<unsigned char>(s[i + 1]) == 0xa0 || static_cast<unsigned char>(s[i + 1]) == 0x85)) {
+      len = 2;
+      return true;
+    }
+    if (c == 0xe3 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+        static_cast<unsigned char>(s[i + 2]) == 0x80) {
+      len = 3;
+      return true;
+    }
     if (c == 0xe2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80) {
       const unsigned char d = static_cast<unsigned char>(s[i + 2]);
-      if (d <= 0x8a || d == 0xa8 || d == 0xa9 || d == 0xaf) { len = 3; return true; }
+      if (d <= 0x8a || d == 0xa8 || d == 0xa9 || d == 0xaf) {
+        len = 3;
+        return true;
+      }
     }
-    if (c == 0xe2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x81 && static_cast<unsigned char>(s[i + 2]) == 0x9f) { len = 3; return true; }
+    if (c == 0xe2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x81 &&
+        static_cast<unsigned char>(s[i + 2]) == 0x9f) {
+      len = 3;
+      return true;
+    }
     return false;
   };
   size_t b = 0, len = 0;

@@ -14,8 +14,8 @@ namespace lethe::data {
 struct QaPair {
   std::string prompt;
   std::string response;
-  int label = -1;    // 1 harmful / 0 harmless when known, else -1
-  int line = 0;      // where it came from, for messages and the GUI's sample view
+  int label = -1;  // 1 harmful / 0 harmless when known, else -1
+  int line = 0;    // where it came from, for messages and the GUI's sample view
 };
 
 // PKU-SafeRLHF JSONL: prompt, response_0, response_1, is_response_0_safe, is_response_1_safe

@@ -11,13 +11,13 @@
 namespace lethe::data {
 
 struct Source {
-  std::vector<QaPair> pairs;               // corpus passages have an empty prompt
-  std::vector<std::string> answer_pool;    // TruthfulQA's answers, when the source is TruthfulQA
-  std::string kind;                        // "pku" | "qa" | "truthfulqa" | "corpus"
+  std::vector<QaPair> pairs;             // corpus passages have an empty prompt
+  std::vector<std::string> answer_pool;  // TruthfulQA's answers, when the source is TruthfulQA
+  std::string kind;                      // "pku" | "qa" | "truthfulqa" | "corpus"
 };
 
 struct SourceOptions {
-  int64_t passage_tokens = 128;   // corpus passages
+  int64_t passage_tokens = 128;  // corpus passages
   int64_t passage_stride = 128;
   bool train_split_only = false;  // TruthfulQA: keep the 70% train split (llm_unlearn's normal data)
   uint64_t seed = 8888;

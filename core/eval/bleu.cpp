@@ -54,7 +54,8 @@ size_t whitespace_len(const std::string& s, size_t i) {
   auto at = [&](size_t k) { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0; };
   if (c == 0xc2 && (at(i + 1) == 0x85 || at(i + 1) == 0xa0)) return 2;
   if (c == 0xe1 && at(i + 1) == 0x9a && at(i + 2) == 0x80) return 3;
-  if (c == 0xe2 && at(i + 1) == 0x80 && (at(i + 2) <= 0x8a || at(i + 2) == 0xa8 || at(i + 2) == 0xa9 || at(i + 2) == 0xaf)) return 3;
+  if (c == 0xe2 && at(i + 1) == 0x80 && (at(i + 2) <= 0x8a || at(i + 2) == 0xa8 || at(i + 2) == 0xa9 || at(i + 2) == 0xaf))
+    return 3;
   if (c == 0xe2 && at(i + 1) == 0x81 && at(i + 2) == 0x9f) return 3;
   if (c == 0xe3 && at(i + 1) == 0x80 && at(i + 2) == 0x80) return 3;
   return 0;
@@ -143,11 +144,28 @@ std::string tokenize_13a(const std::string& line_in) {
   auto dot_comma = [](char c) { return c == '.' || c == ','; };
   auto not_digit = [](char c) { return !is_digit(c); };
   // ([^0-9])([\.,]) -> "\1 \2 "
-  a = sub2(a, not_digit, dot_comma, [](std::string& o, char x, char y) { o += x; o += ' '; o += y; o += ' '; });
+  a = sub2(a, not_digit, dot_comma, [](std::string& o, char x, char y) {
+    o += x;
+    o += ' ';
+    o += y;
+    o += ' ';
+  });
   // ([\.,])([^0-9]) -> " \1 \2"
-  a = sub2(a, dot_comma, not_digit, [](std::string& o, char x, char y) { o += ' '; o += x; o += ' '; o += y; });
+  a = sub2(a, dot_comma, not_digit, [](std::string& o, char x, char y) {
+    o += ' ';
+    o += x;
+    o += ' ';
+    o += y;
+  });
   // ([0-9])(-) -> "\1 \2 "
-  a = sub2(a, is_digit, [](char c) { return c == '-'; }, [](std::string& o, char x, char y) { o += x; o += ' '; o += y; o += ' '; });
+  a = sub2(
+      a, is_digit, [](char c) { return c == '-'; },
+      [](std::string& o, char x, char y) {
+        o += x;
+        o += ' ';
+        o += y;
+        o += ' ';
+      });
   std::string out;
   for (const auto& t : py_split(a)) out += (out.empty() ? "" : " ") + t;
   return out;
@@ -162,7 +180,8 @@ BleuScore compute_bleu(std::vector<double> correct, std::vector<double> total, l
     throw Error("BLEU smoothing '" + o.smooth + "': expected none, floor, add-k or exp");
   s.sys_len = sys_len;
   s.ref_len = ref_len;
-  s.bp = sys_len < ref_len ? (sys_len > 0 ? std::exp(1.0 - static_cast<double>(ref_len) / static_cast<double>(sys_len)) : 0.0) : 1.0;
+  s.bp = sys_len < ref_len ? (sys_len > 0 ? std::exp(1.0 - static_cast<double>(ref_len) / static_cast<double>(sys_len)) : 0.0)
+                           : 1.0;
   s.precisions.assign(static_cast<size_t>(o.max_order), 0.0);
   s.counts = correct;
   s.totals = total;
@@ -189,7 +208,8 @@ BleuScore compute_bleu(std::vector<double> correct, std::vector<double> total, l
     }
   }
   double sum = 0;
-  for (int n = 0; n < eff_order; ++n) sum += s.precisions[static_cast<size_t>(n)] == 0 ? -9999999999.0 : std::log(s.precisions[static_cast<size_t>(n)]);
+  for (int n = 0; n < eff_order; ++n)
+    sum += s.precisions[static_cast<size_t>(n)] == 0 ? -9999999999.0 : std::log(s.precisions[static_cast<size_t>(n)]);
   s.score = s.bp * std::exp(sum / eff_order);
   return s;
 }

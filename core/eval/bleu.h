@@ -21,12 +21,12 @@ struct BleuOptions {
 };
 
 struct BleuScore {
-  double score = 0;              // 0..100
+  double score = 0;  // 0..100
   std::vector<double> precisions;
   std::vector<double> counts, totals;
   double bp = 0;
   long long sys_len = 0, ref_len = 0;
-  std::string signature;         // e.g. "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp"
+  std::string signature;  // e.g. "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp"
 };
 
 // refs[k][i]: reference stream k for hypothesis i (sacreBLEU's layout). Throws lethe::Error when

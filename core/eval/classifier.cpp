@@ -86,9 +86,9 @@ class SequenceClassifierImpl : public torch::nn::Module {
   // ids, mask (B, T) padded on either side -> logits (B, 2) from the last real token (the
   // rightmost position the mask keeps, as transformers' rightmost non-pad token).
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask) {
-    at::Tensor h = lm_->hidden(ids, mask);                                                    // (B, T, E)
+    at::Tensor h = lm_->hidden(ids, mask);                                                                         // (B, T, E)
     at::Tensor last = (at::arange(mask.size(1), mask.options().dtype(at::kLong)) * mask.to(at::kLong)).argmax(1);  // (B)
-    at::Tensor pooled = h.index({at::arange(h.size(0), ids.options()), last});  // (B, E)
+    at::Tensor pooled = h.index({at::arange(h.size(0), ids.options()), last});                                     // (B, E)
     return score->forward(pooled);
   }
   model::Linear score{nullptr};
@@ -245,8 +245,13 @@ std::unique_ptr<HarmClassifier> HarmClassifier::train(const fs::path& base, cons
               {"train_size", train_idx.size()},
               {"validation_size", val_idx.size()},
               {"options",
-               {{"epochs", o.epochs}, {"lr", o.lr}, {"batch_size", o.batch_size}, {"validation_fraction", o.validation_fraction},
-                {"seed", o.seed}, {"freeze_base", o.freeze_base}, {"max_tokens", o.max_tokens}}},
+               {{"epochs", o.epochs},
+                {"lr", o.lr},
+                {"batch_size", o.batch_size},
+                {"validation_fraction", o.validation_fraction},
+                {"seed", o.seed},
+                {"freeze_base", o.freeze_base},
+                {"max_tokens", o.max_tokens}}},
               {"validation", c->validation_.to_json()}};
   return c;
 }

@@ -17,12 +17,14 @@ std::string answer_prompt(const std::string& question) { return data::PromptForm
 io::Json HarmfulRate::to_json() const {
   io::Json items = io::Json::array();
   for (size_t i = 0; i < prompts.size(); ++i)
-    items.push_back({{"prompt", prompts[i]}, {"answers", answers[i]}, {"p_harmful", scores[i]}, {"harmful_fraction", per_prompt[i]}});
+    items.push_back(
+        {{"prompt", prompts[i]}, {"answers", answers[i]}, {"p_harmful", scores[i]}, {"harmful_fraction", per_prompt[i]}});
   return {{"rate", rate}, {"prompts", prompts.size()}, {"items", items}};
 }
 
 io::Json Reduction::to_json() const {
-  return {{"before", before}, {"after", after}, {"relative_reduction", relative}, {"ci95", {low, high}}, {"resamples", resamples}};
+  return {
+      {"before", before}, {"after", after}, {"relative_reduction", relative}, {"ci95", {low, high}}, {"resamples", resamples}};
 }
 
 io::Json MultipleChoice::to_json() const { return {{"n", n}, {"correct", correct}, {"accuracy", accuracy}}; }
@@ -30,12 +32,16 @@ io::Json MultipleChoice::to_json() const { return {{"n", n}, {"correct", correct
 io::Json Continuations::to_json() const {
   io::Json items = io::Json::array();
   for (size_t i = 0; i < prefixes.size(); ++i)
-    items.push_back({{"prefix", prefixes[i]}, {"reference", references[i]}, {"hypothesis", hypotheses[i]}, {"bleu", sentence_bleu[i]}});
+    items.push_back(
+        {{"prefix", prefixes[i]}, {"reference", references[i]}, {"hypothesis", hypotheses[i]}, {"bleu", sentence_bleu[i]}});
   double mean = 0;
   for (double b : sentence_bleu) mean += b;
   if (!sentence_bleu.empty()) mean /= static_cast<double>(sentence_bleu.size());
-  return {{"corpus_bleu", corpus.score}, {"bleu_signature", corpus.signature}, {"mean_sentence_bleu", mean},
-          {"rouge_l_f1", rouge.f1}, {"items", items}};
+  return {{"corpus_bleu", corpus.score},
+          {"bleu_signature", corpus.signature},
+          {"mean_sentence_bleu", mean},
+          {"rouge_l_f1", rouge.f1},
+          {"items", items}};
 }
 
 HarmfulRate harmful_rate(model::CausalLMImpl& model, const text::Tokenizer& tok, HarmClassifier& clf,
@@ -72,7 +78,8 @@ HarmfulRate harmful_rate(model::CausalLMImpl& model, const text::Tokenizer& tok,
   return r;
 }
 
-Reduction relative_reduction(const std::vector<double>& before, const std::vector<double>& after, int64_t resamples, uint64_t seed) {
+Reduction relative_reduction(const std::vector<double>& before, const std::vector<double>& after, int64_t resamples,
+                             uint64_t seed) {
   if (before.empty() || before.size() != after.size())
     throw Error("harmful-rate reduction: before and after need the same, non-empty prompt set (" + std::to_string(before.size()) +
                 " vs " + std::to_string(after.size()) + ")");
@@ -208,10 +215,11 @@ double divergence(model::CausalLMImpl& model, model::CausalLMImpl& original, con
   return divergence_ids(model, original, tok, ids, batch_size);
 }
 
-Continuations continuation_bleu(model::CausalLMImpl& model, const text::Tokenizer& tok,
-                                const std::vector<std::string>& passages, int64_t prefix_tokens, int64_t continuation_tokens) {
+Continuations continuation_bleu(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& passages,
+                                int64_t prefix_tokens, int64_t continuation_tokens) {
   if (passages.empty()) throw Error("continuation BLEU: no passages");
-  if (prefix_tokens < 1 || continuation_tokens < 1) throw Error("continuation BLEU: prefix and continuation lengths must be >= 1");
+  if (prefix_tokens < 1 || continuation_tokens < 1)
+    throw Error("continuation BLEU: prefix and continuation lengths must be >= 1");
   Continuations c;
   for (const auto& p : passages) {
     auto ids = tok.encode(p);
@@ -227,7 +235,8 @@ Continuations continuation_bleu(model::CausalLMImpl& model, const text::Tokenize
   o.max_new_tokens = continuation_tokens;
   o.stop_at_eos = false;
   for (const auto& g : model::generate(model, tok, c.prefixes, o)) c.hypotheses.push_back(g.text);
-  for (size_t i = 0; i < c.hypotheses.size(); ++i) c.sentence_bleu.push_back(sentence_bleu(c.hypotheses[i], {c.references[i]}).score);
+  for (size_t i = 0; i < c.hypotheses.size(); ++i)
+    c.sentence_bleu.push_back(sentence_bleu(c.hypotheses[i], {c.references[i]}).score);
   c.corpus = corpus_bleu(c.hypotheses, {c.references});
   c.rouge = corpus_rouge_l(c.hypotheses, {c.references});
   return c;

@@ -40,8 +40,8 @@ HarmfulRate harmful_rate(model::CausalLMImpl& model, const text::Tokenizer& tok,
 
 struct Reduction {
   double before = 0, after = 0;
-  double relative = 0;        // (before - after) / before
-  double low = 0, high = 0;   // bootstrap 95% interval of `relative`, resampling prompts
+  double relative = 0;       // (before - after) / before
+  double low = 0, high = 0;  // bootstrap 95% interval of `relative`, resampling prompts
   int64_t resamples = 0;
   io::Json to_json() const;
 };
@@ -81,7 +81,7 @@ struct Continuations {
 };
 // The copyright task: the first `prefix_tokens` tokens of each passage prompt the model (greedy),
 // `continuation_tokens` are generated and scored against the passage's true continuation.
-Continuations continuation_bleu(model::CausalLMImpl& model, const text::Tokenizer& tok,
-                                const std::vector<std::string>& passages, int64_t prefix_tokens, int64_t continuation_tokens);
+Continuations continuation_bleu(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& passages,
+                                int64_t prefix_tokens, int64_t continuation_tokens);
 
 }  // namespace lethe::eval

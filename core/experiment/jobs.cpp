@@ -56,6 +56,15 @@ void check_train_job(const TrainJob& j) {
   if (j.normal) require_file(*j.normal, "--normal");
   if (j.random) require_file(*j.random, "--random");
   if (j.resume) require_folder(*j.resume, "--resume");
+  const auto& o = j.options;
+  if (!finetune) {
+    if ((o.method == unlearn::Method::GradDiff || o.eps3 > 0) && !j.normal)
+      throw Error(std::string("--normal FILE is required: ") + (o.method == unlearn::Method::GradDiff
+                                                                    ? "graddiff trains on normal data"
+                                                                    : "eps3 > 0 weighs a term on normal data"));
+    if ((o.method == unlearn::Method::Paper || o.method == unlearn::Method::Npo) && o.eps2 > 0 && !j.normal && !j.random)
+      throw Error("--normal or --random FILE is required: eps2 > 0 draws random answers from one of them");
+  }
   if (j.passage_tokens < 8) throw Error("--passage-tokens must be at least 8, got " + std::to_string(j.passage_tokens));
   if (!j.options.lora.enabled() && (j.save == unlearn::SaveKind::Adapter || j.save == unlearn::SaveKind::Both))
     throw Error(std::string("--save ") + unlearn::save_kind_name(j.save) + " needs LoRA (--lora-rank > 0)");
@@ -121,7 +130,8 @@ void check_eval_job(const EvalJob& j) {
   if (j.normal) require_file(*j.normal, "--normal");
   if (j.protected_text) require_file(*j.protected_text, "--protected");
   if (j.samples < 1) throw Error("--samples must be at least 1, got " + std::to_string(j.samples));
-  if (j.prefix_tokens < 1 || j.continuation_tokens < 1) throw Error("--prefix-tokens and --continuation-tokens must be at least 1");
+  if (j.prefix_tokens < 1 || j.continuation_tokens < 1)
+    throw Error("--prefix-tokens and --continuation-tokens must be at least 1");
   if (j.protected_text && j.prefix_tokens + j.continuation_tokens > j.passage_tokens)
     throw Error("--prefix-tokens + --continuation-tokens exceed --passage-tokens (" + std::to_string(j.passage_tokens) + ")");
   model::SamplingOptions g;
@@ -176,8 +186,13 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
 
   io::Json report = {{"model", j.model.string()},
                      {"settings",
-                      {{"max_new_tokens", j.max_new_tokens}, {"sample", j.sample}, {"temperature", j.temperature}, {"top_p", j.top_p},
-                       {"seed", j.seed}, {"samples", j.samples}, {"prompt_format", data::prompt_style_name(j.prompt_format)}}}};
+                      {{"max_new_tokens", j.max_new_tokens},
+                       {"sample", j.sample},
+                       {"temperature", j.temperature},
+                       {"top_p", j.top_p},
+                       {"seed", j.seed},
+                       {"samples", j.samples},
+                       {"prompt_format", data::prompt_style_name(j.prompt_format)}}}};
   if (j.prompts) report["prompts"] = j.prompts->string();
   if (j.normal) report["normal"] = j.normal->string();
   if (j.protected_text) report["protected"] = j.protected_text->string();
@@ -191,8 +206,11 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
     report["original"] = j.original->string();
     const auto before = eval::evaluate_model(*original->model, *tok, clf.get(), sets, es);
     report["before"] = eval::measured_json(before);
-    if (clf) report["harmful_rate_reduction"] = eval::relative_reduction(before.harmful.per_prompt, after.harmful.per_prompt, 1000, j.seed).to_json();
-    if (!sets.normal.empty()) report["kl_from_original"] = eval::divergence(*m.model, *original->model, *tok, sets.normal, sets.format);
+    if (clf)
+      report["harmful_rate_reduction"] =
+          eval::relative_reduction(before.harmful.per_prompt, after.harmful.per_prompt, 1000, j.seed).to_json();
+    if (!sets.normal.empty())
+      report["kl_from_original"] = eval::divergence(*m.model, *original->model, *tok, sets.normal, sets.format);
   }
   return report;
 }
@@ -211,19 +229,22 @@ std::string eval_report_text(const io::Json& r) {
   const bool orig = r.contains("before");
   if (after.contains("harmful") && after["harmful"].contains("rate")) {
     s += line("harmful rate            %.3f", after["harmful"]["rate"].get<double>());
-    if (r.contains("classifier_validation")) s += line("  (classifier validation accuracy %.3f)", r["classifier_validation"]["accuracy"].get<double>());
+    if (r.contains("classifier_validation"))
+      s += line("  (classifier validation accuracy %.3f)", r["classifier_validation"]["accuracy"].get<double>());
     s += "\n";
     if (orig && r.contains("harmful_rate_reduction")) {
       const auto& red = r["harmful_rate_reduction"];
-      s += line("  original              %.3f  -> relative reduction %.1f%% (95%% CI %.1f%% .. %.1f%%)\n", red["before"].get<double>(),
-                100 * red["relative_reduction"].get<double>(), 100 * red["ci95"][0].get<double>(), 100 * red["ci95"][1].get<double>());
+      s += line("  original              %.3f  -> relative reduction %.1f%% (95%% CI %.1f%% .. %.1f%%)\n",
+                red["before"].get<double>(), 100 * red["relative_reduction"].get<double>(), 100 * red["ci95"][0].get<double>(),
+                100 * red["ci95"][1].get<double>());
     }
   }
   if (after.contains("perplexity")) {
     s += line("normal-data perplexity  %.3f\n", after["perplexity"].get<double>());
     if (orig && r["before"].contains("perplexity")) {
       s += line("  original              %.3f", r["before"]["perplexity"].get<double>());
-      if (r.contains("kl_from_original")) s += line("   KL(original || model) %.4f nats/token", r["kl_from_original"].get<double>());
+      if (r.contains("kl_from_original"))
+        s += line("   KL(original || model) %.4f nats/token", r["kl_from_original"].get<double>());
       s += "\n";
     }
   }
@@ -249,8 +270,8 @@ std::string demo_summary(const io::Json& report) {
   if (report.contains("harmful_rate_reduction")) {
     const auto& r = report["harmful_rate_reduction"];
     s += line("harmful rate        %.3f -> %.3f", num(r, "before"), num(r, "after"));
-    s += line("   reduction %.1f%% (95%% CI %.1f%% .. %.1f%%)\n", 100 * num(r, "relative_reduction"), 100 * r["ci95"][0].get<double>(),
-              100 * r["ci95"][1].get<double>());
+    s += line("   reduction %.1f%% (95%% CI %.1f%% .. %.1f%%)\n", 100 * num(r, "relative_reduction"),
+              100 * r["ci95"][0].get<double>(), 100 * r["ci95"][1].get<double>());
   }
   const io::Json& b = report.contains("before") ? report["before"] : io::Json::object();
   const io::Json& a = report.contains("after") ? report["after"] : io::Json::object();

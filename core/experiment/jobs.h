@@ -24,7 +24,7 @@ struct TrainJob {
   std::optional<std::filesystem::path> normal;  // normal data (TruthfulQA: its 70% train split)
   std::optional<std::filesystem::path> random;  // random-answer pool
   int64_t passage_tokens = 128;
-  unlearn::UnlearnOptions options;              // method Finetune: fine-tuning
+  unlearn::UnlearnOptions options;  // method Finetune: fine-tuning
   unlearn::SaveKind save = unlearn::SaveKind::Merged;
   std::optional<std::filesystem::path> resume;  // a checkpoint folder
 };
@@ -36,8 +36,8 @@ void check_train_job(const TrainJob& job);
 
 struct TrainOutcome {
   unlearn::UnlearnResult result;
-  std::filesystem::path checkpoint;  // when cancelled: where the state was saved
-  std::vector<std::string> warnings; // the loader's
+  std::filesystem::path checkpoint;   // when cancelled: where the state was saved
+  std::vector<std::string> warnings;  // the loader's
 };
 
 // Loads, trains, and saves the model (or, when cancelled, a checkpoint to resume from) and

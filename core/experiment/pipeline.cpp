@@ -88,11 +88,13 @@ struct Sets {
 
 Sets load_sets(const Spec& s, const text::Tokenizer& tok) {
   Sets d;
-  d.eval.format = with_context("model.prompt_format", [&] { return data::PromptFormat::from_style(s.prompt_format, s.model, tok); });
+  d.eval.format =
+      with_context("model.prompt_format", [&] { return data::PromptFormat::from_style(s.prompt_format, s.model, tok); });
   data::SourceOptions so;
   so.seed = s.seed;
   so.passage_tokens = so.passage_stride = s.passage_tokens;
-  d.forget = limited(with_context("datasets.forget", [&] { return data::open_source(s.forget.path, tok, so).pairs; }), s.forget.limit);
+  d.forget =
+      limited(with_context("datasets.forget", [&] { return data::open_source(s.forget.path, tok, so).pairs; }), s.forget.limit);
   auto normal = with_context("datasets.normal", [&] { return data::open_source(s.normal.path, tok, so); });
   // Train on llm_unlearn's 70% split; evaluate retention on the 20% test split.
   auto split = data::split_indices(normal.pairs.size(), 0.7, 0.1, s.seed);
@@ -121,7 +123,8 @@ Sets load_sets(const Spec& s, const text::Tokenizer& tok) {
       if (!p.prompt.empty()) d.eval.prompts.push_back(p.prompt);
   }
   if (s.protected_text) {
-    for (const auto& p : with_context("datasets.protected", [&] { return data::open_source(s.protected_text->path, tok, so).pairs; }))
+    for (const auto& p :
+         with_context("datasets.protected", [&] { return data::open_source(s.protected_text->path, tok, so).pairs; }))
       d.eval.protected_passages.push_back(p.response);
     d.eval.protected_passages = limited(d.eval.protected_passages, s.protected_text->limit);
   }
@@ -175,7 +178,8 @@ std::vector<store::GenerationRow> rows_of(int64_t run, const Measured& m, bool a
   return rows;
 }
 
-void add_eval(std::vector<store::EvaluationRow>& out, int64_t run, const std::string& name, double v, const io::Json& j = io::Json::object()) {
+void add_eval(std::vector<store::EvaluationRow>& out, int64_t run, const std::string& name, double v,
+              const io::Json& j = io::Json::object()) {
   store::EvaluationRow row;
   row.run_id = run;
   row.name = name;
@@ -215,7 +219,9 @@ double kl_from_reference(unlearn::Unlearner& u, const text::Tokenizer& tok, cons
     }
     auto b = unlearn::collate(ex, unlearn::batch_pad_id(tok), m.options().device());
     const double w = b.mask.narrow(1, 1, b.mask.size(1) - 1).sum().item<double>();
-    sum += unlearn::loss_divergence(m.forward(b.ids, b.mask), u.reference_forward(b), b, unlearn::Mode::Corrected).item<double>() * w;
+    sum +=
+        unlearn::loss_divergence(m.forward(b.ids, b.mask), u.reference_forward(b), b, unlearn::Mode::Corrected).item<double>() *
+        w;
     n += w;
   }
   return n > 0 ? sum / n : 0.0;
@@ -276,7 +282,9 @@ bool finetune_phase(Run& r) {
     passage.response = p;
     fd.forget.push_back(passage);
   }
-  unlearn::Unlearner ft(r.loaded.model, *r.tok, fd, r.s.finetune_options);
+  unlearn::UnlearnOptions fo = r.s.finetune_options;
+  fo.checkpoint_dir = r.out / "checkpoints-finetune";
+  unlearn::Unlearner ft(r.loaded.model, *r.tok, fd, fo);
   auto outcome = ft.run(r.sobs, r.cancel);
   r.sobs.flush();
   if (outcome.outcome == unlearn::Outcome::Cancelled) {
@@ -301,7 +309,8 @@ Measured before_phase(Run& r) {
     r.st->add_evaluations(evaluations_of(r.id, before, "before", r.clf != nullptr));
     if (r.clf) {
       std::vector<store::EvaluationRow> v;
-      add_eval(v, r.id, "classifier_validation_accuracy", r.clf->validation_metrics().accuracy, r.clf->validation_metrics().to_json());
+      add_eval(v, r.id, "classifier_validation_accuracy", r.clf->validation_metrics().accuracy,
+               r.clf->validation_metrics().to_json());
       r.st->add_evaluations(v);
     }
   }
@@ -314,7 +323,8 @@ unlearn::UnlearnResult unlearn_phase(Run& r, unlearn::Unlearner& u) {
   if (r.resuming) {
     const fs::path ck = r.out / "checkpoints" / "last";
     if (!fs::exists(ck / "state.json"))
-      throw Error("cannot resume run " + std::to_string(r.id) + ": no checkpoint in " + ck.string() + " (set unlearn.checkpoint_every)");
+      throw Error("cannot resume run " + std::to_string(r.id) + ": no checkpoint in " + ck.string() +
+                  " (set unlearn.checkpoint_every)");
     u.load_checkpoint(ck);
   }
   r.sobs.on_phase("unlearn");
@@ -329,18 +339,20 @@ unlearn::UnlearnResult unlearn_phase(Run& r, unlearn::Unlearner& u) {
 }
 
 // After: the same measurements, the KL from the original, the reduction and the report.
-io::Json after_phase(Run& r, unlearn::Unlearner& u, const unlearn::UnlearnResult& outcome, const std::optional<Measured>& before) {
+io::Json after_phase(Run& r, unlearn::Unlearner& u, const unlearn::UnlearnResult& outcome,
+                     const std::optional<Measured>& before) {
   r.sobs.on_phase("evaluate after");
   Measured after = eval::evaluate_model(u.model(), *r.tok, r.clf.get(), r.d.eval, eval_settings(r.s));
   const double kl = kl_from_reference(u, *r.tok, r.d);
   auto rows = rows_of(r.id, after, true);
   std::vector<store::EvaluationRow> evals = evaluations_of(r.id, after, "after", r.clf != nullptr);
   if (kl >= 0) add_eval(evals, r.id, "kl_from_original", kl);
-  io::Json report = {{"spec", r.stored_spec},
-                     {"versions", r.versions},
-                     {"output_dir", r.out.string()},
-                     {"outcome", {{"result", unlearn::outcome_name(outcome.outcome)}, {"reason", outcome.reason}, {"steps", outcome.steps}}},
-                     {"after", eval::measured_json(after)}};
+  io::Json report = {
+      {"spec", r.stored_spec},
+      {"versions", r.versions},
+      {"output_dir", r.out.string()},
+      {"outcome", {{"result", unlearn::outcome_name(outcome.outcome)}, {"reason", outcome.reason}, {"steps", outcome.steps}}},
+      {"after", eval::measured_json(after)}};
   if (before) report["before"] = eval::measured_json(*before);
   if (r.clf && before && !after.harmful.per_prompt.empty()) {
     auto red = eval::relative_reduction(before->harmful.per_prompt, after.harmful.per_prompt, 1000, r.s.seed);
@@ -370,29 +382,32 @@ void save_phase(Run& r, unlearn::Unlearner& u, const io::Json& report) {
   r.finish(store::RunStatus::Completed);
 }
 
-bool holds_something(const fs::path& p) {
-  std::error_code ec;
-  return fs::exists(p, ec) && !(fs::is_directory(p, ec) && fs::is_empty(p, ec));
-}
-
 }  // namespace
 
 fs::path choose_output_dir(const Spec& s) {
   if (s.output_dir_given) return s.output_dir;
+  // Reserve the folder by creating it: a folder that exists (even empty) belongs to another run,
+  // perhaps one starting at this moment in another process.
+  std::error_code ec;
+  fs::create_directories(s.output_dir.parent_path(), ec);
   fs::path p = s.output_dir;
-  for (int i = 2; holds_something(p); ++i) p = s.output_dir.parent_path() / (s.output_dir.filename().string() + "-" + std::to_string(i));
+  for (int i = 2; !fs::create_directory(p, ec); ++i) {
+    if (ec) throw Error("cannot create the run's folder " + p.string() + ": " + ec.message());
+    p = s.output_dir.parent_path() / (s.output_dir.filename().string() + "-" + std::to_string(i));
+  }
   return p;
 }
 
-RunResult run_pipeline(const Spec& s, store::Store* st, RunObserver& obs, const unlearn::CancelToken& cancel, int64_t resume_run_id) {
+RunResult run_pipeline(const Spec& s, store::Store* st, RunObserver& obs, const unlearn::CancelToken& cancel,
+                       int64_t resume_run_id) {
   RunResult res;
   const RuntimeInfo rt = runtime_info();
   io::Json versions = {{"lethe", rt.lethe_version}, {"libtorch", rt.torch_version}, {"sqlite", rt.sqlite_version}};
   io::Json stored_spec = s.source;
-  // A new run gets a folder of its own; the stored spec names it, so a resume finds it again.
+  // A new run gets a folder of its own; the stored spec records it (privately: re-running the
+  // spec makes a new folder), so a resume finds it again.
   res.output_dir = resume_run_id > 0 ? s.output_dir : choose_output_dir(s);
-  if (!stored_spec.contains("output") || !stored_spec["output"].is_object()) stored_spec["output"] = io::Json::object();
-  stored_spec["output"]["dir"] = res.output_dir.string();
+  stored_spec["_output_dir"] = res.output_dir.string();
   if (resume_run_id > 0) {
     res.run_id = resume_run_id;
     if (st) st->set_status(resume_run_id, store::RunStatus::Running);

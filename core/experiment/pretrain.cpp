@@ -53,8 +53,9 @@ struct DemoTexts {
 
 void check_demo_data(const fs::path& dir) {
   for (const char* f : {"forget.jsonl", "normal.csv", "protected.txt", "books.txt"})
-    if (!fs::exists(dir / f)) throw Error((dir / f).string() + ": missing (the demo data folder needs forget.jsonl, normal.csv, "
-                                                               "protected.txt, books.txt)");
+    if (!fs::exists(dir / f))
+      throw Error((dir / f).string() + ": missing (the demo data folder needs forget.jsonl, normal.csv, "
+                                       "protected.txt, books.txt)");
 }
 
 DemoTexts read_demo_texts(const fs::path& dir) {
@@ -170,7 +171,8 @@ io::Json measure_model(model::CausalLMImpl& m, const text::Tokenizer& tok, const
 // saved to OUT/classifier. Harmless also covers what an unlearned model says: a harmful question
 // answered with an unrelated normal answer (the random-answer term's target), so the classifier
 // judges it. Returns its validation metrics; `started` gets the time its training started.
-io::Json train_classifier(const PretrainOptions& o, const DemoTexts& texts, const fs::path& model_dir, Clock::time_point& started) {
+io::Json train_classifier(const PretrainOptions& o, const DemoTexts& texts, const fs::path& model_dir,
+                          Clock::time_point& started) {
   std::vector<eval::LabelledText> labelled;
   for (auto& [t, l] : data::read_labelled_texts(o.data / "forget.jsonl", true)) labelled.push_back({t, l});
   std::mt19937_64 rng(o.seed);

@@ -20,11 +20,20 @@ std::string html_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      default: o.push_back(c);
+      case '&':
+        o += "&amp;";
+        break;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '"':
+        o += "&quot;";
+        break;
+      default:
+        o.push_back(c);
     }
   }
   return o;
@@ -42,26 +51,56 @@ io::Json run_json(store::Store& st, int64_t id) {
   io::Json steps = io::Json::array(), gens = io::Json::array(), evals = io::Json::object(), arts = io::Json::array(),
            reviews = io::Json::array();
   for (const auto& s : st.steps(id))
-    steps.push_back({{"phase", s.phase}, {"step", s.step}, {"loss_fgt", s.loss_fgt}, {"loss_rdn", s.loss_rdn}, {"loss_nor", s.loss_nor},
-                     {"total", s.total}, {"forget_ce", s.forget_ce}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
-                     {"tokens_per_s", s.tokens_per_s}, {"elapsed_s", s.elapsed_s}});
+    steps.push_back({{"phase", s.phase},
+                     {"step", s.step},
+                     {"loss_fgt", s.loss_fgt},
+                     {"loss_rdn", s.loss_rdn},
+                     {"loss_nor", s.loss_nor},
+                     {"total", s.total},
+                     {"forget_ce", s.forget_ce},
+                     {"lr", s.lr},
+                     {"grad_norm", s.grad_norm},
+                     {"tokens_per_s", s.tokens_per_s},
+                     {"elapsed_s", s.elapsed_s}});
   for (const auto& g : st.generations(id))
-    gens.push_back({{"id", g.id}, {"set", g.set}, {"idx", g.idx}, {"prompt", g.prompt}, {"before", g.before}, {"after", g.after},
-                    {"reference", g.reference}, {"score_before", opt(g.score_before)}, {"score_after", opt(g.score_after)},
-                    {"bleu_before", opt(g.bleu_before)}, {"bleu_after", opt(g.bleu_after)}});
+    gens.push_back({{"id", g.id},
+                    {"set", g.set},
+                    {"idx", g.idx},
+                    {"prompt", g.prompt},
+                    {"before", g.before},
+                    {"after", g.after},
+                    {"reference", g.reference},
+                    {"score_before", opt(g.score_before)},
+                    {"score_after", opt(g.score_after)},
+                    {"bleu_before", opt(g.bleu_before)},
+                    {"bleu_after", opt(g.bleu_after)}});
   for (const auto& e : st.evaluations(id)) evals[e.name] = {{"value", e.value}, {"details", io::Json::parse(e.json)}};
   for (const auto& a : st.artefacts(id)) arts.push_back({{"kind", a.kind}, {"path", a.path}});
   for (const auto& v : st.reviews(id))
-    reviews.push_back({{"generation_id", v.generation_id}, {"reviewer", v.reviewer}, {"label", v.label}, {"note", v.note}, {"at", v.created_at}});
+    reviews.push_back({{"generation_id", v.generation_id},
+                       {"reviewer", v.reviewer},
+                       {"label", v.label},
+                       {"note", v.note},
+                       {"at", v.created_at}});
   io::Json spec;
   try {
     spec = io::Json::parse(r.spec_json);
   } catch (...) {
     spec = r.spec_json;
   }
-  return {{"id", r.id}, {"name", r.name}, {"status", r.status}, {"error", r.error}, {"created_at", r.created_at},
-          {"finished_at", r.finished_at}, {"versions", io::Json::parse(r.versions_json)}, {"spec", spec}, {"steps", steps},
-          {"generations", gens}, {"evaluations", evals}, {"artefacts", arts}, {"reviews", reviews}};
+  return {{"id", r.id},
+          {"name", r.name},
+          {"status", r.status},
+          {"error", r.error},
+          {"created_at", r.created_at},
+          {"finished_at", r.finished_at},
+          {"versions", io::Json::parse(r.versions_json)},
+          {"spec", spec},
+          {"steps", steps},
+          {"generations", gens},
+          {"evaluations", evals},
+          {"artefacts", arts},
+          {"reviews", reviews}};
 }
 
 std::string runs_table(store::Store& st) {
@@ -79,7 +118,8 @@ std::string runs_table(store::Store& st) {
     };
     std::string harm = find("harmful_rate_before") + "→" + find("harmful_rate_after");
     std::snprintf(line, sizeof line, "%-5lld %-24s %-12s %-21s %7zu %12s %12s\n", (long long)r.id, r.name.substr(0, 24).c_str(),
-                  r.status.c_str(), r.created_at.c_str(), st.steps(r.id).size(), harm.c_str(), find("harmful_rate_reduction").c_str());
+                  r.status.c_str(), r.created_at.c_str(), st.steps(r.id).size(), harm.c_str(),
+                  find("harmful_rate_reduction").c_str());
     o << line;
   }
   return o.str();
@@ -96,7 +136,8 @@ std::string run_summary(store::Store& st, int64_t id) {
     o << steps.size() << " steps; last (" << last.phase << " " << last.step << "): L_fgt " << fmt(last.loss_fgt) << "  L_rdn "
       << fmt(last.loss_rdn) << "  L_nor " << fmt(last.loss_nor) << "  total " << fmt(last.total) << "\n";
   }
-  for (const auto& e : st.evaluations(id)) o << "  " << e.name << std::string(e.name.size() < 32 ? 32 - e.name.size() : 1, ' ') << fmt(e.value) << "\n";
+  for (const auto& e : st.evaluations(id))
+    o << "  " << e.name << std::string(e.name.size() < 32 ? 32 - e.name.size() : 1, ' ') << fmt(e.value) << "\n";
   for (const auto& a : st.artefacts(id)) o << "  " << a.kind << ": " << a.path << "\n";
   const auto gens = st.generations(id);
   o << gens.size() << " generations, " << st.reviews(id).size() << " reviews\n";
@@ -110,7 +151,8 @@ std::string compare_runs(store::Store& st, int64_t a, int64_t b) {
   for (const auto& e : st.evaluations(b)) m[e.name].second = e.value;
   std::ostringstream o;
   char line[256];
-  std::snprintf(line, sizeof line, "%-32s %14s %14s\n", "", ("run " + std::to_string(a)).c_str(), ("run " + std::to_string(b)).c_str());
+  std::snprintf(line, sizeof line, "%-32s %14s %14s\n", "", ("run " + std::to_string(a)).c_str(),
+                ("run " + std::to_string(b)).c_str());
   o << line;
   std::snprintf(line, sizeof line, "%-32s %14s %14s\n", "status", ra.status.c_str(), rb.status.c_str());
   o << line;
@@ -215,7 +257,8 @@ std::string export_run(store::Store& st, int64_t id, const std::string& format) 
     for (const auto& g : gens) {
       std::string score;
       if (g.score_before || g.score_after)
-        score = (g.score_before ? fmt(*g.score_before, "%.2f") : "-") + " → " + (g.score_after ? fmt(*g.score_after, "%.2f") : "-");
+        score = (g.score_before ? fmt(*g.score_before, "%.2f") : "-") + " → " +
+                (g.score_after ? fmt(*g.score_after, "%.2f") : "-");
       else if (g.bleu_before || g.bleu_after)
         score = (g.bleu_before ? fmt(*g.bleu_before, "%.1f") : "-") + " → " + (g.bleu_after ? fmt(*g.bleu_after, "%.1f") : "-");
       o << "<tr><td>" << html_escape(g.set) << "</td><td>" << html_escape(g.prompt) << "</td><td>" << html_escape(g.before)

@@ -92,14 +92,14 @@ struct Reader {
     if (r.limit < 0) fail(path + ".limit", "must be >= 0 (0 = all), got " + std::to_string(r.limit));
     return r;
   }
-
 };
 
 }  // namespace
 
 SpecError::SpecError(std::vector<Problem> problems)
     : Error([&] {
-        std::string msg = "invalid spec (" + std::to_string(problems.size()) + " problem" + (problems.size() > 1 ? "s" : "") + "):";
+        std::string msg = "invalid spec (" + std::to_string(problems.size()) + " problem" + (problems.size() > 1 ? "s" : "") +
+                          "):";
         for (const auto& p : problems) msg += "\n  " + p.text();
         return msg;
       }()),
@@ -138,7 +138,8 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
   Spec s;
   s.source = j;
   if (!j.is_object()) throw SpecError({{"", "expected a JSON object, got " + j.dump()}});
-  r.known(j, "", {"name", "seed", "model", "datasets", "finetune", "unlearn", "evaluation", "output", "_base_dir"});
+  r.known(j, "",
+          {"name", "seed", "model", "datasets", "finetune", "unlearn", "evaluation", "output", "_base_dir", "_output_dir"});
   s.name = r.str(j, "name", "name", "run");
   const int64_t seed = r.num<int64_t>(j, "seed", "seed", 8888);
   if (seed < 0) r.fail("seed", "must be >= 0");
@@ -175,8 +176,9 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
   if (const io::Json* u = r.obj(j, "unlearn", "unlearn", false))
     s.unlearn = unlearn::read_options(*u, unlearn::Section::Unlearn, "unlearn", r.problems);
   if (const io::Json* e = r.obj(j, "evaluation", "evaluation", false)) {
-    r.known(*e, "evaluation", {"classifier", "prompts", "samples", "max_new_tokens", "sample", "temperature", "top_p", "retention",
-                               "mc_questions", "prefix_tokens", "continuation_tokens"});
+    r.known(*e, "evaluation",
+            {"classifier", "prompts", "samples", "max_new_tokens", "sample", "temperature", "top_p", "retention", "mc_questions",
+             "prefix_tokens", "continuation_tokens"});
     if (e->contains("classifier")) s.classifier = r.file(*e, "classifier", "evaluation.classifier", true, true);
     s.eval_prompts = r.dataset(*e, "prompts", "evaluation.prompts", false);
     if (s.eval_prompts && !s.classifier) r.fail("evaluation.classifier", "needed when evaluation.prompts is given");
@@ -193,9 +195,11 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
     s.mc_questions = r.num<int64_t>(*e, "mc_questions", "evaluation.mc_questions", 0);
     s.prefix_tokens = r.num<int64_t>(*e, "prefix_tokens", "evaluation.prefix_tokens", 32);
     s.continuation_tokens = r.num<int64_t>(*e, "continuation_tokens", "evaluation.continuation_tokens", 32);
-    if (s.prefix_tokens < 1 || s.continuation_tokens < 1) r.fail("evaluation", "prefix_tokens and continuation_tokens must be >= 1");
+    if (s.prefix_tokens < 1 || s.continuation_tokens < 1)
+      r.fail("evaluation", "prefix_tokens and continuation_tokens must be >= 1");
     if (s.protected_text && s.prefix_tokens + s.continuation_tokens > s.passage_tokens)
-      r.fail("evaluation.prefix_tokens", "prefix_tokens + continuation_tokens (" + std::to_string(s.prefix_tokens + s.continuation_tokens) +
+      r.fail("evaluation.prefix_tokens", "prefix_tokens + continuation_tokens (" +
+                                             std::to_string(s.prefix_tokens + s.continuation_tokens) +
                                              ") exceed datasets.passage_tokens (" + std::to_string(s.passage_tokens) + ")");
   }
   if (const io::Json* o = r.obj(j, "output", "output", false)) {
@@ -210,8 +214,7 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
       r.fail("output.save", "expected merged, adapter, both or none, got '" + save + "'");
     else if ((save == "adapter" || save == "both") && !s.unlearn.lora.enabled())
       r.fail("output.save", "'" + save + "' needs LoRA (unlearn.lora.rank > 0)");
-    else
-      s.save = unlearn::parse_save_kind(save);
+    else s.save = unlearn::parse_save_kind(save);
   }
   // LoRA targets are names of the model's own layers: checked against its family when the
   // model's config.json can be read (a missing model is reported above).
@@ -251,8 +254,7 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
   if (s.output_dir.empty()) {
     if (s.name.empty() || s.name.find_first_of("/\\") != std::string::npos || s.name == "." || s.name == "..")
       r.fail("name", "'" + s.name + "' cannot name the run's folder (no slashes; or set output.dir)");
-    else
-      try {
+    else try {
         s.output_dir = runs_home() / s.name;
       } catch (const Error& e) {
         r.fail("output.dir", std::string("not set, and the default folder is unknown: ") + e.what());

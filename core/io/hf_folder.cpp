@@ -9,9 +9,12 @@ namespace fs = std::filesystem;
 
 std::string weights_format_name(WeightsFormat f) {
   switch (f) {
-    case WeightsFormat::Safetensors: return "safetensors";
-    case WeightsFormat::ShardedSafetensors: return "sharded safetensors";
-    case WeightsFormat::PytorchBin: return "pytorch_model.bin";
+    case WeightsFormat::Safetensors:
+      return "safetensors";
+    case WeightsFormat::ShardedSafetensors:
+      return "sharded safetensors";
+    case WeightsFormat::PytorchBin:
+      return "pytorch_model.bin";
   }
   return "?";
 }
@@ -52,8 +55,7 @@ ModelFolder ModelFolder::open(const fs::path& dir_in) {
         throw Error(iw + ": weight_map['" + it.key() + "'] = '" + file + "' must be a file in the same folder");
       if (!shard_of_file.count(file)) {
         const fs::path sp = dir_in / file;
-        if (!fs::exists(sp, ec))
-          throw Error(iw + ": shard '" + file + "' (holding '" + it.key() + "') is missing from " + where);
+        if (!fs::exists(sp, ec)) throw Error(iw + ": shard '" + file + "' (holding '" + it.key() + "') is missing from " + where);
         shard_of_file[file] = add_shard(sp);
       }
       size_t s = shard_of_file[file];
@@ -78,7 +80,7 @@ ModelFolder ModelFolder::open(const fs::path& dir_in) {
   }
 
   static const std::set<std::string> kTokenizerFiles = {
-      "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+      "vocab.json",      "merges.txt",   "tokenizer.json",     "tokenizer_config.json", "special_tokens_map.json",
       "tokenizer.model", "spiece.model", "sentencepiece.model"};
   for (const auto& e : fs::directory_iterator(dir_in, ec)) {
     const std::string name = e.path().filename().string();

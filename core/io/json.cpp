@@ -57,16 +57,13 @@ Json parse_json(const std::string& text, const std::string& source) {
     // nlohmann prefixes "[json.exception.parse_error.101] parse error at line 1, column 2: "
     auto colon = why.find(": ");
     if (colon != std::string::npos) why = why.substr(colon + 2);
-    throw Error(source + " line " + std::to_string(line) + " column " + std::to_string(col) +
-                ": invalid JSON: " + why);
+    throw Error(source + " line " + std::to_string(line) + " column " + std::to_string(col) + ": invalid JSON: " + why);
   }
 }
 
 Json read_json_file(const fs::path& path) { return parse_json(read_text_file(path), path.string()); }
 
-void write_json_file(const fs::path& path, const Json& value) {
-  write_file_atomic(path, value.dump(2) + "\n");
-}
+void write_json_file(const fs::path& path, const Json& value) { write_file_atomic(path, value.dump(2) + "\n"); }
 
 const Json& require_field(const Json& obj, const std::string& key, const std::string& source) {
   if (!obj.is_object()) throw Error(source + ": expected a JSON object");
@@ -106,8 +103,7 @@ std::string get_string(const Json& obj, const std::string& key, const std::strin
   return v.get<std::string>();
 }
 
-std::string get_string(const Json& obj, const std::string& key, const std::string& fallback,
-                       const std::string& source) {
+std::string get_string(const Json& obj, const std::string& key, const std::string& fallback, const std::string& source) {
   if (!obj.contains(key) || obj[key].is_null()) return fallback;
   return get_string(obj, key, source);
 }

@@ -26,8 +26,7 @@ long long get_int(const Json& obj, const std::string& key, long long fallback, c
 double get_number(const Json& obj, const std::string& key, double fallback, const std::string& source);
 bool get_bool(const Json& obj, const std::string& key, bool fallback, const std::string& source);
 std::string get_string(const Json& obj, const std::string& key, const std::string& source);
-std::string get_string(const Json& obj, const std::string& key, const std::string& fallback,
-                       const std::string& source);
+std::string get_string(const Json& obj, const std::string& key, const std::string& fallback, const std::string& source);
 
 // Reads a whole file into memory; "PATH: cannot open" on failure.
 std::string read_text_file(const std::filesystem::path& path);

@@ -23,10 +23,9 @@ struct DTypeEntry {
   size_t size;
 };
 constexpr DTypeEntry kDTypes[] = {
-    {DType::Bool, "BOOL", 1}, {DType::U8, "U8", 1},      {DType::I8, "I8", 1},
-    {DType::I16, "I16", 2},   {DType::U16, "U16", 2},    {DType::F16, "F16", 2},
-    {DType::BF16, "BF16", 2}, {DType::I32, "I32", 4},    {DType::U32, "U32", 4},
-    {DType::F32, "F32", 4},   {DType::F64, "F64", 8},    {DType::I64, "I64", 8},
+    {DType::Bool, "BOOL", 1}, {DType::U8, "U8", 1},           {DType::I8, "I8", 1},           {DType::I16, "I16", 2},
+    {DType::U16, "U16", 2},   {DType::F16, "F16", 2},         {DType::BF16, "BF16", 2},       {DType::I32, "I32", 4},
+    {DType::U32, "U32", 4},   {DType::F32, "F32", 4},         {DType::F64, "F64", 8},         {DType::I64, "I64", 8},
     {DType::U64, "U64", 8},   {DType::F8_E4M3, "F8_E4M3", 1}, {DType::F8_E5M2, "F8_E5M2", 1},
 };
 // The reference implementation refuses headers above 100 MB; so do we, before allocating.
@@ -94,8 +93,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) {
   if (n > kMaxHeader)
     throw Error(where + ": header length " + std::to_string(n) + " exceeds the 100 MB limit (not a safetensors file?)");
   if (n > f->size_ - 8)
-    throw Error(where + ": header length " + std::to_string(n) + " is beyond the end of the file (" +
-                std::to_string(f->size_) + " bytes): truncated or not a safetensors file");
+    throw Error(where + ": header length " + std::to_string(n) + " is beyond the end of the file (" + std::to_string(f->size_) +
+                " bytes): truncated or not a safetensors file");
   f->data_start_ = 8 + n;
   const uint64_t data_size = f->size_ - f->data_start_;
 
@@ -139,8 +138,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) {
                   ") out of range: the data section has " + std::to_string(data_size) + " bytes");
     const uint64_t expect = static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype);
     if (t.nbytes() != expect)
-      throw Error(tw + ": " + std::to_string(t.nbytes()) + " bytes but dtype " + std::string(dtype_name(t.dtype)) +
-                  " x shape " + shape_string(t.shape) + " needs " + std::to_string(expect));
+      throw Error(tw + ": " + std::to_string(t.nbytes()) + " bytes but dtype " + std::string(dtype_name(t.dtype)) + " x shape " +
+                  shape_string(t.shape) + " needs " + std::to_string(expect));
     f->tensors_.push_back(std::move(t));
   }
   std::sort(f->tensors_.begin(), f->tensors_.end(),
@@ -179,8 +178,8 @@ void write_safetensors(const fs::path& path, const std::vector<TensorBlob>& tens
     uint64_t expect = dtype_size(t->dtype);
     for (int64_t s : t->shape) expect *= static_cast<uint64_t>(s);
     if (expect != t->nbytes)
-      throw Error(path.string() + ": tensor '" + t->name + "' has " + std::to_string(t->nbytes) +
-                  " bytes, dtype x shape needs " + std::to_string(expect));
+      throw Error(path.string() + ": tensor '" + t->name + "' has " + std::to_string(t->nbytes) + " bytes, dtype x shape needs " +
+                  std::to_string(expect));
     if (h.contains(t->name)) throw Error(path.string() + ": tensor '" + t->name + "' written twice");
     h[t->name] = {{"dtype", dtype_name(t->dtype)}, {"shape", t->shape}, {"data_offsets", {off, off + t->nbytes}}};
     off += t->nbytes;

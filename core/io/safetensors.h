@@ -17,8 +17,8 @@ namespace lethe::io {
 
 enum class DType { Bool, U8, I8, I16, U16, F16, BF16, I32, U32, F32, F64, I64, U64, F8_E4M3, F8_E5M2 };
 
-std::string_view dtype_name(DType d);          // "F32", as the header spells it
-size_t dtype_size(DType d);                    // bytes per element
+std::string_view dtype_name(DType d);  // "F32", as the header spells it
+size_t dtype_size(DType d);            // bytes per element
 std::optional<DType> dtype_from_name(std::string_view name);
 
 struct TensorInfo {

@@ -45,24 +45,58 @@ class Unpickler {
     while (true) {
       uint8_t op = u8();
       switch (op) {
-        case 0x80: u8(); break;                        // PROTO
-        case 0x95: take(8); break;                     // FRAME
-        case '}': push(make(Value::Dict)); break;      // EMPTY_DICT
-        case ']': push(make(Value::List)); break;      // EMPTY_LIST
-        case ')': push(make(Value::Tuple)); break;     // EMPTY_TUPLE
-        case 'N': push(make(Value::None)); break;
-        case 0x88: push(boolean(true)); break;         // NEWTRUE
-        case 0x89: push(boolean(false)); break;        // NEWFALSE
-        case '(': push(make(Value::MarkV)); break;     // MARK
-        case 'q': memo_[u8()] = top(); break;          // BINPUT
-        case 'r': memo_[u32()] = top(); break;         // LONG_BINPUT
-        case 0x94: memo_[memo_.size()] = top(); break; // MEMOIZE
-        case 'h': push(get_memo(u8())); break;         // BINGET
-        case 'j': push(get_memo(u32())); break;        // LONG_BINGET
-        case 'K': push(integer(u8())); break;          // BININT1
-        case 'M': push(integer(u16())); break;         // BININT2
-        case 'J': push(integer(static_cast<int32_t>(u32()))); break;  // BININT
-        case 0x8a: {                                   // LONG1
+        case 0x80:
+          u8();
+          break;  // PROTO
+        case 0x95:
+          take(8);
+          break;  // FRAME
+        case '}':
+          push(make(Value::Dict));
+          break;  // EMPTY_DICT
+        case ']':
+          push(make(Value::List));
+          break;  // EMPTY_LIST
+        case ')':
+          push(make(Value::Tuple));
+          break;  // EMPTY_TUPLE
+        case 'N':
+          push(make(Value::None));
+          break;
+        case 0x88:
+          push(boolean(true));
+          break;  // NEWTRUE
+        case 0x89:
+          push(boolean(false));
+          break;  // NEWFALSE
+        case '(':
+          push(make(Value::MarkV));
+          break;  // MARK
+        case 'q':
+          memo_[u8()] = top();
+          break;  // BINPUT
+        case 'r':
+          memo_[u32()] = top();
+          break;  // LONG_BINPUT
+        case 0x94:
+          memo_[memo_.size()] = top();
+          break;  // MEMOIZE
+        case 'h':
+          push(get_memo(u8()));
+          break;  // BINGET
+        case 'j':
+          push(get_memo(u32()));
+          break;  // LONG_BINGET
+        case 'K':
+          push(integer(u8()));
+          break;  // BININT1
+        case 'M':
+          push(integer(u16()));
+          break;  // BININT2
+        case 'J':
+          push(integer(static_cast<int32_t>(u32())));
+          break;      // BININT
+        case 0x8a: {  // LONG1
           uint8_t n = u8();
           const uint8_t* b = take(n);
           int64_t x = 0;
@@ -71,7 +105,7 @@ class Unpickler {
           push(integer(x));
           break;
         }
-        case 'G': {                                    // BINFLOAT (big-endian)
+        case 'G': {  // BINFLOAT (big-endian)
           const uint8_t* b = take(8);
           uint64_t bits = 0;
           for (int k = 0; k < 8; ++k) bits = (bits << 8) | b[k];
@@ -80,31 +114,41 @@ class Unpickler {
           push(v);
           break;
         }
-        case 'X': push(str(u32())); break;             // BINUNICODE
-        case 0x8c: push(str(u8())); break;             // SHORT_BINUNICODE
-        case 'T': push(str(u32())); break;             // BINSTRING
-        case 'U': push(str(u8())); break;              // SHORT_BINSTRING
-        case 'c': {                                    // GLOBAL
+        case 'X':
+          push(str(u32()));
+          break;  // BINUNICODE
+        case 0x8c:
+          push(str(u8()));
+          break;  // SHORT_BINUNICODE
+        case 'T':
+          push(str(u32()));
+          break;  // BINSTRING
+        case 'U':
+          push(str(u8()));
+          break;     // SHORT_BINSTRING
+        case 'c': {  // GLOBAL
           std::string mod = line(), name = line();
           auto v = make(Value::GlobalRef);
           v->s = mod + "." + name;
           push(v);
           break;
         }
-        case 0x93: {                                   // STACK_GLOBAL
+        case 0x93: {  // STACK_GLOBAL
           V name = pop(), mod = pop();
           auto v = make(Value::GlobalRef);
           v->s = mod->s + "." + name->s;
           push(v);
           break;
         }
-        case 't': {                                    // TUPLE
+        case 't': {  // TUPLE
           auto v = make(Value::Tuple);
           v->items = pop_to_mark();
           push(v);
           break;
         }
-        case 0x85: case 0x86: case 0x87: {             // TUPLE1..3
+        case 0x85:
+        case 0x86:
+        case 0x87: {  // TUPLE1..3
           auto v = make(Value::Tuple);
           int n = op - 0x84;
           v->items.resize(n);
@@ -112,39 +156,44 @@ class Unpickler {
           push(v);
           break;
         }
-        case 'a': {                                    // APPEND
+        case 'a': {  // APPEND
           V x = pop();
           top()->items.push_back(x);
           break;
         }
-        case 'e': {                                    // APPENDS
+        case 'e': {  // APPENDS
           auto xs = pop_to_mark();
           for (auto& x : xs) top()->items.push_back(x);
           break;
         }
-        case 's': {                                    // SETITEM
+        case 's': {  // SETITEM
           V val = pop(), key = pop();
           top()->entries.emplace_back(key, val);
           break;
         }
-        case 'u': {                                    // SETITEMS
+        case 'u': {  // SETITEMS
           auto xs = pop_to_mark();
           for (size_t k = 0; k + 1 < xs.size(); k += 2) top()->entries.emplace_back(xs[k], xs[k + 1]);
           break;
         }
-        case 'Q': push(persistent(pop())); break;      // BINPERSID
-        case 'R': {                                    // REDUCE
+        case 'Q':
+          push(persistent(pop()));
+          break;     // BINPERSID
+        case 'R': {  // REDUCE
           V args = pop(), fn = pop();
           push(reduce(fn, args));
           break;
         }
-        case 0x81: {                                   // NEWOBJ
+        case 0x81: {  // NEWOBJ
           V args = pop(), cls = pop();
           push(reduce(cls, args));
           break;
         }
-        case 'b': pop(); break;                        // BUILD: state of an OrderedDict/_metadata, ignored
-        case '.': return pop();                        // STOP
+        case 'b':
+          pop();
+          break;  // BUILD: state of an OrderedDict/_metadata, ignored
+        case '.':
+          return pop();  // STOP
         default:
           throw Error(where_ + ": unsupported pickle opcode 0x" + hex(op) + " in data.pkl");
       }
@@ -223,9 +272,9 @@ class Unpickler {
 
   static at::ScalarType storage_dtype(const std::string& name, const std::string& where) {
     static const std::map<std::string, at::ScalarType> m = {
-        {"torch.FloatStorage", at::kFloat},   {"torch.DoubleStorage", at::kDouble}, {"torch.HalfStorage", at::kHalf},
-        {"torch.BFloat16Storage", at::kBFloat16}, {"torch.LongStorage", at::kLong}, {"torch.IntStorage", at::kInt},
-        {"torch.ShortStorage", at::kShort},   {"torch.CharStorage", at::kChar},     {"torch.ByteStorage", at::kByte},
+        {"torch.FloatStorage", at::kFloat},       {"torch.DoubleStorage", at::kDouble}, {"torch.HalfStorage", at::kHalf},
+        {"torch.BFloat16Storage", at::kBFloat16}, {"torch.LongStorage", at::kLong},     {"torch.IntStorage", at::kInt},
+        {"torch.ShortStorage", at::kShort},       {"torch.CharStorage", at::kChar},     {"torch.ByteStorage", at::kByte},
         {"torch.BoolStorage", at::kBool}};
     auto it = m.find(name);
     if (it == m.end()) throw Error(where + ": unsupported storage type " + name);

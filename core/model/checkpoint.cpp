@@ -43,11 +43,16 @@ c10::ScalarType parse_dtype(const std::string& spec, const c10::Device& device) 
 
 std::string dtype_label(c10::ScalarType t) {
   switch (t) {
-    case at::kFloat: return "fp32";
-    case at::kBFloat16: return "bf16";
-    case at::kHalf: return "fp16";
-    case at::kDouble: return "fp64";
-    default: return c10::toString(t);
+    case at::kFloat:
+      return "fp32";
+    case at::kBFloat16:
+      return "bf16";
+    case at::kHalf:
+      return "fp16";
+    case at::kDouble:
+      return "fp64";
+    default:
+      return c10::toString(t);
   }
 }
 
@@ -55,36 +60,53 @@ namespace {
 
 at::ScalarType to_scalar(io::DType d, const std::string& where) {
   switch (d) {
-    case io::DType::F32: return at::kFloat;
-    case io::DType::F16: return at::kHalf;
-    case io::DType::BF16: return at::kBFloat16;
-    case io::DType::F64: return at::kDouble;
-    case io::DType::I64: return at::kLong;
-    case io::DType::I32: return at::kInt;
-    case io::DType::I16: return at::kShort;
-    case io::DType::I8: return at::kChar;
-    case io::DType::U8: return at::kByte;
-    case io::DType::Bool: return at::kBool;
-    default: throw Error(where + ": dtype " + std::string(io::dtype_name(d)) + " cannot be loaded into a model");
+    case io::DType::F32:
+      return at::kFloat;
+    case io::DType::F16:
+      return at::kHalf;
+    case io::DType::BF16:
+      return at::kBFloat16;
+    case io::DType::F64:
+      return at::kDouble;
+    case io::DType::I64:
+      return at::kLong;
+    case io::DType::I32:
+      return at::kInt;
+    case io::DType::I16:
+      return at::kShort;
+    case io::DType::I8:
+      return at::kChar;
+    case io::DType::U8:
+      return at::kByte;
+    case io::DType::Bool:
+      return at::kBool;
+    default:
+      throw Error(where + ": dtype " + std::string(io::dtype_name(d)) + " cannot be loaded into a model");
   }
 }
 
 io::DType to_dtype(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return io::DType::F32;
-    case at::kHalf: return io::DType::F16;
-    case at::kBFloat16: return io::DType::BF16;
-    case at::kDouble: return io::DType::F64;
-    case at::kLong: return io::DType::I64;
-    default: throw Error(std::string("cannot save dtype ") + c10::toString(t));
+    case at::kFloat:
+      return io::DType::F32;
+    case at::kHalf:
+      return io::DType::F16;
+    case at::kBFloat16:
+      return io::DType::BF16;
+    case at::kDouble:
+      return io::DType::F64;
+    case at::kLong:
+      return io::DType::I64;
+    default:
+      throw Error(std::string("cannot save dtype ") + c10::toString(t));
   }
 }
 
 // A source tensor and where it came from, for messages.
 struct Source {
-  at::Tensor tensor;   // CPU, possibly a view of the mapping
+  at::Tensor tensor;  // CPU, possibly a view of the mapping
   std::string file;
-  std::string key;     // as stored
+  std::string key;  // as stored
   const io::SafetensorsFile* mapped = nullptr;
   const io::TensorInfo* info = nullptr;
 };
@@ -134,8 +156,8 @@ LoadedModel load_model(const fs::path& dir, const LoadOptions& opts, bool backbo
         continue;
       }
       if (it == sources.end())
-        throw Error(dir.string() + ": missing tensor '" + name + "' (expected shape " +
-                    io::shape_string(param.sizes().vec()) + ")");
+        throw Error(dir.string() + ": missing tensor '" + name + "' (expected shape " + io::shape_string(param.sizes().vec()) +
+                    ")");
       Source& s = it->second;
       const std::string where = dir.string() + "/" + s.file + ": tensor '" + s.key + "'";
       std::vector<int64_t> shape = s.info ? s.info->shape : s.tensor.sizes().vec();
@@ -160,7 +182,7 @@ LoadedModel load_model(const fs::path& dir, const LoadOptions& opts, bool backbo
   for (const auto& [name, s] : sources) {
     if (used.count(name)) continue;
     if (name == "lm_head.weight" && out.info.tied_head) continue;  // the tied head, stored anyway
-    if (backbone_only && name.rfind("score.", 0) == 0) continue;  // the classifier's head, read by the classifier
+    if (backbone_only && name.rfind("score.", 0) == 0) continue;   // the classifier's head, read by the classifier
     out.warnings.push_back(s.file + ": tensor '" + s.key + "' is not used by " + out.info.architecture + "; ignored");
   }
   out.model->eval();

@@ -40,7 +40,6 @@ struct LoadedModel {
 // config (expected, got), unreadable weights, a model_type Lethe does not have.
 LoadedModel load_model(const std::filesystem::path& dir, const LoadOptions& opts = {}, bool backbone_only = false);
 
-
 // Writes config.json and model.safetensors, or shards of at most max_shard_bytes with a
 // model.safetensors.index.json. Tensors are saved in the parameters' dtype; a tied lm_head
 // is not stored (as save_pretrained does). Atomic per file.

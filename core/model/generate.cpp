@@ -59,8 +59,14 @@ at::Tensor pick(const at::Tensor& logits, const at::Tensor& seen, const Sampling
 // What every batch of one generate_ids call shares.
 struct GenerateContext {
   GenerateContext(CausalLMImpl& m, const text::Tokenizer& t, const SamplingOptions& opts, const TokenCallback& cb)
-      : model(m), tok(t), o(opts), on_token(cb), dev(m.options().device()), max_pos(m.info().max_positions),
-        pad(t.pad_id() >= 0 ? t.pad_id() : 0), gen(at::make_generator<at::CPUGeneratorImpl>(opts.seed)) {
+      : model(m),
+        tok(t),
+        o(opts),
+        on_token(cb),
+        dev(m.options().device()),
+        max_pos(m.info().max_positions),
+        pad(t.pad_id() >= 0 ? t.pad_id() : 0),
+        gen(at::make_generator<at::CPUGeneratorImpl>(opts.seed)) {
     for (int64_t id : t.stop_ids()) stop.insert(id);
     for (int64_t id : m.info().eos_ids) stop.insert(id);
   }
@@ -110,7 +116,7 @@ void left_pad(const GenerateContext& c, const std::vector<Generation>& out, size
 // only on the last position (all of them would cost B*L*V*E).
 at::Tensor prefill(CausalLMImpl& model, const at::Tensor& ids, const at::Tensor& mask, KVCache& cache, int64_t L) {
   at::Tensor last = model.hidden(ids, mask, &cache).select(1, L - 1);  // (B, E)
-  return at::linear(last, model.lm_head_weight()).to(at::kFloat);     // (B, V)
+  return at::linear(last, model.lm_head_weight()).to(at::kFloat);      // (B, V)
 }
 
 // Whether token `t`, just appended to g.ids, ends the sequence: an EOS (when stopping there) or a
@@ -134,7 +140,8 @@ void check_stop(const GenerateContext& c, Generation& g, int64_t t) {
 
 // One chosen token per row (`next_cpu`, (B)) into the unfinished sequences; finished rows get
 // the pad id in `next_cpu`. Calls the callback per unfinished row. Returns how many rows finished.
-int64_t take_tokens(GenerateContext& c, at::Tensor& next_cpu, size_t start, std::vector<bool>& done, std::vector<Generation>& out) {
+int64_t take_tokens(GenerateContext& c, at::Tensor& next_cpu, size_t start, std::vector<bool>& done,
+                    std::vector<Generation>& out) {
   int64_t finished = 0;
   for (int64_t b = 0; b < static_cast<int64_t>(done.size()); ++b) {
     if (done[b]) {

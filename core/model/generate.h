@@ -15,11 +15,11 @@ namespace lethe::model {
 
 struct SamplingOptions {
   int64_t max_new_tokens = 64;
-  bool do_sample = false;          // greedy when false
-  double temperature = 1.0;        // > 0
-  int64_t top_k = 0;               // 0: off
-  double top_p = 1.0;              // 1: off
-  double repetition_penalty = 1.0; // 1: off; HF's rule: logit < 0 ? logit * p : logit / p
+  bool do_sample = false;                 // greedy when false
+  double temperature = 1.0;               // > 0
+  int64_t top_k = 0;                      // 0: off
+  double top_p = 1.0;                     // 1: off
+  double repetition_penalty = 1.0;        // 1: off; HF's rule: logit < 0 ? logit * p : logit / p
   std::vector<std::string> stop_strings;  // the text ends before the first one found
   bool stop_at_eos = true;
   uint64_t seed = 0;
@@ -31,9 +31,9 @@ struct SamplingOptions {
 struct Generation {
   std::string prompt;
   std::vector<int64_t> prompt_ids;
-  std::vector<int64_t> ids;        // generated ids (up to and including EOS when it stopped there)
-  std::string text;                // generated text, special tokens left out, cut before a stop string
-  std::string stop_reason;         // "eos" | "stop_string" | "max_new_tokens" | "max_positions" | "cancelled"
+  std::vector<int64_t> ids;  // generated ids (up to and including EOS when it stopped there)
+  std::string text;          // generated text, special tokens left out, cut before a stop string
+  std::string stop_reason;   // "eos" | "stop_string" | "max_new_tokens" | "max_positions" | "cancelled"
 };
 
 // HF's logits processors in HF's order on (B, V) fp32 logits: repetition penalty over `seen`
@@ -45,9 +45,8 @@ at::Tensor process_logits(at::Tensor logits, const at::Tensor& seen, const Sampl
 using TokenCallback = std::function<bool(size_t index, const std::string& text_so_far)>;
 
 // Prompts as text, encoded with the tokenizer's conventions (BOS where the model wants it).
-std::vector<Generation> generate(CausalLMImpl& model, const text::Tokenizer& tok,
-                                 const std::vector<std::string>& prompts, const SamplingOptions& opts,
-                                 const TokenCallback& on_token = {});
+std::vector<Generation> generate(CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& prompts,
+                                 const SamplingOptions& opts, const TokenCallback& on_token = {});
 // Questions put into a prompt format (the paper's template or the model's chat template).
 std::vector<Generation> generate(CausalLMImpl& model, const text::Tokenizer& tok, const data::PromptFormat& format,
                                  const std::vector<std::string>& questions, const SamplingOptions& opts,
@@ -59,9 +58,9 @@ std::vector<Generation> generate_ids(CausalLMImpl& model, const text::Tokenizer&
                                      const TokenCallback& on_token = {});
 
 struct Scored {
-  std::vector<int64_t> ids;        // what the model saw (BOS included)
-  std::vector<double> logprobs;    // log p(ids[t] | ids[<t]) for t = 1 .. n-1
-  double mean_nll = 0;             // -mean(logprobs)
+  std::vector<int64_t> ids;      // what the model saw (BOS included)
+  std::vector<double> logprobs;  // log p(ids[t] | ids[<t]) for t = 1 .. n-1
+  double mean_nll = 0;           // -mean(logprobs)
 };
 
 // Right-padded batches; `logits_out`, when given, receives each sequence's logits (T, V) in fp32.

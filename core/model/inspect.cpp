@@ -117,8 +117,7 @@ std::string summary_text(const ModelSummary& s, bool list_tensors) {
   o << "layers        " << c.num_layers << "   hidden " << c.hidden_size << "   heads " << c.num_heads;
   if (c.num_kv_heads != c.num_heads) o << " (kv " << c.num_kv_heads << ")";
   o << "   head dim " << c.head_dim << "   mlp " << c.intermediate_size << "\n";
-  o << "vocab         " << c.vocab_size << "   positions " << c.max_positions << "   tied lm_head " << yn(s.lm_head_tied)
-    << "\n";
+  o << "vocab         " << c.vocab_size << "   positions " << c.max_positions << "   tied lm_head " << yn(s.lm_head_tied) << "\n";
   for (const auto& [k, v] : c.attributes) {
     std::string key = k;
     key.resize(std::max<size_t>(key.size() + 1, 14), ' ');

@@ -17,11 +17,11 @@ namespace lethe::model {
 // included (they depend on batch and sequence length).
 struct MemoryEstimate {
   int64_t n_params = 0;
-  int64_t lora_params = 0;      // LoRA A+B parameters at `lora_rank` on `lora_targets`
+  int64_t lora_params = 0;  // LoRA A+B parameters at `lora_rank` on `lora_targets`
   int lora_rank = 32;
   std::vector<std::string> lora_targets;  // the family's defaults
-  int64_t inference_fp32 = 0;   // 4 B/param
-  int64_t inference_bf16 = 0;   // 2 B/param
+  int64_t inference_fp32 = 0;             // 4 B/param
+  int64_t inference_bf16 = 0;             // 2 B/param
   // Full-parameter unlearning in fp32 with AdamW: weights 4 + grads 4 + moments 8 + the frozen
   // reference copy 4 = 20 B/param.
   int64_t unlearn_full_fp32 = 0;
@@ -47,11 +47,11 @@ struct ModelSummary {
   ModelInfo info;
   std::string weights_format;
   std::vector<std::string> weight_files;
-  uint64_t weights_bytes = 0;       // on disk
-  bool tensors_listed = true;       // false for pytorch_model.bin (read when the model loads)
-  std::vector<TensorRow> tensors;   // sorted by name
+  uint64_t weights_bytes = 0;      // on disk
+  bool tensors_listed = true;      // false for pytorch_model.bin (read when the model loads)
+  std::vector<TensorRow> tensors;  // sorted by name
   std::vector<std::pair<std::string, int64_t>> params_by_dtype;
-  int64_t n_params = 0;             // unique parameters (a tied lm_head counts once)
+  int64_t n_params = 0;  // unique parameters (a tied lm_head counts once)
   bool lm_head_tied = true;
   std::vector<std::string> tokenizer_files;
   std::vector<std::string> warnings;
@@ -65,7 +65,7 @@ ModelSummary inspect_model(const std::filesystem::path& dir, int lora_rank = 32)
 
 std::string summary_text(const ModelSummary& s, bool list_tensors = true);
 io::Json summary_json(const ModelSummary& s);
-std::string human_bytes(int64_t bytes);   // "1.23 GiB"
-std::string human_count(int64_t n);       // "125.2M"
+std::string human_bytes(int64_t bytes);  // "1.23 GiB"
+std::string human_count(int64_t n);      // "125.2M"
 
 }  // namespace lethe::model

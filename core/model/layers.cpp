@@ -98,18 +98,22 @@ at::Tensor apply_activation(const std::string& name, const at::Tensor& x) {
 at::Tensor attention_mask(const at::Tensor& mask, int64_t T, int64_t window) {
   const int64_t S = mask.size(1), past = S - T;
   const auto bopts = mask.options().dtype(at::kBool);
-  at::Tensor allowed = at::ones({T, S}, bopts).tril(past);  // key j <= query position past + i
-  if (window > 0) allowed = allowed & at::ones({T, S}, bopts).triu(past - window + 1);  // past + i - j < window
+  at::Tensor allowed = at::ones({T, S}, bopts).tril(past);                                  // key j <= query position past + i
+  if (window > 0) allowed = allowed & at::ones({T, S}, bopts).triu(past - window + 1);      // past + i - j < window
   return allowed.unsqueeze(0).unsqueeze(0) & mask.to(at::kBool).unsqueeze(1).unsqueeze(2);  // (B, 1, T, S)
 }
 
 namespace {
 double lowest_of(at::ScalarType st) {
   switch (st) {
-    case at::kBFloat16: return -3.3895313892515355e38;
-    case at::kHalf: return -65504.0;
-    case at::kDouble: return std::numeric_limits<double>::lowest();
-    default: return static_cast<double>(std::numeric_limits<float>::lowest());
+    case at::kBFloat16:
+      return -3.3895313892515355e38;
+    case at::kHalf:
+      return -65504.0;
+    case at::kDouble:
+      return std::numeric_limits<double>::lowest();
+    default:
+      return static_cast<double>(std::numeric_limits<float>::lowest());
   }
 }
 

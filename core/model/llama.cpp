@@ -35,9 +35,12 @@ RotaryEmbedding::RotaryEmbedding(const RopeConfig& rope, int64_t head_dim) : rop
       attention_factor_ = yarn_mscale(r.factor, r.mscale) / yarn_mscale(r.factor, r.mscale_all_dim);
     else attention_factor_ = yarn_mscale(r.factor, 1.0);
   } else if (r.type == "longrope") {
-    const double factor = static_cast<double>(r.max_position_embeddings) / static_cast<double>(r.original_max_position_embeddings);
+    const double factor = static_cast<double>(r.max_position_embeddings) /
+                          static_cast<double>(r.original_max_position_embeddings);
     if (r.attention_factor >= 0) attention_factor_ = r.attention_factor;
-    else attention_factor_ = factor <= 1 ? 1.0 : std::sqrt(1 + std::log(factor) / std::log(static_cast<double>(r.original_max_position_embeddings)));
+    else
+      attention_factor_ =
+          factor <= 1 ? 1.0 : std::sqrt(1 + std::log(factor) / std::log(static_cast<double>(r.original_max_position_embeddings)));
   }
   max_seq_len_cached_ = r.max_position_embeddings;
 }
@@ -112,7 +115,7 @@ std::pair<at::Tensor, at::Tensor> RotaryEmbedding::cos_sin(const at::Tensor& pos
     current_for_ = want;
   }
   at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * current_;  // (B, T, r/2), fp32
-  at::Tensor emb = at::cat({freqs, freqs}, -1);                           // (B, T, r)
+  at::Tensor emb = at::cat({freqs, freqs}, -1);                          // (B, T, r)
   at::Tensor cos = emb.cos(), sin = emb.sin();
   if (attention_factor_ != 1.0) {
     cos = cos * attention_factor_;
@@ -165,8 +168,8 @@ at::Tensor LlamaAttentionImpl::forward(const at::Tensor& x, const at::Tensor& co
   q = apply_rotary(heads(q, n_head), cos, sin);  // (B, NH, T, hd)
   k = apply_rotary(heads(k, n_kv), cos, sin);    // (B, KV, T, hd)
   auto [keys, values] = KVCache::update(cache, layer, k, heads(v, n_kv));
-  at::Tensor out = attend(q, keys, values, allowed, std::pow(static_cast<double>(head_dim), -0.5), attention_dropout,
-                          is_training());
+  at::Tensor out =
+      attend(q, keys, values, allowed, std::pow(static_cast<double>(head_dim), -0.5), attention_dropout, is_training());
   return o_proj->forward(out.transpose(1, 2).reshape({B, T, n_head * head_dim}));
 }
 
@@ -228,8 +231,7 @@ LlamaModelImpl::LlamaModelImpl(const LlamaConfig& c, at::TensorOptions opts) {
 LlamaForCausalLMImpl::LlamaForCausalLMImpl(std::shared_ptr<const LlamaConfig> c, at::TensorOptions opts)
     : CausalLMImpl(c), cfg_(std::move(c)), rotary_(cfg_->rope, cfg_->head_dim) {
   model = register_module("model", LlamaModel(*cfg_, opts));
-  if (!cfg_->tie_word_embeddings)
-    lm_head = register_module("lm_head", Linear(cfg_->hidden_size, cfg_->vocab_size, false, opts));
+  if (!cfg_->tie_word_embeddings) lm_head = register_module("lm_head", Linear(cfg_->hidden_size, cfg_->vocab_size, false, opts));
 }
 
 at::Tensor LlamaForCausalLMImpl::lm_head_weight() const { return lm_head ? lm_head->weight : model->embed_tokens->weight; }
@@ -243,8 +245,8 @@ at::Tensor LlamaForCausalLMImpl::run(const at::Tensor& ids, const at::Tensor& ma
     throw Error(name + " forward: attention mask has " + std::to_string(S) + " positions, expected cache " +
                 std::to_string(past) + " + new " + std::to_string(T));
   if (cache && !cache->empty() && S > cache->capacity())
-    throw Error(name + " forward: the KV cache holds " + std::to_string(cache->capacity()) + " positions, " +
-                std::to_string(S) + " needed");
+    throw Error(name + " forward: the KV cache holds " + std::to_string(cache->capacity()) + " positions, " + std::to_string(S) +
+                " needed");
   at::Tensor x = model->embed_tokens->forward(ids);  // (B, T, H)
   if (cfg_->scale_embeddings) x = x * at::scalar_tensor(std::sqrt(static_cast<double>(cfg_->hidden_size)), x.options());
   if (cfg_->embd_pdrop > 0 && is_training()) x = at::dropout(x, cfg_->embd_pdrop, true);

@@ -39,7 +39,7 @@ class RotaryEmbedding {
   RopeConfig rope_;
   int64_t dim_;
   double attention_factor_ = 1;
-  at::Tensor current_;            // fp32 on the positions' device
+  at::Tensor current_;              // fp32 on the positions' device
   int64_t max_seq_len_cached_ = 0;  // dynamic: the longest sequence the frequencies were grown for
   int64_t current_for_ = -1;        // the seq_len `current_` was computed for (-1: the original)
 };
@@ -50,8 +50,8 @@ at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Te
 class LlamaAttentionImpl : public torch::nn::Module {
  public:
   LlamaAttentionImpl(const LlamaConfig& c, at::TensorOptions opts);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& allowed,
-                     KVCache* cache, size_t layer);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& allowed, KVCache* cache,
+                     size_t layer);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, qkv_proj{nullptr}, o_proj{nullptr};
   int64_t n_head, n_kv, head_dim;
   double attention_dropout;
@@ -70,8 +70,8 @@ TORCH_MODULE(LlamaMlp);
 class LlamaDecoderLayerImpl : public torch::nn::Module {
  public:
   LlamaDecoderLayerImpl(const LlamaConfig& c, at::TensorOptions opts);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& allowed,
-                     KVCache* cache, size_t layer);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& allowed, KVCache* cache,
+                     size_t layer);
   LlamaAttention self_attn{nullptr};
   LlamaMlp mlp{nullptr};
   RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};

@@ -69,8 +69,8 @@ RopeConfig parse_rope(const io::Json& j, const std::string& src, int64_t max_pos
   if (!known)
     throw Error(where + ": rope type '" + r.type + "' is not supported (default, linear, dynamic, llama3, yarn, longrope)");
   r.factor = io::get_number(params, "factor", 1.0, where);
-  r.original_max_position_embeddings = io::get_int(
-      params, "original_max_position_embeddings", io::get_int(j, "original_max_position_embeddings", max_pos, src), where);
+  r.original_max_position_embeddings = io::get_int(params, "original_max_position_embeddings",
+                                                   io::get_int(j, "original_max_position_embeddings", max_pos, src), where);
   r.low_freq_factor = io::get_number(params, "low_freq_factor", 1.0, where);
   r.high_freq_factor = io::get_number(params, "high_freq_factor", 4.0, where);
   r.beta_fast = io::get_number(params, "beta_fast", 32.0, where);
@@ -86,16 +86,13 @@ RopeConfig parse_rope(const io::Json& j, const std::string& src, int64_t max_pos
   if (!(r.partial_rotary_factor > 0 && r.partial_rotary_factor <= 1))
     throw Error(where + ": partial_rotary_factor must be in (0, 1], got " + fmt(r.partial_rotary_factor));
   const bool needs_factor = r.type == "linear" || r.type == "dynamic" || r.type == "llama3" || r.type == "yarn";
-  if (needs_factor && !(r.factor >= 1))
-    throw Error(where + ": rope " + r.type + " needs 'factor' >= 1, got " + fmt(r.factor));
+  if (needs_factor && !(r.factor >= 1)) throw Error(where + ": rope " + r.type + " needs 'factor' >= 1, got " + fmt(r.factor));
   if (r.type == "llama3") {
     if (!params.contains("original_max_position_embeddings"))
       throw Error(where + ": rope llama3 needs 'original_max_position_embeddings'");
-    if (!(r.high_freq_factor > r.low_freq_factor))
-      throw Error(where + ": rope llama3 needs high_freq_factor > low_freq_factor");
+    if (!(r.high_freq_factor > r.low_freq_factor)) throw Error(where + ": rope llama3 needs high_freq_factor > low_freq_factor");
   }
-  if (r.original_max_position_embeddings <= 0)
-    throw Error(where + ": original_max_position_embeddings must be positive");
+  if (r.original_max_position_embeddings <= 0) throw Error(where + ": original_max_position_embeddings must be positive");
   return r;
 }
 
@@ -115,9 +112,7 @@ std::string RopeConfig::describe() const {
   return s + ")";
 }
 
-bool is_llama_like(const std::string& t) {
-  return t == "llama" || t == "mistral" || t == "qwen2" || t == "phi3" || t == "gemma";
-}
+bool is_llama_like(const std::string& t) { return t == "llama" || t == "mistral" || t == "qwen2" || t == "phi3" || t == "gemma"; }
 
 LlamaConfig LlamaConfig::from_json(const io::Json& j, const std::string& src) {
   using namespace io;
@@ -180,8 +175,7 @@ LlamaConfig LlamaConfig::from_json(const io::Json& j, const std::string& src) {
   if (t == "gemma") {
     c.hidden_act = get_string(j, "hidden_activation", get_string(j, "hidden_act", c.hidden_act, src), src);
     if (c.hidden_act == "gelu") c.hidden_act = "gelu_pytorch_tanh";  // transformers runs Gemma's "gelu" as the tanh form
-  }
-  else {
+  } else {
     c.hidden_act = get_string(j, "hidden_act", c.hidden_act, src);
   }
   c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", c.tie_word_embeddings, src);
@@ -215,8 +209,8 @@ LlamaConfig LlamaConfig::from_json(const io::Json& j, const std::string& src) {
   if (c.sliding_window > 0 && j.contains("layer_types") && j["layer_types"].is_array()) {
     const auto& lt = j["layer_types"];
     if (static_cast<int64_t>(lt.size()) != c.num_hidden_layers)
-      throw Error(src + ": layer_types has " + std::to_string(lt.size()) + " entries for " +
-                  std::to_string(c.num_hidden_layers) + " layers");
+      throw Error(src + ": layer_types has " + std::to_string(lt.size()) + " entries for " + std::to_string(c.num_hidden_layers) +
+                  " layers");
     for (size_t i = 0; i < lt.size(); ++i) {
       const std::string kind = lt[i].is_string() ? lt[i].get<std::string>() : "";
       if (kind != "sliding_attention" && kind != "full_attention")
@@ -256,7 +250,8 @@ LlamaConfig LlamaConfig::from_json(const io::Json& j, const std::string& src) {
   require_activation(src, t == "gemma" ? "hidden_activation" : "hidden_act", c.hidden_act);
   for (int64_t e : c.eos_token_ids)
     if (e < 0 || e >= c.vocab_size)
-      throw Error(src + ": eos_token_id " + std::to_string(e) + " is outside the vocabulary (" + std::to_string(c.vocab_size) + ")");
+      throw Error(src + ": eos_token_id " + std::to_string(e) + " is outside the vocabulary (" + std::to_string(c.vocab_size) +
+                  ")");
   return c;
 }
 
@@ -318,9 +313,8 @@ io::Json LlamaConfig::to_json(const std::string& dtype) const {
 
 std::vector<LayerLinear> LlamaConfig::layer_linears() const {
   const int64_t H = hidden_size, I = intermediate_size, q = num_attention_heads * head_dim, kv = num_key_value_heads * head_dim;
-  if (fused_projections)
-    return {{"qkv_proj", H, q + 2 * kv}, {"o_proj", q, H}, {"gate_up_proj", H, 2 * I}, {"down_proj", I, H}};
-  return {{"q_proj", H, q}, {"k_proj", H, kv}, {"v_proj", H, kv}, {"o_proj", q, H},
+  if (fused_projections) return {{"qkv_proj", H, q + 2 * kv}, {"o_proj", q, H}, {"gate_up_proj", H, 2 * I}, {"down_proj", I, H}};
+  return {{"q_proj", H, q},    {"k_proj", H, kv}, {"v_proj", H, kv},  {"o_proj", q, H},
           {"gate_proj", H, I}, {"up_proj", H, I}, {"down_proj", I, H}};
 }
 

@@ -19,9 +19,9 @@ struct RopeConfig {
   std::string type = "default";  // default | linear | dynamic | llama3 | yarn | longrope
   double theta = 10000;
   double factor = 1;
-  double partial_rotary_factor = 1;  // the fraction of head_dim that rotates
-  int64_t max_position_embeddings = 0;            // config.max_position_embeddings
-  int64_t original_max_position_embeddings = 0;   // llama3, yarn, longrope, (dynamic)
+  double partial_rotary_factor = 1;              // the fraction of head_dim that rotates
+  int64_t max_position_embeddings = 0;           // config.max_position_embeddings
+  int64_t original_max_position_embeddings = 0;  // llama3, yarn, longrope, (dynamic)
   // llama3
   double low_freq_factor = 1, high_freq_factor = 4;
   // yarn
@@ -51,8 +51,8 @@ struct LlamaConfig final : ModelConfig {
   double rms_norm_eps = 1e-6;
   std::string hidden_act = "silu";
   bool tie_word_embeddings = false;
-  bool qkv_bias = false;        // q/k/v projections (llama: attention_bias; qwen2: always)
-  bool o_bias = false;          // output projection (llama: attention_bias)
+  bool qkv_bias = false;  // q/k/v projections (llama: attention_bias; qwen2: always)
+  bool o_bias = false;    // output projection (llama: attention_bias)
   bool mlp_bias = false;
   bool fused_projections = false;  // phi3: qkv_proj and gate_up_proj
   bool gemma_norm = false;         // RMSNorm computes x * (1 + w) in fp32

@@ -41,7 +41,8 @@ void require_activation(const std::string& src, const char* field, const std::st
   static const char* kNames[] = {"relu", "gelu", "gelu_new", "gelu_pytorch_tanh", "silu", "swish", "tanh"};
   for (const char* n : kNames)
     if (value == n) return;
-  throw Error(src + ": " + field + " '" + value + "' is not supported (relu, gelu, gelu_new, gelu_pytorch_tanh, silu, swish, tanh)");
+  throw Error(src + ": " + field + " '" + value +
+              "' is not supported (relu, gelu, gelu_new, gelu_pytorch_tanh, silu, swish, tanh)");
 }
 
 std::string supported_model_types() {

@@ -19,19 +19,19 @@ struct ModelInfo {
   std::string family;        // registry entry: "opt", "llama", "mistral", "qwen2", "phi3", "gemma"
   std::string architecture;  // e.g. "LlamaForCausalLM"
   int64_t vocab_size = 0;
-  int64_t hidden_size = 0;        // residual stream width
-  int64_t output_dim = 0;         // width of the hidden states the LM head reads (OPT: word_embed_proj_dim)
+  int64_t hidden_size = 0;  // residual stream width
+  int64_t output_dim = 0;   // width of the hidden states the LM head reads (OPT: word_embed_proj_dim)
   int64_t num_layers = 0;
   int64_t num_heads = 0;
-  int64_t num_kv_heads = 0;       // < num_heads: grouped-query attention
+  int64_t num_kv_heads = 0;  // < num_heads: grouped-query attention
   int64_t head_dim = 0;
   int64_t intermediate_size = 0;  // MLP width
   int64_t max_positions = 0;      // positions a sequence may use (generation stops there)
   bool tied_head = true;
   int64_t bos_id = -1, pad_id = -1;
-  std::vector<int64_t> eos_ids;   // config.json's eos_token_id, one or a list
-  double dropout = 0;             // the largest dropout the config switches on in training
-  std::string torch_dtype;        // as saved, may be empty
+  std::vector<int64_t> eos_ids;  // config.json's eos_token_id, one or a list
+  double dropout = 0;            // the largest dropout the config switches on in training
+  std::string torch_dtype;       // as saved, may be empty
   // Family-specific facts for display ("rope", "llama3 factor 8 (theta 500000)"), in order.
   std::vector<std::pair<std::string, std::string>> attributes;
 };

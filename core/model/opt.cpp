@@ -27,7 +27,7 @@ at::Tensor OptAttentionImpl::forward(const at::Tensor& x, const at::Tensor& allo
   at::Tensor k = k_proj->forward(x);
   at::Tensor v = v_proj->forward(x);
   auto heads = [&](const at::Tensor& t) { return t.view({B, T, n_head, head_dim}).transpose(1, 2); };  // (B, NH, T, hd)
-  auto [keys, values] = KVCache::update(cache, layer, heads(k), heads(v));                         // (B, NH, S, hd)
+  auto [keys, values] = KVCache::update(cache, layer, heads(k), heads(v));                             // (B, NH, S, hd)
   at::Tensor out = attend(heads(q), keys, values, allowed, 1.0, attention_dropout, is_training());
   return out_proj->forward(out.transpose(1, 2).reshape({B, T, n_head * head_dim}));  // (B, T, H)
 }
@@ -44,8 +44,7 @@ OptDecoderLayerImpl::OptDecoderLayerImpl(const OptConfig& c, at::TensorOptions o
   final_layer_norm = register_module("final_layer_norm", LayerNorm(H, c.layer_norm_elementwise_affine, opts));
 }
 
-at::Tensor OptDecoderLayerImpl::forward(const at::Tensor& x_in, const at::Tensor& allowed, KVCache* cache,
-                                        size_t layer) {
+at::Tensor OptDecoderLayerImpl::forward(const at::Tensor& x_in, const at::Tensor& allowed, KVCache* cache, size_t layer) {
   const bool train = is_training() && dropout > 0;
   at::Tensor x = x_in;  // (B, T, H)
   at::Tensor h = pre_ln ? self_attn_layer_norm->forward(x) : x;
@@ -87,12 +86,12 @@ at::Tensor OptDecoderImpl::forward(const at::Tensor& ids, const at::Tensor& mask
   const int64_t past = cache ? cache->length : 0;
   const int64_t S = mask.size(1);
   if (S != past + T)
-    throw Error("OPT forward: attention mask has " + std::to_string(S) + " positions, expected cache " +
-                std::to_string(past) + " + new " + std::to_string(T));
+    throw Error("OPT forward: attention mask has " + std::to_string(S) + " positions, expected cache " + std::to_string(past) +
+                " + new " + std::to_string(T));
   if (cache && !cache->empty() && S > cache->capacity())
-    throw Error("OPT forward: the KV cache holds " + std::to_string(cache->capacity()) + " positions, " +
-                std::to_string(S) + " needed");
-  at::Tensor x = embed_tokens->forward(ids);  // (B, T, E)
+    throw Error("OPT forward: the KV cache holds " + std::to_string(cache->capacity()) + " positions, " + std::to_string(S) +
+                " needed");
+  at::Tensor x = embed_tokens->forward(ids);   // (B, T, E)
   if (project_in) x = project_in->forward(x);  // (B, T, H)
   // Positions count real tokens only, so left padding works: pads get -1 (+2 offset).
   at::Tensor m = mask.to(at::kLong);
@@ -124,9 +123,7 @@ OptForCausalLMImpl::OptForCausalLMImpl(std::shared_ptr<const OptConfig> c, at::T
     lm_head = register_module("lm_head", Linear(opt_config_->word_embed_proj_dim, opt_config_->vocab_size, false, opts));
 }
 
-at::Tensor OptForCausalLMImpl::lm_head_weight() const {
-  return lm_head ? lm_head->weight : model->decoder->embed_tokens->weight;
-}
+at::Tensor OptForCausalLMImpl::lm_head_weight() const { return lm_head ? lm_head->weight : model->decoder->embed_tokens->weight; }
 
 at::Tensor OptForCausalLMImpl::hidden(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache) {
   return model->decoder->forward(ids, mask, cache);

@@ -53,7 +53,7 @@ class OptDecoderImpl : public torch::nn::Module {
   Linear project_in{nullptr}, project_out{nullptr};  // only when E != H
   LayerNorm final_layer_norm{nullptr};               // only pre-LN without _remove_final_layer_norm
   torch::nn::ModuleList layers{nullptr};
-  std::vector<OptDecoderLayer> layer_list;           // the same modules, typed
+  std::vector<OptDecoderLayer> layer_list;  // the same modules, typed
 };
 TORCH_MODULE(OptDecoder);
 

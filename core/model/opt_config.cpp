@@ -102,7 +102,8 @@ ModelInfo OptConfig::info() const {
       {"activation", activation_function},
       {"biases", yn(enable_bias)},
       {"embed proj dim", std::to_string(word_embed_proj_dim) + (has_project() ? " (project_in/out)" : "")},
-      {"dropout", [&] {
+      {"dropout",
+       [&] {
          std::ostringstream o;
          o << dropout;
          return o.str();

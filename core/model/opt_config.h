@@ -9,13 +9,13 @@ namespace lethe::model {
 
 struct OptConfig final : ModelConfig {
   int64_t vocab_size = 50272;
-  int64_t hidden_size = 768;           // H
-  int64_t num_hidden_layers = 12;      // L
-  int64_t num_attention_heads = 12;    // NH
-  int64_t ffn_dim = 3072;              // F
+  int64_t hidden_size = 768;         // H
+  int64_t num_hidden_layers = 12;    // L
+  int64_t num_attention_heads = 12;  // NH
+  int64_t ffn_dim = 3072;            // F
   int64_t max_position_embeddings = 2048;
-  int64_t word_embed_proj_dim = 768;   // E; != H means project_in / project_out exist
-  bool do_layer_norm_before = true;    // pre-LN (false: post-LN, OPT-350m)
+  int64_t word_embed_proj_dim = 768;     // E; != H means project_in / project_out exist
+  bool do_layer_norm_before = true;      // pre-LN (false: post-LN, OPT-350m)
   bool remove_final_layer_norm = false;  // "_remove_final_layer_norm"
   bool enable_bias = true;
   bool layer_norm_elementwise_affine = true;

@@ -144,18 +144,29 @@ int64_t Store::create_run(const std::string& name, const std::string& spec_json,
   Stmt s(db_, "INSERT INTO runs(name, status, spec_json, versions_json, created_at, started_at, pid, host) "
               "VALUES (?, 'running', ?, ?, ?, ?, ?, ?)");
   const std::string t = now_utc();
-  s.bind(1, name).bind(2, spec_json).bind(3, versions_json).bind(4, t).bind(5, t).bind(6, static_cast<int64_t>(::getpid())).bind(7, hostname());
+  s.bind(1, name)
+      .bind(2, spec_json)
+      .bind(3, versions_json)
+      .bind(4, t)
+      .bind(5, t)
+      .bind(6, static_cast<int64_t>(::getpid()))
+      .bind(7, hostname());
   s.run();
   return db_.last_insert_id();
 }
 
 const char* run_status_name(RunStatus s) {
   switch (s) {
-    case RunStatus::Running: return "running";
-    case RunStatus::Completed: return "completed";
-    case RunStatus::Cancelled: return "cancelled";
-    case RunStatus::Failed: return "failed";
-    case RunStatus::Interrupted: return "interrupted";
+    case RunStatus::Running:
+      return "running";
+    case RunStatus::Completed:
+      return "completed";
+    case RunStatus::Cancelled:
+      return "cancelled";
+    case RunStatus::Failed:
+      return "failed";
+    case RunStatus::Interrupted:
+      return "interrupted";
   }
   return "?";
 }

@@ -47,14 +47,14 @@ struct GenerationRow {
 
 struct EvaluationRow {
   int64_t run_id = 0;
-  std::string name;   // e.g. "harmful_rate_after", "perplexity_before"
+  std::string name;  // e.g. "harmful_rate_after", "perplexity_before"
   double value = 0;
-  std::string json;   // details
+  std::string json;  // details
 };
 
 struct ArtefactRow {
   int64_t run_id = 0;
-  std::string kind;   // "model" | "adapter" | "checkpoint" | "report"
+  std::string kind;  // "model" | "adapter" | "checkpoint" | "report"
   std::string path;
 };
 

@@ -18,9 +18,9 @@ namespace {
 // ---- UTF-8 ----
 
 struct CodePoint {
-  UChar32 cp;      // -1 for an invalid byte
-  size_t offset;   // into the string
-  size_t length;   // bytes
+  UChar32 cp;     // -1 for an invalid byte
+  size_t offset;  // into the string
+  size_t length;  // bytes
 };
 
 std::vector<CodePoint> decode_utf8(const std::string& s) {
@@ -52,7 +52,7 @@ void append_utf8(std::string& s, uint32_t cp) { uni::append(s, cp); }
 // ---- GPT-2's byte <-> unicode alphabet: printable bytes map to themselves, the rest to 256+ ----
 
 struct ByteAlphabet {
-  std::string encode[256];                    // byte -> UTF-8 of its stand-in character
+  std::string encode[256];                       // byte -> UTF-8 of its stand-in character
   std::unordered_map<uint32_t, uint8_t> decode;  // stand-in code point -> byte
   ByteAlphabet() {
     int extra = 0;
@@ -186,8 +186,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_files(const fs::path& vocab_jso
 std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const fs::path& path) {
   const std::string where = path.string();
   io::Json j = io::read_json_file(path);
-  if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
-    throw Error(where + ": missing object field 'model'");
+  if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) throw Error(where + ": missing object field 'model'");
   const io::Json& m = j["model"];
   const std::string type = m.value("type", "");
   if (type != "BPE") throw Error(where + ": model type '" + type + "' is not supported (Lethe reads byte-level BPE)");
@@ -211,8 +210,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const fs::path& 
       if (e.is_string()) pair = e.get<std::string>();
       else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string())
         pair = e[0].get<std::string>() + " " + e[1].get<std::string>();
-      else
-        throw Error(where + ": model.merges[" + std::to_string(rank) + "] must be \"a b\" or [\"a\", \"b\"]");
+      else throw Error(where + ": model.merges[" + std::to_string(rank) + "] must be \"a b\" or [\"a\", \"b\"]");
       t->merge_rank_.emplace(pair, rank++);
     }
   }
@@ -262,8 +260,7 @@ void BpeTokenizer::set_specials(int64_t bos, int64_t eos, int64_t pad, bool add_
 }
 
 bool BpeTokenizer::is_special(int64_t id) const {
-  return (id >= 0 && static_cast<size_t>(id) < special_ids_.size() && special_ids_[id]) || id == bos_ || id == eos_ ||
-         id == pad_;
+  return (id >= 0 && static_cast<size_t>(id) < special_ids_.size() && special_ids_[id]) || id == bos_ || id == eos_ || id == pad_;
 }
 
 std::string BpeTokenizer::token(int64_t id) const {
@@ -354,8 +351,7 @@ std::string BpeTokenizer::decode(const std::vector<int64_t>& ids) const {
   std::string bytes;
   for (int64_t id : ids) {
     if (id < 0 || static_cast<size_t>(id) >= id_to_token_.size() || id_to_token_[id].empty())
-      throw Error(source_ + ": id " + std::to_string(id) + " is not in the vocabulary of " +
-                  std::to_string(id_to_token_.size()));
+      throw Error(source_ + ": id " + std::to_string(id) + " is not in the vocabulary of " + std::to_string(id_to_token_.size()));
     const std::string& tok = id_to_token_[id];
     if (static_cast<size_t>(id) < special_ids_.size() && special_ids_[id]) {
       bytes += tok;  // special tokens are literal text

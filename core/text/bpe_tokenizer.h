@@ -53,7 +53,7 @@ class BpeTokenizer : public Tokenizer {
   std::unordered_map<std::string, int64_t> token_to_id_;
   std::vector<std::string> id_to_token_;
   std::unordered_map<std::string, int> merge_rank_;  // "a b" -> rank
-  std::vector<std::string> specials_;                 // longest first
+  std::vector<std::string> specials_;                // longest first
   std::vector<bool> special_ids_;
   int64_t bos_ = -1, eos_ = -1, pad_ = -1;
   bool add_bos_ = false;

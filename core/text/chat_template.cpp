@@ -115,8 +115,7 @@ bool decode_utf8(const std::string& s, std::u32string& out) {
       if ((cc & 0xC0) != 0x80) return false;
       cp = (cp << 6) | (cc & 0x3F);
     }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
     out.push_back(cp);
     i += len;
   }
@@ -208,9 +207,8 @@ std::string icu_case(const std::string& s, CaseOp op) {
   thread_local Maps maps;
   UCaseMap*& slot = op == CaseOp::Title ? maps.title : maps.plain;
   if (!slot) {
-    uint32_t options = op == CaseOp::Title
-                           ? (U_TITLECASE_WHOLE_STRING | U_TITLECASE_NO_BREAK_ADJUSTMENT | U_TITLECASE_NO_LOWERCASE)
-                           : 0;
+    uint32_t options =
+        op == CaseOp::Title ? (U_TITLECASE_WHOLE_STRING | U_TITLECASE_NO_BREAK_ADJUSTMENT | U_TITLECASE_NO_LOWERCASE) : 0;
     slot = ucasemap_open("", options, &err);
     if (U_FAILURE(err)) {
       slot = nullptr;
@@ -223,14 +221,14 @@ std::string icu_case(const std::string& s, CaseOp op) {
     err = U_ZERO_ERROR;
     switch (op) {
       case CaseOp::Upper:
-        return ucasemap_utf8ToUpper(map, dest.data(), static_cast<int32_t>(dest.size()), s.data(),
-                                    static_cast<int32_t>(s.size()), &err);
+        return ucasemap_utf8ToUpper(map, dest.data(), static_cast<int32_t>(dest.size()), s.data(), static_cast<int32_t>(s.size()),
+                                    &err);
       case CaseOp::Lower:
-        return ucasemap_utf8ToLower(map, dest.data(), static_cast<int32_t>(dest.size()), s.data(),
-                                    static_cast<int32_t>(s.size()), &err);
+        return ucasemap_utf8ToLower(map, dest.data(), static_cast<int32_t>(dest.size()), s.data(), static_cast<int32_t>(s.size()),
+                                    &err);
       case CaseOp::Title:
-        return ucasemap_utf8ToTitle(map, dest.data(), static_cast<int32_t>(dest.size()), s.data(),
-                                    static_cast<int32_t>(s.size()), &err);
+        return ucasemap_utf8ToTitle(map, dest.data(), static_cast<int32_t>(dest.size()), s.data(), static_cast<int32_t>(s.size()),
+                                    &err);
     }
     return 0;
   };
@@ -618,8 +616,8 @@ void dict_set(DictData& d, Value key, Value value) {
 void dict_set(DictData& d, const std::string& key, Value value) { dict_set(d, Value::str(key), std::move(value)); }
 
 [[noreturn]] void order_error(const char* op, const Value& a, const Value& b) {
-  fail(std::string("TypeError: '") + op + "' not supported between instances of '" + type_name(a) + "' and '" +
-       type_name(b) + "'");
+  fail(std::string("TypeError: '") + op + "' not supported between instances of '" + type_name(a) + "' and '" + type_name(b) +
+       "'");
 }
 
 // -1, 0, 1 for a < b, a == b, a > b with Python's rules for `op`.
@@ -710,12 +708,9 @@ std::string float_repr(double x) {
 
 std::string hex_escape(char32_t c) {
   char buf[16];
-  if (c < 0x100)
-    std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
-  else if (c < 0x10000)
-    std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-  else
-    std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(c));
+  if (c < 0x100) std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
+  else if (c < 0x10000) std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+  else std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(c));
   return buf;
 }
 
@@ -824,8 +819,7 @@ struct JsonOptions {
   Value indent_value;  // json.dumps turns it into a string only when a container needs it
   std::string indent() const {
     if (indent_value.is_intlike())
-      return std::string(static_cast<size_t>(std::max<int64_t>(0, std::min<int64_t>(indent_value.as_int(), 1 << 16))),
-                         ' ');
+      return std::string(static_cast<size_t>(std::max<int64_t>(0, std::min<int64_t>(indent_value.as_int(), 1 << 16))), ' ');
     if (indent_value.kind == Kind::Str) return indent_value.s;
     fail("TypeError: can't multiply sequence by non-int of type '" + type_name(indent_value) + "'");
   }
@@ -1037,8 +1031,7 @@ bool py_contains(const Value& container, const Value& item) {
     case Kind::Undefined:
       return false;
     case Kind::Str:
-      if (item.kind != Kind::Str)
-        fail("TypeError: 'in <string>' requires string as left operand, not " + type_name(item));
+      if (item.kind != Kind::Str) fail("TypeError: 'in <string>' requires string as left operand, not " + type_name(item));
       return container.s.find(item.s) != npos;
     case Kind::Seq:
       if (container.seq_kind == SeqKind::Generator) {
@@ -1062,8 +1055,7 @@ bool py_contains(const Value& container, const Value& item) {
 // ============================================================================ arithmetic
 
 [[noreturn]] void operand_error(const char* op, const Value& a, const Value& b) {
-  fail(std::string("TypeError: unsupported operand type(s) for ") + op + ": '" + type_name(a) + "' and '" +
-       type_name(b) + "'");
+  fail(std::string("TypeError: unsupported operand type(s) for ") + op + ": '" + type_name(a) + "' and '" + type_name(b) + "'");
 }
 
 [[noreturn]] void overflow() { unsupported("an integer beyond 64 bits (Python's integers are unbounded)"); }
@@ -1160,8 +1152,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
   }
   if (op == "/") {
     if (!nums) operand_error(opc, a, b);
-    if (b.as_double() == 0)
-      fail(ints ? "ZeroDivisionError: division by zero" : "ZeroDivisionError: float division by zero");
+    if (b.as_double() == 0) fail(ints ? "ZeroDivisionError: division by zero" : "ZeroDivisionError: float division by zero");
     if (ints) {
       // Python's int true division is correctly rounded; a double division of values that
       // are exact in a double is too.
@@ -1178,8 +1169,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     if (ints) {
       int64_t x = a.as_int(), y = b.as_int();
       if (y == 0)
-        fail(op == "//" ? "ZeroDivisionError: integer division or modulo by zero"
-                        : "ZeroDivisionError: integer modulo by zero");
+        fail(op == "//" ? "ZeroDivisionError: integer division or modulo by zero" : "ZeroDivisionError: integer modulo by zero");
       if (x == std::numeric_limits<int64_t>::min() && y == -1) overflow();
       int64_t q = x / y, r = x % y;
       if (r != 0 && ((r < 0) != (y < 0))) {
@@ -1189,8 +1179,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
       return Value::integer(op == "//" ? q : r);
     }
     double x = a.as_double(), y = b.as_double();
-    if (y == 0)
-      fail(op == "//" ? "ZeroDivisionError: float floor division by zero" : "ZeroDivisionError: float modulo");
+    if (y == 0) fail(op == "//" ? "ZeroDivisionError: float floor division by zero" : "ZeroDivisionError: float modulo");
     double fd, md;
     float_divmod(x, y, &fd, &md);
     return Value::flt(op == "//" ? fd : md);
@@ -1210,8 +1199,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     if (x == 0 && y < 0) fail("ZeroDivisionError: 0.0 cannot be raised to a negative power");
     if (x < 0 && y != std::floor(y)) unsupported("a complex power");
     double r = std::pow(x, y);
-    if (std::isinf(r) && std::isfinite(x) && std::isfinite(y))
-      fail("OverflowError: (34, 'Numerical result out of range')");
+    if (std::isinf(r) && std::isfinite(x) && std::isfinite(y)) fail("OverflowError: (34, 'Numerical result out of range')");
     return Value::flt(r);
   }
   fail("internal: unknown operator " + op);
@@ -1526,8 +1514,7 @@ class Lexer {
           if (i + k >= raw.size() || !std::isxdigit(static_cast<unsigned char>(raw[i + k])))
             error(std::string("truncated ") + what + " escape", at);
           char h = raw[i + k];
-          v = v * 16 +
-              static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : std::tolower(h) - 'a' + 10);
+          v = v * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : std::tolower(h) - 'a' + 10);
         }
         i += count;
         return v;
@@ -1609,10 +1596,8 @@ class Lexer {
       if (balance.empty()) {
         size_t end = npos;
         if (variable) {
-          if (starts(pos_, "-}}"))
-            end = skip_space(s_, pos_ + 3);
-          else if (starts(pos_, "}}"))
-            end = pos_ + 2;
+          if (starts(pos_, "-}}")) end = skip_space(s_, pos_ + 3);
+          else if (starts(pos_, "}}")) end = pos_ + 2;
         } else {
           end = match_block_end(pos_);
         }
@@ -1675,8 +1660,7 @@ class Lexer {
         std::string op;
         for (const char* o : two)
           if (starts(pos_, o)) op = o;
-        if (op.empty() && std::strchr("+-/*%~[](){}><=.:|,;", s_[pos_]) && s_[pos_] != '\0')
-          op = std::string(1, s_[pos_]);
+        if (op.empty() && std::strchr("+-/*%~[](){}><=.:|,;", s_[pos_]) && s_[pos_] != '\0') op = std::string(1, s_[pos_]);
         if (op.empty()) {
           if (c >= 0x80 && u_hasBinaryProperty(static_cast<UChar32>(c), UCHAR_XID_START))
             error("unsupported: non-ASCII identifiers are outside the Jinja subset Lethe renders", pos_);
@@ -1743,11 +1727,11 @@ enum class Fold : uint8_t { No, Safe, Unsafe, Refused };
 struct Expr {
   EK kind;
   size_t offset = 0;
-  Value value;                                 // Const
-  std::string name;                            // Name, NSRef (the namespace), GetAttr, Filter, Test, BinOp operator
-  std::string attr;                            // NSRef
-  std::vector<ExprP> items;                    // List, Tuple, Concat; positional arguments of Call, Filter, Test
-  std::vector<std::pair<ExprP, ExprP>> pairs;  // Dict
+  Value value;                                        // Const
+  std::string name;                                   // Name, NSRef (the namespace), GetAttr, Filter, Test, BinOp operator
+  std::string attr;                                   // NSRef
+  std::vector<ExprP> items;                           // List, Tuple, Concat; positional arguments of Call, Filter, Test
+  std::vector<std::pair<ExprP, ExprP>> pairs;         // Dict
   std::vector<std::pair<std::string, ExprP>> kwargs;  // Call, Filter, Test
   std::vector<std::pair<std::string, ExprP>> ops;     // Compare
   ExprP a, b, c;
@@ -1940,9 +1924,7 @@ class Parser {
     next();
   }
 
-  void note(size_t at, const std::string& what) {
-    prog_.unsupported.push_back(line_col(prog_.normalized, at) + ": " + what);
-  }
+  void note(size_t at, const std::string& what) { prog_.unsupported.push_back(line_col(prog_.normalized, at) + ": " + what); }
 
   bool at_end_token(const Names& ends) const {
     if (cur().type != Tok::Name) return false;
@@ -2143,10 +2125,7 @@ class Parser {
       default:
         break;
     }
-    const char* what = e.kind == EK::Const  ? "const"
-                       : e.kind == EK::List ? "list"
-                       : e.kind == EK::Dict ? "dict"
-                                            : "expression";
+    const char* what = e.kind == EK::Const ? "const" : e.kind == EK::List ? "list" : e.kind == EK::Dict ? "dict" : "expression";
     error(std::string("can't assign to '") + what + "'", e.offset);
   }
 
@@ -2163,8 +2142,7 @@ class Parser {
   // ---------------------------------------------------------------- expressions
 
   bool is_tuple_end(const Names& extra_end) const {
-    if (cur().type == Tok::VarEnd || cur().type == Tok::BlockEnd || (cur().type == Tok::Op && cur().text == ")"))
-      return true;
+    if (cur().type == Tok::VarEnd || cur().type == Tok::BlockEnd || (cur().type == Tok::Op && cur().text == ")")) return true;
     return at_end_token(extra_end);
   }
 
@@ -2508,10 +2486,8 @@ class Parser {
     }
     if (is_op(":")) {
       next();
-      if (!is_op("]") && !is_op(","))
-        args.push_back(parse_expression(true));
-      else
-        args.push_back(nullptr);
+      if (!is_op("]") && !is_op(",")) args.push_back(parse_expression(true));
+      else args.push_back(nullptr);
     } else {
       args.push_back(nullptr);
     }
@@ -2676,8 +2652,7 @@ struct Symbols {
     std::vector<std::string> new_stores;
     for (const auto& b : branches)
       for (const auto& n : b.order)
-        if (!stores.count(n) && std::find(new_stores.begin(), new_stores.end(), n) == new_stores.end())
-          new_stores.push_back(n);
+        if (!stores.count(n) && std::find(new_stores.begin(), new_stores.end(), n) == new_stores.end()) new_stores.push_back(n);
     for (const auto& b : branches) {
       for (const auto& kv : b.refs) refs[kv.first] = kv.second;
       for (const auto& n : b.order) add_store(n);
@@ -2840,10 +2815,8 @@ struct Scope {
     return nullptr;
   }
   void set(const std::string& n, Value v) {
-    if (Value* p = find(n))
-      *p = std::move(v);
-    else
-      vars.emplace_back(n, std::move(v));
+    if (Value* p = find(n)) *p = std::move(v);
+    else vars.emplace_back(n, std::move(v));
   }
 };
 
@@ -2886,8 +2859,7 @@ const std::string& need_str(const Value& v, const std::string& what) {
 }
 
 int64_t need_int(const Value& v, const std::string& what) {
-  if (!v.is_intlike())
-    fail("TypeError: '" + type_name(v) + "' object cannot be interpreted as an integer (" + what + ")");
+  if (!v.is_intlike()) fail("TypeError: '" + type_name(v) + "' object cannot be interpreted as an integer (" + what + ")");
   return v.as_int();
 }
 
@@ -3024,20 +2996,18 @@ bool affix_match(const std::string& s, const Value& affix, bool prefix, const st
       if (one(a)) return true;
     return false;
   }
-  if (affix.kind != Kind::Str)
-    fail("TypeError: " + what + " first arg must be str or a tuple of str, not " + type_name(affix));
+  if (affix.kind != Kind::Str) fail("TypeError: " + what + " first arg must be str or a tuple of str, not " + type_name(affix));
   return one(affix);
 }
 
 const std::unordered_set<std::string>& python_str_methods() {
   static const std::unordered_set<std::string> s = {
-      "capitalize", "casefold",     "center",       "count",   "encode",     "endswith",    "expandtabs",
-      "find",       "format",       "format_map",   "index",   "isalnum",    "isalpha",     "isascii",
-      "isdecimal",  "isdigit",      "isidentifier", "islower", "isnumeric",  "isprintable", "isspace",
-      "istitle",    "isupper",      "join",         "ljust",   "lower",      "lstrip",      "maketrans",
-      "partition",  "removeprefix", "removesuffix", "replace", "rfind",      "rindex",      "rjust",
-      "rpartition", "rsplit",       "rstrip",       "split",   "splitlines", "startswith",  "strip",
-      "swapcase",   "title",        "translate",    "upper",   "zfill"};
+      "capitalize",   "casefold",   "center",    "count",       "encode",    "endswith",     "expandtabs",   "find",
+      "format",       "format_map", "index",     "isalnum",     "isalpha",   "isascii",      "isdecimal",    "isdigit",
+      "isidentifier", "islower",    "isnumeric", "isprintable", "isspace",   "istitle",      "isupper",      "join",
+      "ljust",        "lower",      "lstrip",    "maketrans",   "partition", "removeprefix", "removesuffix", "replace",
+      "rfind",        "rindex",     "rjust",     "rpartition",  "rsplit",    "rstrip",       "split",        "splitlines",
+      "startswith",   "strip",      "swapcase",  "title",       "translate", "upper",        "zfill"};
   return s;
 }
 
@@ -3085,8 +3055,7 @@ Value str_method(const std::string& s, const std::string& name) {
       no_kwargs(what, args);
       auto a = bind(what, args, {"old", "new", "count"}, 2);
       int64_t count = a[2] ? need_int(*a[2], "count") : -1;
-      return Value::str(
-          py_replace(s, need_str(*a[0], "replace() argument 1"), need_str(*a[1], "replace() argument 2"), count));
+      return Value::str(py_replace(s, need_str(*a[0], "replace() argument 1"), need_str(*a[1], "replace() argument 2"), count));
     });
   }
   if (name == "join") {
@@ -3097,8 +3066,7 @@ Value str_method(const std::string& s, const std::string& name) {
       size_t k = 0;
       for (const Value& item : iterate(*a[0])) {
         if (item.kind != Kind::Str)
-          fail("TypeError: sequence item " + std::to_string(k) + ": expected str instance, " + type_name(item) +
-               " found");
+          fail("TypeError: sequence item " + std::to_string(k) + ": expected str instance, " + type_name(item) + " found");
         if (k++) out += s;
         out += item.s;
       }
@@ -3212,9 +3180,7 @@ const char* nonfinite_name(const Value& v) {
 
 class Interp {
  public:
-  Interp(const ChatTemplateProgram& prog, Value context) : prog_(prog), context_(std::move(context)) {
-    install_builtins();
-  }
+  Interp(const ChatTemplateProgram& prog, Value context) : prog_(prog), context_(std::move(context)) { install_builtins(); }
 
   ~Interp() {
     // macros hold the scope they were defined in, which holds them: break the cycles
@@ -3309,10 +3275,8 @@ Value Interp::getattr(const Value& obj, const std::string& name) {
             bind(what, args, {}, 0);
             std::vector<Value> out;
             for (const auto& kv : self.dict->items) {
-              if (k == SeqKind::Items)
-                out.push_back(Value::tuple({kv.first, kv.second}));
-              else
-                out.push_back(k == SeqKind::Keys ? kv.first : kv.second);
+              if (k == SeqKind::Items) out.push_back(Value::tuple({kv.first, kv.second}));
+              else out.push_back(k == SeqKind::Keys ? kv.first : kv.second);
             }
             return Value::sequence(std::move(out), k);
           });
@@ -3372,12 +3336,10 @@ Value Interp::getattr(const Value& obj, const std::string& name) {
       if (obj.seq_kind == SeqKind::List) {
         static const std::unordered_set<std::string> unsafe = {"append", "clear",  "extend",  "insert",
                                                                "pop",    "remove", "reverse", "sort"};
-        if (unsafe.count(name))
-          return Value::undefined("access to attribute '" + name + "' of 'list' object is unsafe.");
+        if (unsafe.count(name)) return Value::undefined("access to attribute '" + name + "' of 'list' object is unsafe.");
         if (name == "copy" || name == "count" || name == "index") unsupported("the list method '" + name + "'");
       }
-      if (obj.seq_kind == SeqKind::Tuple && (name == "count" || name == "index"))
-        unsupported("the tuple method '" + name + "'");
+      if (obj.seq_kind == SeqKind::Tuple && (name == "count" || name == "index")) unsupported("the tuple method '" + name + "'");
       if (obj.seq_kind == SeqKind::Range &&
           (name == "start" || name == "stop" || name == "step" || name == "count" || name == "index"))
         unsupported("range." + name);
@@ -3407,8 +3369,7 @@ Value Interp::getattr(const Value& obj, const std::string& name) {
 Value Interp::getitem(const Value& obj, const Value& key) {
   if (obj.is_undefined()) undefined_error(obj);
   auto missing = [&]() {
-    if (key.kind == Kind::Str)
-      return Value::undefined("'" + object_type_repr(obj) + "' has no attribute '" + key.s + "'");
+    if (key.kind == Kind::Str) return Value::undefined("'" + object_type_repr(obj) + "' has no attribute '" + key.s + "'");
     return Value::undefined("'" + object_type_repr(obj) + "' has no element " + py_repr(key));
   };
   auto by_index = [&](size_t size, auto&& get) -> Value {
@@ -3426,8 +3387,7 @@ Value Interp::getitem(const Value& obj, const Value& key) {
       if (key.kind == Kind::Str) return getattr(obj, key.s);
       return missing();
     case Kind::Seq:
-      if (key.is_intlike() &&
-          (obj.seq_kind == SeqKind::List || obj.seq_kind == SeqKind::Tuple || obj.seq_kind == SeqKind::Range))
+      if (key.is_intlike() && (obj.seq_kind == SeqKind::List || obj.seq_kind == SeqKind::Tuple || obj.seq_kind == SeqKind::Range))
         return by_index(obj.seq->size(), [&](size_t k) { return (*obj.seq)[k]; });
       if (key.kind == Kind::Str) return getattr(obj, key.s);
       return missing();
@@ -3447,9 +3407,8 @@ Value Interp::getitem(const Value& obj, const Value& key) {
 }
 
 bool sliceable(const Value& obj) {
-  return obj.kind == Kind::Str ||
-         (obj.kind == Kind::Seq &&
-          (obj.seq_kind == SeqKind::List || obj.seq_kind == SeqKind::Tuple || obj.seq_kind == SeqKind::Range));
+  return obj.kind == Kind::Str || (obj.kind == Kind::Seq && (obj.seq_kind == SeqKind::List || obj.seq_kind == SeqKind::Tuple ||
+                                                             obj.seq_kind == SeqKind::Range));
 }
 
 Value slice_of(const Value& obj, const Value* start_v, const Value* stop_v, const Value* step_v) {
@@ -3629,9 +3588,8 @@ Value Interp::eval_inner(const Expr& e, const ScopeP& sc) {
           ((a.kind == Kind::Int && a.i < 0) || (a.kind == Kind::Float && std::signbit(a.f)))) {
         // A folded negative left operand is written as "-3", and Python reads "(-3 ** x)" as
         // -(3 ** x).
-        Value pos = a.kind == Kind::Int
-                        ? (a.i == std::numeric_limits<int64_t>::min() ? (overflow(), a) : Value::integer(-a.i))
-                        : Value::flt(-a.f);
+        Value pos = a.kind == Kind::Int ? (a.i == std::numeric_limits<int64_t>::min() ? (overflow(), a) : Value::integer(-a.i))
+                                        : Value::flt(-a.f);
         Value r = binary_op("**", pos, b);
         if (r.kind == Kind::Int) {
           if (r.i == std::numeric_limits<int64_t>::min()) overflow();
@@ -3669,14 +3627,10 @@ Value Interp::eval_inner(const Expr& e, const ScopeP& sc) {
           ok = !py_contains(right, left);
         } else {
           int c = py_cmp(left, right, op.c_str());
-          if (op == "<")
-            ok = c == -1;
-          else if (op == "<=")
-            ok = c == -1 || c == 0;
-          else if (op == ">")
-            ok = c == 1;
-          else
-            ok = c == 1 || c == 0;
+          if (op == "<") ok = c == -1;
+          else if (op == "<=") ok = c == -1 || c == 0;
+          else if (op == ">") ok = c == 1;
+          else ok = c == 1 || c == 0;
         }
         if (!ok) return Value::boolean(false);
         left = std::move(right);
@@ -3880,9 +3834,8 @@ Flow Interp::exec_stmt(const Stmt& st, const ScopeP& sc, std::string& out) {
       case SK::Macro: {
         const Stmt* m = &st;
         ScopeP defining = sc;
-        sc->set(st.text, make_func("macro '" + st.text + "'", [m, defining](Interp& in, CallArgs& args) {
-                  return in.call_macro(*m, defining, args);
-                }));
+        sc->set(st.text, make_func("macro '" + st.text + "'",
+                                   [m, defining](Interp& in, CallArgs& args) { return in.call_macro(*m, defining, args); }));
         macro_scopes_.push_back(sc);
         return Flow::Normal;
       }
@@ -3966,8 +3919,7 @@ void Interp::fold_body(Body& body) {
 // dict(*args, **kwargs)
 std::shared_ptr<DictData> build_dict(const std::string& what, CallArgs& args) {
   auto d = std::make_shared<DictData>();
-  if (args.pos.size() > 1)
-    fail("TypeError: " + what + " expected at most 1 argument, got " + std::to_string(args.pos.size()));
+  if (args.pos.size() > 1) fail("TypeError: " + what + " expected at most 1 argument, got " + std::to_string(args.pos.size()));
   if (!args.pos.empty()) {
     const Value& src = args.pos[0];
     if (src.kind == Kind::Dict) {
@@ -3979,8 +3931,7 @@ std::shared_ptr<DictData> build_dict(const std::string& what, CallArgs& args) {
         if (kv.size() != 2)
           fail("ValueError: dictionary update sequence element #" + std::to_string(k) + " has length " +
                std::to_string(kv.size()) + "; 2 is required");
-        if (!hashable(kv[0]) || kv[0].kind == Kind::Namespace)
-          fail("TypeError: unhashable type: '" + type_name(kv[0]) + "'");
+        if (!hashable(kv[0]) || kv[0].kind == Kind::Namespace) fail("TypeError: unhashable type: '" + type_name(kv[0]) + "'");
         dict_set(*d, kv[0], kv[1]);
         ++k;
       }
@@ -4064,8 +4015,7 @@ void Interp::install_builtins() {
   });
   for (const char* n : {"lipsum", "cycler", "joiner"}) {
     std::string name = n;
-    builtins_[name] =
-        make_func(name, [name](Interp&, CallArgs&) -> Value { unsupported("the global '" + name + "'"); });
+    builtins_[name] = make_func(name, [name](Interp&, CallArgs&) -> Value { unsupported("the global '" + name + "'"); });
   }
 }
 
@@ -4226,8 +4176,7 @@ Value Interp::apply_filter(const std::string& name, const Value& v, CallArgs& ar
       if (a[0]->kind == Kind::Str) {
         indention = a[0]->s;
       } else if (a[0]->is_intlike()) {
-        indention =
-            std::string(static_cast<size_t>(std::max<int64_t>(0, std::min<int64_t>(a[0]->as_int(), 1 << 16))), ' ');
+        indention = std::string(static_cast<size_t>(std::max<int64_t>(0, std::min<int64_t>(a[0]->as_int(), 1 << 16))), ' ');
       } else {
         fail("TypeError: can't multiply sequence by non-int of type '" + type_name(*a[0]) + "'");
       }
@@ -4315,8 +4264,7 @@ Value Interp::apply_filter(const std::string& name, const Value& v, CallArgs& ar
   }
   if (name == "last") {
     none();
-    if (v.kind == Kind::Seq && v.seq_kind == SeqKind::Generator)
-      fail("TypeError: 'generator' object is not reversible");
+    if (v.kind == Kind::Seq && v.seq_kind == SeqKind::Generator) fail("TypeError: 'generator' object is not reversible");
     std::vector<Value> items = iterate(v);
     if (items.empty()) return Value::undefined("No last item, sequence was empty.");
     return items.back();
@@ -4362,8 +4310,7 @@ Value Interp::apply_filter(const std::string& name, const Value& v, CallArgs& ar
     Value dflt = a[0] ? *a[0] : Value::integer(0);
     if (v.is_undefined()) undefined_error(v);
     if (v.kind == Kind::Str) {
-      if (a[1] && !(a[1]->is_intlike() && a[1]->as_int() == 10))
-        unsupported("the int filter with a base other than 10");
+      if (a[1] && !(a[1]->is_intlike() && a[1]->as_int() == 10)) unsupported("the int filter with a base other than 10");
       if (auto i = parse_py_int(v.s)) return Value::integer(*i);
       if (auto f = parse_py_float(v.s)) {
         Value r = float_to_int(*f);
@@ -4478,8 +4425,7 @@ bool Interp::apply_test(const std::string& name, const Value& v, CallArgs& args)
   }
   if (name == "sequence") {
     none();
-    if (v.kind == Kind::Seq)
-      return v.seq_kind == SeqKind::List || v.seq_kind == SeqKind::Tuple || v.seq_kind == SeqKind::Range;
+    if (v.kind == Kind::Seq) return v.seq_kind == SeqKind::List || v.seq_kind == SeqKind::Tuple || v.seq_kind == SeqKind::Range;
     return v.kind == Kind::Str || v.kind == Kind::Dict || v.is_undefined();
   }
   if (name == "odd" || name == "even") {
@@ -4672,8 +4618,7 @@ std::optional<ChatTemplate> load_chat_template(const std::filesystem::path& mode
     if (!chosen) {
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      throw Error(src + ": chat_template lists templates (" + list +
-                  ") but none named 'default'; Lethe renders the default one");
+      throw Error(src + ": chat_template lists templates (" + list + ") but none named 'default'; Lethe renders the default one");
     }
     return ChatTemplate::parse(*chosen, src + " (chat_template 'default')");
   }

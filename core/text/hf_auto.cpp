@@ -73,28 +73,80 @@ std::string strip_fast(std::string s) {
 }
 
 const std::set<std::string>& incorrect_hub_class() {
-  static const std::set<std::string> s = {
-      "arctic", "chatlm", "ernie4_5", "ernie4_5_moe", "fuyu", "h2ovl_chat", "hyperclovax", "hyperclovax_vlm",
-      "hyperclovax_vision_v2", "internlm2", "internlm3", "iquestcoder", "jamba", "llava", "llava_next", "minicpm3",
-      "minicpmv", "minimax_m2", "modernbert", "modernbert-decoder", "molmo", "molmo2", "nemotron", "nvfp4",
-      "opencua", "openvla", "paddleocr_vl", "phi3", "phi3_v", "phimoe", "qwen2", "qwen3_5", "qwen3_5_moe",
-      "qwen3_5_moe_text", "qwen4_exp", "step3_vl", "vipllava", "cohere_asr", "camembertv2-base", "siglip2", "smolvlm"};
+  static const std::set<std::string> s = {"arctic",
+                                          "chatlm",
+                                          "ernie4_5",
+                                          "ernie4_5_moe",
+                                          "fuyu",
+                                          "h2ovl_chat",
+                                          "hyperclovax",
+                                          "hyperclovax_vlm",
+                                          "hyperclovax_vision_v2",
+                                          "internlm2",
+                                          "internlm3",
+                                          "iquestcoder",
+                                          "jamba",
+                                          "llava",
+                                          "llava_next",
+                                          "minicpm3",
+                                          "minicpmv",
+                                          "minimax_m2",
+                                          "modernbert",
+                                          "modernbert-decoder",
+                                          "molmo",
+                                          "molmo2",
+                                          "nemotron",
+                                          "nvfp4",
+                                          "opencua",
+                                          "openvla",
+                                          "paddleocr_vl",
+                                          "phi3",
+                                          "phi3_v",
+                                          "phimoe",
+                                          "qwen2",
+                                          "qwen3_5",
+                                          "qwen3_5_moe",
+                                          "qwen3_5_moe_text",
+                                          "qwen4_exp",
+                                          "step3_vl",
+                                          "vipllava",
+                                          "cohere_asr",
+                                          "camembertv2-base",
+                                          "siglip2",
+                                          "smolvlm"};
   return s;
 }
 
 // The class transformers registers for a model type ("" when none; only the types that matter here).
 std::string registered_class(const std::string& mt) {
-  static const std::map<std::string, std::string> m = {
-      {"gemma", "GemmaTokenizer"},       {"gemma2", "GemmaTokenizer"},       {"gemma3", "GemmaTokenizer"},
-      {"gemma3_text", "GemmaTokenizer"}, {"qwen2", "Qwen2Tokenizer"},        {"qwen2_moe", "Qwen2Tokenizer"},
-      {"qwen2_vl", "Qwen2Tokenizer"},    {"qwen2_5_vl", "Qwen2Tokenizer"},   {"qwen2_audio", "Qwen2Tokenizer"},
-      {"qwen2_5_omni", "Qwen2Tokenizer"}, {"qwen3", "Qwen2Tokenizer"},       {"qwen3_moe", "Qwen2Tokenizer"},
-      {"qwen3_next", "Qwen2Tokenizer"},  {"qwen3_vl", "Qwen2Tokenizer"},     {"qwen3_vl_moe", "Qwen2Tokenizer"},
-      {"qwen3_omni_moe", "Qwen2Tokenizer"}, {"qwen3_asr", "Qwen2Tokenizer"}, {"opt", "GPT2Tokenizer"},
-      {"phi", "GPT2Tokenizer"},          {"gpt2", "GPT2Tokenizer"},          {"code_llama", "CodeLlamaTokenizer"},
-      {"mistral", "MistralCommonBackend"}, {"mistral3", "MistralCommonBackend"}, {"mixtral", "MistralCommonBackend"},
-      {"ministral", "MistralCommonBackend"}, {"ministral3", "MistralCommonBackend"},
-      {"pixtral", "MistralCommonBackend"}, {"voxtral", "MistralCommonBackend"}};
+  static const std::map<std::string, std::string> m = {{"gemma", "GemmaTokenizer"},
+                                                       {"gemma2", "GemmaTokenizer"},
+                                                       {"gemma3", "GemmaTokenizer"},
+                                                       {"gemma3_text", "GemmaTokenizer"},
+                                                       {"qwen2", "Qwen2Tokenizer"},
+                                                       {"qwen2_moe", "Qwen2Tokenizer"},
+                                                       {"qwen2_vl", "Qwen2Tokenizer"},
+                                                       {"qwen2_5_vl", "Qwen2Tokenizer"},
+                                                       {"qwen2_audio", "Qwen2Tokenizer"},
+                                                       {"qwen2_5_omni", "Qwen2Tokenizer"},
+                                                       {"qwen3", "Qwen2Tokenizer"},
+                                                       {"qwen3_moe", "Qwen2Tokenizer"},
+                                                       {"qwen3_next", "Qwen2Tokenizer"},
+                                                       {"qwen3_vl", "Qwen2Tokenizer"},
+                                                       {"qwen3_vl_moe", "Qwen2Tokenizer"},
+                                                       {"qwen3_omni_moe", "Qwen2Tokenizer"},
+                                                       {"qwen3_asr", "Qwen2Tokenizer"},
+                                                       {"opt", "GPT2Tokenizer"},
+                                                       {"phi", "GPT2Tokenizer"},
+                                                       {"gpt2", "GPT2Tokenizer"},
+                                                       {"code_llama", "CodeLlamaTokenizer"},
+                                                       {"mistral", "MistralCommonBackend"},
+                                                       {"mistral3", "MistralCommonBackend"},
+                                                       {"mixtral", "MistralCommonBackend"},
+                                                       {"ministral", "MistralCommonBackend"},
+                                                       {"ministral3", "MistralCommonBackend"},
+                                                       {"pixtral", "MistralCommonBackend"},
+                                                       {"voxtral", "MistralCommonBackend"}};
   auto it = m.find(mt);
   if (it != m.end()) return it->second;
   if (incorrect_hub_class().count(mt)) return "TokenizersBackend";
@@ -116,8 +168,8 @@ std::string resolve_class(const Folder& f, const std::string& tokenizer_json_tex
   const std::string& hub = f.hub_class;
   const std::string& mt = f.model_type;
   const std::string reg = registered_class(mt);
-  if (!hub.empty() && strip_fast(hub) == "LlamaTokenizer" && reg != "MistralCommonBackend" &&
-      !incorrect_hub_class().count(mt) && tokenizer_json_text.find("\"ByteLevel\"") != std::string::npos)
+  if (!hub.empty() && strip_fast(hub) == "LlamaTokenizer" && reg != "MistralCommonBackend" && !incorrect_hub_class().count(mt) &&
+      tokenizer_json_text.find("\"ByteLevel\"") != std::string::npos)
     return "TokenizersBackend";  // a Llama-3 style file under a LlamaTokenizer label
   if (!hub.empty() && !mt.empty() && !reg.empty() && strip_fast(reg) != strip_fast(hub)) {
     if (!generic(reg)) {
@@ -204,8 +256,7 @@ Specials read_specials(const Folder& f, const std::map<std::string, std::optiona
         throw Error(tc + ": added_tokens_decoder key '" + it.key() + "' must be a non-negative integer id");
       }
       auto n = parse_named(it.value(), tc, "added_tokens_decoder['" + it.key() + "']", false);
-      if (!n || !n->is_object)
-        throw Error(tc + ": added_tokens_decoder['" + it.key() + "'] must be an AddedToken object");
+      if (!n || !n->is_object) throw Error(tc + ": added_tokens_decoder['" + it.key() + "'] must be an AddedToken object");
       s.added_decoder[id] = n->tok;
     }
   }
@@ -218,8 +269,8 @@ Specials read_specials(const Folder& f, const std::map<std::string, std::optiona
     const bool attribute = std::find(kAttributes.begin(), kAttributes.end(), k) != kAttributes.end();
     // bos_token and the other named attributes must be tokens; any other *_token key is a special
     // token when it holds one (a string or an AddedToken object), and ignored otherwise.
-    if (attribute || (token_key && (it.value().is_string() ||
-                                    (it.value().is_object() && it.value().value("__type", "") == "AddedToken"))))
+    if (attribute ||
+        (token_key && (it.value().is_string() || (it.value().is_object() && it.value().value("__type", "") == "AddedToken"))))
       values[k] = it.value();
   }
   const std::string sm = f.file("special_tokens_map.json");
@@ -316,8 +367,8 @@ void apply_class_stages(HfTokenizer& t, const std::string& cls, const Folder& f)
     t.set_decoder(hf::parse_decoder(Json{{"type", "Sequence"}, {"decoders", dec}}, what, "decoder"));
   } else if (cls == "GemmaTokenizer") {
     t.set_pre_tokenizer(hf::parse_pre_tokenizer(
-        Json{{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "MergedWithPrevious"}, {"invert", false}},
-        what, "pre_tokenizer"));
+        Json{{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "MergedWithPrevious"}, {"invert", false}}, what,
+        "pre_tokenizer"));
     t.set_decoder(hf::parse_decoder(
         Json{{"type", "Sequence"},
              {"decoders", Json::array({Json{{"type", "Replace"}, {"pattern", {{"String", "\u2581"}}}, {"content", " "}},
@@ -330,9 +381,10 @@ void apply_class_stages(HfTokenizer& t, const std::string& cls, const Folder& f)
     t.set_normalizer(normalizer_of(Json{{"type", "NFC"}}, what));
     t.set_pre_tokenizer(hf::parse_pre_tokenizer(
         Json{{"type", "Sequence"},
-             {"pretokenizers", Json::array({Json{{"type", "Split"}, {"pattern", {{"Regex", kQwen2Pattern}}},
-                                                 {"behavior", "Isolated"}, {"invert", false}},
-                                            Json{{"type", "ByteLevel"}, {"add_prefix_space", prefix}, {"use_regex", false}}})}},
+             {"pretokenizers",
+              Json::array(
+                  {Json{{"type", "Split"}, {"pattern", {{"Regex", kQwen2Pattern}}}, {"behavior", "Isolated"}, {"invert", false}},
+                   Json{{"type", "ByteLevel"}, {"add_prefix_space", prefix}, {"use_regex", false}}})}},
         what, "pre_tokenizer"));
   }
 }
@@ -416,8 +468,7 @@ void set_conventions(HfTokenizer& t, const Folder& f, const Specials& sp, const 
 
 // transformers' generate_merges(vocab): every split of every piece into two pieces of the
 // vocabulary, ordered by the merged piece's id, then by the left part's length in characters.
-hf::BpeModel::Merges generate_merges(const std::vector<SpmPiece>& pieces,
-                                     const std::unordered_map<std::string, int64_t>& vocab) {
+hf::BpeModel::Merges generate_merges(const std::vector<SpmPiece>& pieces, const std::unordered_map<std::string, int64_t>& vocab) {
   hf::BpeModel::Merges merges;
   for (size_t id = 0; id < pieces.size(); ++id) {
     const std::string& p = pieces[id].piece;
@@ -432,8 +483,7 @@ hf::BpeModel::Merges generate_merges(const std::vector<SpmPiece>& pieces,
 }
 
 // `json_text`: tokenizer.json's bytes ("" when the folder has none).
-std::unique_ptr<HfTokenizer> build(const Folder& f, const std::string& cls, const std::string& json_text,
-                                   std::string* cls_out) {
+std::unique_ptr<HfTokenizer> build(const Folder& f, const std::string& cls, const std::string& json_text, std::string* cls_out) {
   const fs::path tj = f.dir / "tokenizer.json";
   std::error_code ec;
   const bool has_json = fs::exists(tj, ec);
@@ -444,10 +494,12 @@ std::unique_ptr<HfTokenizer> build(const Folder& f, const std::string& cls, cons
   std::map<std::string, std::optional<std::string>> defaults;
   if (cls == "LlamaTokenizer") defaults = {{"unk_token", "<unk>"}, {"bos_token", "<s>"}, {"eos_token", "</s>"}};
   else if (cls == "GemmaTokenizer")
-    defaults = {{"unk_token", "<unk>"}, {"bos_token", "<bos>"}, {"eos_token", "<eos>"}, {"pad_token", "<pad>"},
-                {"mask_token", "<mask>"}};
+    defaults = {
+        {"unk_token", "<unk>"}, {"bos_token", "<bos>"}, {"eos_token", "<eos>"}, {"pad_token", "<pad>"}, {"mask_token", "<mask>"}};
   else if (cls == "Qwen2Tokenizer")
-    defaults = {{"unk_token", "<|endoftext|>"}, {"bos_token", std::nullopt}, {"eos_token", "<|endoftext|>"},
+    defaults = {{"unk_token", "<|endoftext|>"},
+                {"bos_token", std::nullopt},
+                {"eos_token", "<|endoftext|>"},
                 {"pad_token", "<|endoftext|>"}};
 
   if (has_json) {
@@ -475,8 +527,7 @@ std::unique_ptr<HfTokenizer> build(const Folder& f, const std::string& cls, cons
     auto merges = generate_merges(spm->pieces, vocab);
     const Specials sp0 = read_specials(f, defaults, {}, false);
     t = std::make_unique<HfTokenizer>(
-        std::make_unique<hf::BpeModel>(std::move(vocab), std::move(merges), class_options(cls, sp0), mp.string()),
-        mp.string());
+        std::make_unique<hf::BpeModel>(std::move(vocab), std::move(merges), class_options(cls, sp0), mp.string()), mp.string());
     apply_class_stages(*t, cls, f);
   }
 
@@ -532,8 +583,7 @@ std::unique_ptr<HfTokenizer> load_hf_tokenizer(const fs::path& dir, std::string*
   std::error_code ec;
   const fs::path tj = dir / "tokenizer.json";
   const bool has_json = fs::exists(tj, ec);
-  if (!has_json && !fs::exists(dir / "tokenizer.model", ec))
-    throw Error(dir.string() + ": no tokenizer.json or tokenizer.model");
+  if (!has_json && !fs::exists(dir / "tokenizer.model", ec)) throw Error(dir.string() + ": no tokenizer.json or tokenizer.model");
   const std::string text = has_json ? io::read_text_file(tj) : std::string();
   const std::string c = resolve_class(f, text);
   if (!has_json && c != "LlamaTokenizer")

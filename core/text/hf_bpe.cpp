@@ -12,11 +12,11 @@ namespace {
 uint64_t key(int64_t a, int64_t b) { return (static_cast<uint64_t>(a) << 32) | static_cast<uint64_t>(b); }
 }  // namespace
 
-BpeModel::BpeModel(std::unordered_map<std::string, int64_t> vocab, Merges merges, BpeOptions options,
-                   const std::string& where)
+BpeModel::BpeModel(std::unordered_map<std::string, int64_t> vocab, Merges merges, BpeOptions options, const std::string& where)
     : vocab_(std::move(vocab)), merges_(std::move(merges)), options_(std::move(options)), where_(where) {
   for (const auto& [tok, id] : vocab_) {
-    if (id < 0 || id > 0x7fffffff) throw Error(where + ": vocabulary id " + std::to_string(id) + " of '" + tok + "' is out of range");
+    if (id < 0 || id > 0x7fffffff)
+      throw Error(where + ": vocabulary id " + std::to_string(id) + " of '" + tok + "' is out of range");
     vocab_r_[id] = tok;
     max_id_ = std::max(max_id_, id);
   }
@@ -94,8 +94,7 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const io::Json& m, const std::stri
   o.fuse_unk = opt_bool("fuse_unk");
   o.byte_fallback = opt_bool("byte_fallback");
   o.ignore_merges = opt_bool("ignore_merges");
-  if (m.contains("dropout") && !m["dropout"].is_null() &&
-      !(m["dropout"].is_number() && m["dropout"].get<double>() == 0.0))
+  if (m.contains("dropout") && !m["dropout"].is_null() && !(m["dropout"].is_number() && m["dropout"].get<double>() == 0.0))
     bad(path + ".dropout", "must be null: BPE dropout makes encoding random (Lethe encodes deterministically)");
   return std::make_unique<BpeModel>(std::move(vocab), std::move(merges), std::move(o), file + ": " + path);
 }
@@ -156,8 +155,7 @@ void BpeModel::merge_word(const std::string& w, std::vector<int64_t>& out) const
   size_t unk_len = 0;
   auto unk_token_id = [&]() {
     auto it = vocab_.find(*options_.unk_token);
-    if (it == vocab_.end())
-      throw Error(where_ + ": the unk token '" + *options_.unk_token + "' is not in the vocabulary");
+    if (it == vocab_.end()) throw Error(where_ + ": the unk token '" + *options_.unk_token + "' is not in the vocabulary");
     return it->second;
   };
   std::string s;

@@ -26,12 +26,10 @@ std::string join_names(const std::vector<std::string>& names) {
   return s;
 }
 
-std::string type_of(const Json& j, const std::string& file, const std::string& path,
-                    const std::vector<std::string>& supported) {
+std::string type_of(const Json& j, const std::string& file, const std::string& path, const std::vector<std::string>& supported) {
   if (!j.is_object()) bad(file, path, "must be an object with a \"type\"");
   auto it = j.find("type");
-  if (it == j.end() || !it->is_string())
-    bad(file, path + ".type", "is missing (expected one of: " + join_names(supported) + ")");
+  if (it == j.end() || !it->is_string()) bad(file, path + ".type", "is missing (expected one of: " + join_names(supported) + ")");
   const std::string t = it->get<std::string>();
   if (std::find(supported.begin(), supported.end(), t) == supported.end())
     bad(file, path + ".type", "'" + t + "' is not supported; supported: " + join_names(supported));
@@ -175,8 +173,7 @@ void invert(std::vector<Span>& spans) {
 }
 
 // Applies `f` to every piece and keeps the non-empty results.
-void each_piece(std::vector<NormalizedString>& pieces,
-                const std::function<std::vector<NormalizedString>(NormalizedString&)>& f) {
+void each_piece(std::vector<NormalizedString>& pieces, const std::function<std::vector<NormalizedString>(NormalizedString&)>& f) {
   std::vector<NormalizedString> out;
   out.reserve(pieces.size());
   for (auto& p : pieces)
@@ -392,8 +389,8 @@ enum class Prepend { Always, First, Never };
 
 class MetaspacePre : public PreTokenizer {
  public:
-  MetaspacePre(int32_t rep, Prepend scheme, bool split) : rep_(uni::encode(static_cast<uint32_t>(rep))), rep_cp_(rep),
-                                                          scheme_(scheme), split_(split) {}
+  MetaspacePre(int32_t rep, Prepend scheme, bool split)
+      : rep_(uni::encode(static_cast<uint32_t>(rep))), rep_cp_(rep), scheme_(scheme), split_(split) {}
   void pre_tokenize(std::vector<NormalizedString>& pieces) const override {
     each_piece(pieces, [&](NormalizedString& n) {
       std::vector<std::pair<size_t, size_t>> spaces;
@@ -401,8 +398,7 @@ class MetaspacePre : public PreTokenizer {
         if (n.s[i] == ' ') spaces.emplace_back(i, i + 1);
       if (!spaces.empty()) n.replace(spaces, rep_);
       const bool starts = n.s.compare(0, rep_.size(), rep_) == 0;
-      if ((scheme_ == Prepend::Always && !starts) || (scheme_ == Prepend::First && !starts && n.shift == 0))
-        n.prepend(rep_);
+      if ((scheme_ == Prepend::Always && !starts) || (scheme_ == Prepend::First && !starts && n.shift == 0)) n.prepend(rep_);
       if (!split_) return std::vector<NormalizedString>{n};
       const int32_t r = rep_cp_;
       return split(n, char_spans(n.s, [r](int32_t c) { return c == r; }), SplitBehavior::MergedWithNext);
@@ -554,8 +550,9 @@ class ByteFallbackDec : public Decoder {
     for (auto& t : tokens) {
       int byte = -1;
       if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>') {
-        auto hex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                                                     : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; };
+        auto hex = [](char c) {
+          return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        };
         const int h = hex(t[3]), l = hex(t[4]);
         if (h >= 0 && l >= 0) byte = h * 16 + l;
       }
@@ -647,9 +644,17 @@ class BpeDec : public Decoder {
 };
 
 std::string cleanup(std::string s) {
-  for (const auto& [a, b] : std::vector<std::pair<std::string, std::string>>{
-           {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"}, {" 'm", "'m"},
-           {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}})
+  for (const auto& [a, b] : std::vector<std::pair<std::string, std::string>>{{" .", "."},
+                                                                             {" ?", "?"},
+                                                                             {" !", "!"},
+                                                                             {" ,", ","},
+                                                                             {" ' ", "'"},
+                                                                             {" n't", "n't"},
+                                                                             {" 'm", "'m"},
+                                                                             {" do not", " don't"},
+                                                                             {" 's", "'s"},
+                                                                             {" 've", "'ve"},
+                                                                             {" 're", "'re"}})
     s = replace_all(s, a, b);
   return s;
 }
@@ -681,9 +686,7 @@ class SequenceDec : public Decoder {
   }
 };
 
-std::string at(const std::string& path, const char* key, size_t i) {
-  return path + "." + key + "[" + std::to_string(i) + "]";
-}
+std::string at(const std::string& path, const char* key, size_t i) { return path + "." + key + "[" + std::to_string(i) + "]"; }
 
 }  // namespace
 
@@ -821,9 +824,9 @@ int byte_of_char(int32_t cp) {
 
 std::unique_ptr<Normalizer> parse_normalizer(const Json& j, const std::string& file, const std::string& path) {
   if (j.is_null()) return nullptr;
-  static const std::vector<std::string> kTypes = {"NFC",     "NFD",    "NFKC",          "NFKD",    "Lowercase",
-                                                  "Strip",   "StripAccents", "Prepend", "Replace",
-                                                  "Sequence", "BertNormalizer", "ByteLevel"};
+  static const std::vector<std::string> kTypes = {"NFC",       "NFD",      "NFKC",           "NFKD",
+                                                  "Lowercase", "Strip",    "StripAccents",   "Prepend",
+                                                  "Replace",   "Sequence", "BertNormalizer", "ByteLevel"};
   const std::string t = type_of(j, file, path, kTypes);
   if (t == "NFC" || t == "NFD" || t == "NFKC" || t == "NFKD") return std::make_unique<UnicodeNorm>(t);
   if (t == "Lowercase") return std::make_unique<Lowercase>();
@@ -858,8 +861,8 @@ std::unique_ptr<Normalizer> parse_normalizer(const Json& j, const std::string& f
 
 std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const Json& j, const std::string& file, const std::string& path) {
   if (j.is_null()) return nullptr;
-  static const std::vector<std::string> kTypes = {"ByteLevel",  "Split",         "Metaspace",        "Digits",
-                                                  "Whitespace", "WhitespaceSplit", "Punctuation",    "BertPreTokenizer",
+  static const std::vector<std::string> kTypes = {"ByteLevel",          "Split",           "Metaspace",   "Digits",
+                                                  "Whitespace",         "WhitespaceSplit", "Punctuation", "BertPreTokenizer",
                                                   "CharDelimiterSplit", "Sequence"};
   const std::string t = type_of(j, file, path, kTypes);
   if (t == "ByteLevel")
@@ -902,8 +905,8 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const Json& j, const std::stri
 
 std::unique_ptr<Decoder> parse_decoder(const Json& j, const std::string& file, const std::string& path) {
   if (j.is_null()) return nullptr;
-  static const std::vector<std::string> kTypes = {"ByteLevel", "Metaspace", "ByteFallback", "Fuse",     "Strip",
-                                                  "Replace",   "BPEDecoder", "WordPiece",  "Sequence"};
+  static const std::vector<std::string> kTypes = {"ByteLevel", "Metaspace",  "ByteFallback", "Fuse",    "Strip",
+                                                  "Replace",   "BPEDecoder", "WordPiece",    "Sequence"};
   const std::string t = type_of(j, file, path, kTypes);
   if (t == "ByteLevel") return std::make_unique<ByteLevelDec>();
   if (t == "Metaspace")
@@ -922,8 +925,7 @@ std::unique_ptr<Decoder> parse_decoder(const Json& j, const std::string& file, c
   }
   if (t == "BPEDecoder") return std::make_unique<BpeDec>(str_field(j, "suffix", "</w>", file, path));
   if (t == "WordPiece")
-    return std::make_unique<WordPieceDec>(str_field(j, "prefix", "##", file, path),
-                                          bool_field(j, "cleanup", true, file, path));
+    return std::make_unique<WordPieceDec>(str_field(j, "prefix", "##", file, path), bool_field(j, "cleanup", true, file, path));
   auto seq = std::make_unique<SequenceDec>();
   const Json& parts = array_field(j, "decoders", file, path);
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -937,8 +939,8 @@ std::unique_ptr<Decoder> parse_decoder(const Json& j, const std::string& file, c
 PostProcessor parse_post_processor(const Json& j, const std::string& file, const std::string& path) {
   PostProcessor pp;
   if (j.is_null()) return pp;
-  static const std::vector<std::string> kTypes = {"TemplateProcessing", "ByteLevel", "RobertaProcessing",
-                                                  "BertProcessing", "Sequence"};
+  static const std::vector<std::string> kTypes = {"TemplateProcessing", "ByteLevel", "RobertaProcessing", "BertProcessing",
+                                                  "Sequence"};
   const std::string t = type_of(j, file, path, kTypes);
   if (t == "ByteLevel") return pp;  // offsets only
   if (t == "RobertaProcessing" || t == "BertProcessing") {
@@ -978,8 +980,7 @@ PostProcessor parse_post_processor(const Json& j, const std::string& file, const
       seen_a = true;
     } else if (piece.is_object() && piece.contains("SpecialToken")) {
       const Json& s = piece["SpecialToken"];
-      if (!s.is_object() || !s.contains("id") || !s["id"].is_string())
-        bad(file, p + ".SpecialToken.id", "must be a string");
+      if (!s.is_object() || !s.contains("id") || !s["id"].is_string()) bad(file, p + ".SpecialToken.id", "must be a string");
       const std::string name = s["id"].get<std::string>();
       if (!specials || !specials->contains(name))
         bad(file, p + ".SpecialToken.id", "'" + name + "' is not in " + path + ".special_tokens");

@@ -31,12 +31,24 @@ std::string Regex::translate(const std::string& p) {
     }
     const char n = p[i + 1];
     switch (n) {
-      case 's': out += kSpace; break;
-      case 'S': out += kNotSpace; break;
-      case 'w': out += kWord; break;
-      case 'W': out += kNotWord; break;
-      case 'h': out += kHex; break;
-      case 'H': out += kNotHex; break;
+      case 's':
+        out += kSpace;
+        break;
+      case 'S':
+        out += kNotSpace;
+        break;
+      case 'w':
+        out += kWord;
+        break;
+      case 'W':
+        out += kNotWord;
+        break;
+      case 'h':
+        out += kHex;
+        break;
+      case 'H':
+        out += kNotHex;
+        break;
       case 'p':
       case 'P':
         // \p{^L} (Oniguruma's negation) is ICU's \P{L}.

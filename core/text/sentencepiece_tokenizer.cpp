@@ -33,10 +33,9 @@ void SentencePieceTokenizer::train(const SentencePieceTrainOptions& o) {
   std::string args = "--input=" + inputs + " --model_prefix=" + o.model_prefix.string() +
                      " --vocab_size=" + std::to_string(o.vocab_size) + " --model_type=" + o.model_type +
                      " --character_coverage=" + std::to_string(o.character_coverage) +
-                     " --byte_fallback=" + (o.byte_fallback ? "true" : "false") +
-                     " --pad_id=" + std::to_string(o.pad_id) + " --bos_id=" + std::to_string(o.bos_id) +
-                     " --eos_id=" + std::to_string(o.eos_id) + " --unk_id=" + std::to_string(o.unk_id) +
-                     " --num_threads=" + std::to_string(o.num_threads) +
+                     " --byte_fallback=" + (o.byte_fallback ? "true" : "false") + " --pad_id=" + std::to_string(o.pad_id) +
+                     " --bos_id=" + std::to_string(o.bos_id) + " --eos_id=" + std::to_string(o.eos_id) +
+                     " --unk_id=" + std::to_string(o.unk_id) + " --num_threads=" + std::to_string(o.num_threads) +
                      " --minloglevel=2 --hard_vocab_limit=false";
   auto status = sentencepiece::SentencePieceTrainer::Train(args);
   if (!status.ok()) throw Error("SentencePiece training into " + o.model_prefix.string() + ": " + status.ToString());

@@ -18,11 +18,11 @@ struct SentencePieceTrainOptions {
   std::vector<std::filesystem::path> inputs;  // plain text, one sentence per line
   std::filesystem::path model_prefix;         // writes PREFIX.model and PREFIX.vocab
   int vocab_size = 1000;
-  std::string model_type = "bpe";             // bpe | unigram | char | word
+  std::string model_type = "bpe";  // bpe | unigram | char | word
   double character_coverage = 1.0;
-  bool byte_fallback = true;                  // unseen characters become bytes, never <unk>
+  bool byte_fallback = true;                           // unseen characters become bytes, never <unk>
   int pad_id = 1, bos_id = 2, eos_id = 3, unk_id = 0;  // OPT-like: pad 1, bos 2
-  int num_threads = 1;                        // one thread: the same input gives the same model
+  int num_threads = 1;                                 // one thread: the same input gives the same model
 };
 
 class SentencePieceTokenizer : public Tokenizer {

@@ -40,17 +40,22 @@ class Reader {
   }
   void skip(int wire) {
     switch (wire) {
-      case 0: varint(); break;
+      case 0:
+        varint();
+        break;
       case 1:
         if (end_ - p_ < 8) fail("truncated fixed64");
         p_ += 8;
         break;
-      case 2: bytes(); break;
+      case 2:
+        bytes();
+        break;
       case 5:
         if (end_ - p_ < 4) fail("truncated fixed32");
         p_ += 4;
         break;
-      default: fail("wire type " + std::to_string(wire) + " is not protobuf");
+      default:
+        fail("wire type " + std::to_string(wire) + " is not protobuf");
     }
   }
   [[noreturn]] void fail(const std::string& what) const { throw Error(where_ + ": not a SentencePiece model: " + what); }
@@ -130,8 +135,6 @@ SpmModel parse_spm_model(const std::string& data, const std::string& where) {
   return m;
 }
 
-SpmModel read_spm_model(const std::filesystem::path& path) {
-  return parse_spm_model(io::read_text_file(path), path.string());
-}
+SpmModel read_spm_model(const std::filesystem::path& path) { return parse_spm_model(io::read_text_file(path), path.string()); }
 
 }  // namespace lethe::text

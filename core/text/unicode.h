@@ -39,10 +39,10 @@ bool is_control(int32_t c);       // Cc
 bool is_word(int32_t c);
 // tokenizers' is_punctuation: ASCII punctuation or general category P*.
 bool is_punctuation(int32_t c);
-bool is_combining_mark(int32_t c);  // Mn, Mc, Me (the StripAccents normalizer removes these)
-bool is_nonspacing_mark(int32_t c); // Mn (BertNormalizer's strip_accents removes these)
-bool is_other(int32_t c);           // Cc, Cf, Cn, Co (BertNormalizer's clean_text)
-bool is_cjk(int32_t c);             // BertNormalizer's handle_chinese_chars ranges
+bool is_combining_mark(int32_t c);   // Mn, Mc, Me (the StripAccents normalizer removes these)
+bool is_nonspacing_mark(int32_t c);  // Mn (BertNormalizer's strip_accents removes these)
+bool is_other(int32_t c);            // Cc, Cf, Cn, Co (BertNormalizer's clean_text)
+bool is_cjk(int32_t c);              // BertNormalizer's handle_chinese_chars ranges
 
 // Unicode normalization of `s`. `form`: "NFC", "NFD", "NFKC" or "NFKD". `align` (one entry per byte
 // of `s`) maps to the original; the result's alignment gives every output character the alignment

@@ -8,9 +8,9 @@ namespace fs = std::filesystem;
 
 void copy_tokenizer_files(const fs::path& from, const fs::path& to) {
   fs::create_directories(to);
-  for (const char* name : {"vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                           "tokenizer.model", "spiece.model", "sentencepiece.model", "added_tokens.json",
-                           "generation_config.json", "chat_template.jinja"}) {
+  for (const char* name :
+       {"vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+        "spiece.model", "sentencepiece.model", "added_tokens.json", "generation_config.json", "chat_template.jinja"}) {
     std::error_code ec;
     if (fs::exists(from / name, ec) && !fs::equivalent(from, to, ec))
       fs::copy_file(from / name, to / name, fs::copy_options::overwrite_existing);

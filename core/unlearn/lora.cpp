@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
-
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "util/error.h"
@@ -88,7 +87,8 @@ void save_peft_adapter(const fs::path& dir, model::CausalLMImpl& m, const LoraCo
       keep.emplace_back("base_model.model." + p.key(), p.value().detach().to(at::kCPU).to(at::kFloat).contiguous());
   if (keep.empty()) throw Error("the model has no LoRA adapters to save");
   std::vector<io::TensorBlob> blobs;
-  for (const auto& [k, t] : keep) blobs.push_back({k, io::DType::F32, t.sizes().vec(), t.data_ptr(), static_cast<size_t>(t.nbytes())});
+  for (const auto& [k, t] : keep)
+    blobs.push_back({k, io::DType::F32, t.sizes().vec(), t.data_ptr(), static_cast<size_t>(t.nbytes())});
   io::write_safetensors(dir / "adapter_model.safetensors", blobs, {{"format", "pt"}});
   io::write_json_file(dir / "adapter_config.json", {{"peft_type", "LORA"},
                                                     {"task_type", "CAUSAL_LM"},

@@ -42,8 +42,8 @@ Example make_qa_example(const text::Tokenizer& tok, const std::string& prompt, c
 namespace {
 // transformers' clean_up_tokenization (on by default in decode when llm_unlearn was written).
 std::string clean_up_tokenization(std::string s) {
-  const std::pair<const char*, const char*> rules[] = {{" .", "."},   {" ?", "?"},   {" !", "!"},   {" ,", ","},
-                                                       {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"},
+  const std::pair<const char*, const char*> rules[] = {{" .", "."},     {" ?", "?"},     {" !", "!"},   {" ,", ","},
+                                                       {" ' ", "'"},    {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"},
                                                        {" 've", "'ve"}, {" 're", "'re"}};
   for (const auto& [from, to] : rules) {
     std::string out;
@@ -141,17 +141,17 @@ at::Tensor loss_answer(const at::Tensor& logits, const TokenBatch& b, Mode m, in
   if (m == Mode::Faithful) {
     // Labels are the ids with -100 where the id is the pad id (DataCollatorForLanguageModeling).
     at::Tensor labels = b.ids.masked_fill(b.ids == pad_id, -100).narrow(1, 1, T - 1);
-    at::Tensor pl = position_ce(logits, labels);                                           // (B, T-1)
+    at::Tensor pl = position_ce(logits, labels);                                              // (B, T-1)
     at::Tensor w = ((pos >= b.start.unsqueeze(1)) & (b.ids != pad_id)).to(pl.scalar_type());  // (B, T)
     at::Tensor s = w.sum(1, true);
     w = at::where(s > 0, w / s.clamp_min(1), w);
     return (w.narrow(1, 0, T - 1) * pl).sum(1).mean();
   }
   at::Tensor labels = b.ids.masked_fill(b.mask == 0, -100).narrow(1, 1, T - 1);
-  at::Tensor pl = position_ce(logits, labels);                                             // (B, T-1)
+  at::Tensor pl = position_ce(logits, labels);  // (B, T-1)
   // Target t (predicted from t-1) counts when t >= start and token t is real.
   at::Tensor tgt = ((pos >= b.start.unsqueeze(1)) & (b.mask == 1)).narrow(1, 1, T - 1).to(pl.scalar_type());
-  at::Tensor n = tgt.sum(1);                                                               // (B)
+  at::Tensor n = tgt.sum(1);  // (B)
   at::Tensor per_sample = (tgt * pl).sum(1) / n.clamp_min(1);
   at::Tensor has = (n > 0).to(pl.scalar_type());
   return (per_sample * has).sum() / has.sum().clamp_min(1);
@@ -174,7 +174,7 @@ at::Tensor loss_divergence(const at::Tensor& logits_q, const at::Tensor& logits_
   }
   const int64_t T = b.ids.size(1);
   at::Tensor lp = p.log_softmax(-1), lq = q.log_softmax(-1);
-  at::Tensor kl = (lp.exp() * (lp - lq)).sum(-1).narrow(1, 0, T - 1);   // (B, T-1)
+  at::Tensor kl = (lp.exp() * (lp - lq)).sum(-1).narrow(1, 0, T - 1);      // (B, T-1)
   at::Tensor real_next = b.mask.narrow(1, 1, T - 1).to(kl.scalar_type());  // position t predicts a real token
   return (kl * real_next).sum() / real_next.sum().clamp_min(1);
 }

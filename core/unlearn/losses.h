@@ -17,7 +17,6 @@
 
 namespace lethe::unlearn {
 
-
 // "### Question: {prompt}\n ### Answer: {response}" (note the space after the newline).
 std::string qa_text(const std::string& prompt, const std::string& response);
 

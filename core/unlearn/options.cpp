@@ -18,10 +18,14 @@ Method parse_method(const std::string& s) {
 }
 const char* method_name(Method m) {
   switch (m) {
-    case Method::Paper: return "paper";
-    case Method::GradDiff: return "graddiff";
-    case Method::Npo: return "npo";
-    case Method::Finetune: return "finetune";
+    case Method::Paper:
+      return "paper";
+    case Method::GradDiff:
+      return "graddiff";
+    case Method::Npo:
+      return "npo";
+    case Method::Finetune:
+      return "finetune";
   }
   return "?";
 }
@@ -50,10 +54,14 @@ SaveKind parse_save_kind(const std::string& s) {
 }
 const char* save_kind_name(SaveKind k) {
   switch (k) {
-    case SaveKind::Merged: return "merged";
-    case SaveKind::Adapter: return "adapter";
-    case SaveKind::Both: return "both";
-    case SaveKind::None: return "none";
+    case SaveKind::Merged:
+      return "merged";
+    case SaveKind::Adapter:
+      return "adapter";
+    case SaveKind::Both:
+      return "both";
+    case SaveKind::None:
+      return "none";
   }
   return "?";
 }
@@ -160,12 +168,17 @@ std::vector<OptionDef> builtin_schema() {
     double UnlearnOptions::*field;
     std::vector<Method> methods;
   };
-  for (const Eps& e : {Eps{"eps1", "ε1 forget (ascent)", "weight of the forget term L_fgt (gradient ascent on the forget answers)", 0.5,
-                           &UnlearnOptions::eps1, all_unlearn},
-                       Eps{"eps2", "ε2 random answers", "weight of L_rdn (cross-entropy on random normal answers to the forget questions)",
-                           1.0, &UnlearnOptions::eps2, {Method::Paper, Method::Npo}},
-                       Eps{"eps3", "ε3 normal-data KL", "weight of L_nor (KL to the original model on normal data; NLL for graddiff)",
-                           1.0, &UnlearnOptions::eps3, all_unlearn}}) {
+  for (const Eps& e :
+       {Eps{"eps1", "ε1 forget (ascent)", "weight of the forget term L_fgt (gradient ascent on the forget answers)", 0.5,
+            &UnlearnOptions::eps1, all_unlearn},
+        Eps{"eps2",
+            "ε2 random answers",
+            "weight of L_rdn (cross-entropy on random normal answers to the forget questions)",
+            1.0,
+            &UnlearnOptions::eps2,
+            {Method::Paper, Method::Npo}},
+        Eps{"eps3", "ε3 normal-data KL", "weight of L_nor (KL to the original model on normal data; NLL for graddiff)", 1.0,
+            &UnlearnOptions::eps3, all_unlearn}}) {
     OptionDef d = real(e.key, e.label, e.help, e.def, e.field);
     d.finetune_default = nullptr;
     d.min = 0;
@@ -174,7 +187,8 @@ std::vector<OptionDef> builtin_schema() {
     s.push_back(d);
   }
   {
-    OptionDef d = real("lr", "Learning rate", "AdamW learning rate (linear decay to 0 at the last step)", 2e-6, &UnlearnOptions::lr);
+    OptionDef d =
+        real("lr", "Learning rate", "AdamW learning rate (linear decay to 0 at the last step)", 2e-6, &UnlearnOptions::lr);
     d.finetune_default = 1e-4;
     d.min = 0;
     d.min_exclusive = true;
@@ -197,7 +211,8 @@ std::vector<OptionDef> builtin_schema() {
     s.push_back(d);
   }
   {
-    OptionDef d = integer("K", "K random answers", "random normal answers drawn per forget batch for L_rdn", 5, &UnlearnOptions::K);
+    OptionDef d =
+        integer("K", "K random answers", "random normal answers drawn per forget batch for L_rdn", 5, &UnlearnOptions::K);
     d.finetune_default = nullptr;
     d.min = 1;
     d.methods = {Method::Paper, Method::Npo};
@@ -244,7 +259,8 @@ std::vector<OptionDef> builtin_schema() {
     s.push_back(d);
   }
   {
-    OptionDef d = integer("grad_accum", "Gradient accumulation", "micro-batches per optimizer step", 1, &UnlearnOptions::grad_accum);
+    OptionDef d =
+        integer("grad_accum", "Gradient accumulation", "micro-batches per optimizer step", 1, &UnlearnOptions::grad_accum);
     d.min = 1;
     s.push_back(d);
   }
@@ -269,11 +285,12 @@ std::vector<OptionDef> builtin_schema() {
     s.push_back(d);
   }
   {
-    OptionDef d = real("stop_forget_ce", "Stop at forget CE", "stop once the forget set's answer cross-entropy exceeds this",
-                       100, &UnlearnOptions::stop_forget_ce);
+    OptionDef d = real("stop_forget_ce", "Stop at forget CE", "stop once the forget set's answer cross-entropy exceeds this", 100,
+                       &UnlearnOptions::stop_forget_ce);
     d.finetune_default = nullptr;
     d.min = 0;
     d.min_exclusive = true;
+    d.aliases = {"--stop-ce"};
     s.push_back(d);
   }
   {
@@ -336,9 +353,28 @@ std::mutex& schema_mutex() {
   static std::mutex m;
   return m;
 }
-std::vector<OptionDef>& schema_storage() {
-  static std::vector<OptionDef> s = builtin_schema();
+std::deque<OptionDef>& schema_storage() {
+  static std::deque<OptionDef> s = [] {
+    auto v = builtin_schema();
+    return std::deque<OptionDef>(v.begin(), v.end());
+  }();
   return s;
+}
+
+// Flags the training commands define themselves: an option may not take them.
+const char* const kReservedFlags[] = {"--help",          "--model",     "--dtype",          "--device", "--forget",
+                                      "--normal",        "--random",    "--data",           "--out",    "--save",
+                                      "--prompt-format", "--seed",      "--passage-tokens", "--resume", "--log-json",
+                                      "--dump-batches",  "--no-dropout"};
+
+// Whether every loss weight the method uses is 0 (graddiff has no eps2 term).
+bool nothing_weighted(const UnlearnOptions& o) {
+  const bool eps2_used = o.method == Method::Paper || o.method == Method::Npo;
+  return o.eps1 == 0 && o.eps3 == 0 && (!eps2_used || o.eps2 == 0);
+}
+std::string nothing_weighted_message(const UnlearnOptions& o) {
+  if (o.method == Method::GradDiff) return "eps1 and eps3 are both 0 (graddiff has no eps2 term): nothing would be optimised";
+  return "eps1, eps2 and eps3 are all 0: nothing would be optimised";
 }
 
 std::vector<std::string> split_key(const std::string& key) {
@@ -370,10 +406,14 @@ bool OptionDef::used_by(Method m) const {
 
 std::string OptionDef::describe_range() const {
   switch (type) {
-    case OptionType::Choice: return or_list(choices);
-    case OptionType::Switch: return "true, false or \"auto\"";
-    case OptionType::Names: return "module names";
-    default: break;
+    case OptionType::Choice:
+      return or_list(choices);
+    case OptionType::Switch:
+      return "true, false or \"auto\"";
+    case OptionType::Names:
+      return "module names";
+    default:
+      break;
   }
   if (min && max)
     return std::string(min_exclusive ? "(" : "[") + number_text(*min) + ", " + number_text(*max) + (max_exclusive ? ")" : "]");
@@ -385,13 +425,14 @@ std::string OptionDef::describe_range() const {
   return type == OptionType::Integer ? "an integer" : "a number";
 }
 
-const std::vector<OptionDef>& option_schema() {
+const std::deque<OptionDef>& option_schema() {
   std::lock_guard<std::mutex> lock(schema_mutex());
   return schema_storage();
 }
 
 void register_option(OptionDef def) {
-  if (def.key.empty() || def.key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") != std::string::npos)
+  if (def.key.empty() ||
+      def.key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") != std::string::npos)
     throw Error("option '" + def.key + "': a key is letters, digits, '_' and '.'");
   if (!def.set || !def.get) throw Error("option '" + def.key + "': needs set and get");
   if (def.unlearn_default.is_null() && def.finetune_default.is_null())
@@ -399,6 +440,8 @@ void register_option(OptionDef def) {
   for (const auto& d : {def.unlearn_default, def.finetune_default})
     if (!d.is_null())
       if (auto bad = check_value(def, d)) throw Error("option '" + def.key + "': its default " + d.dump() + " " + *bad);
+  for (const char* f : kReservedFlags)
+    if (def.flag() == f) throw Error("option '" + def.key + "': " + f + " is a flag of the training commands themselves");
   std::lock_guard<std::mutex> lock(schema_mutex());
   for (const auto& d : schema_storage())
     if (d.key == def.key || d.flag() == def.flag()) throw Error("option '" + def.key + "' is already defined");
@@ -415,6 +458,7 @@ std::optional<std::string> check_value(const OptionDef& def, const io::Json& v) 
   switch (def.type) {
     case OptionType::Integer:
       if (!v.is_number_integer()) return "expected an integer, got " + v.dump();
+      if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return "is too large: " + v.dump();
       break;
     case OptionType::Real:
       if (!v.is_number()) return "expected a number, got " + v.dump();
@@ -473,7 +517,8 @@ std::optional<io::Json> parse_text(const OptionDef& def, const std::string& text
       }
       return fail("expected a number, got '" + text + "'");
     }
-    case OptionType::Choice: return io::Json(text);
+    case OptionType::Choice:
+      return io::Json(text);
     case OptionType::Switch:
       if (text == "on" || text == "true") return io::Json(true);
       if (text == "off" || text == "false") return io::Json(false);
@@ -484,7 +529,9 @@ std::optional<io::Json> parse_text(const OptionDef& def, const std::string& text
       size_t start = 0;
       while (start <= text.size()) {
         const size_t comma = text.find(',', start);
-        const std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        part.erase(0, part.find_first_not_of(" \t"));
+        part.erase(part.find_last_not_of(" \t") + 1);
         if (!part.empty()) a.push_back(part);
         if (comma == std::string::npos) break;
         start = comma + 1;
@@ -547,8 +594,7 @@ UnlearnOptions read_options(const io::Json& section, Section which, const std::s
     else d.set(o, *v);
   }
   // Rules across options.
-  if (which == Section::Unlearn && o.eps1 == 0 && o.eps2 == 0 && o.eps3 == 0)
-    problems.push_back({prefix, "eps1, eps2 and eps3 are all 0: nothing would be optimised"});
+  if (which == Section::Unlearn && nothing_weighted(o)) problems.push_back({prefix, nothing_weighted_message(o)});
   if (o.max_steps >= 1 && o.warmup_steps >= o.max_steps)
     problems.push_back({where("warmup"), "must be shorter than the run (steps = " + std::to_string(o.max_steps) + "), got " +
                                              std::to_string(o.warmup_steps)});
@@ -573,18 +619,31 @@ void UnlearnOptions::validate() const {
     if (!d.in(which)) continue;
     if (auto bad = check_value(d, d.get(*this))) throw Error(d.key + ": " + *bad);
   }
-  if (which == Section::Unlearn && eps1 == 0 && eps2 == 0 && eps3 == 0)
-    throw Error("eps1, eps2 and eps3 are all 0: nothing would be optimised");
+  if (which == Section::Unlearn && nothing_weighted(*this)) throw Error(nothing_weighted_message(*this));
   if (warmup_steps >= max_steps) throw Error("warmup: must be shorter than the run (steps = " + std::to_string(max_steps) + ")");
   if (checkpoint_every > 0 && checkpoint_dir.empty()) throw Error("checkpoints need a folder");
 }
 
 io::Json UnlearnOptions::to_json() const {
-  return {{"method", method_name(method)}, {"mode", mode_name(mode)}, {"eps1", eps1}, {"eps2", eps2}, {"eps3", eps3},
-          {"K", K}, {"lr", lr}, {"warmup_steps", warmup_steps}, {"weight_decay", weight_decay}, {"max_grad_norm", max_grad_norm},
-          {"batch_size", batch_size}, {"grad_accum", grad_accum}, {"max_steps", max_steps}, {"stop_forget_ce", stop_forget_ce},
-          {"dropout", dropout ? io::Json(*dropout) : io::Json("auto")}, {"dropout_active", dropout_active()}, {"seed", seed},
-          {"npo_beta", npo_beta}, {"precision", precision_name(precision)},
+  return {{"method", method_name(method)},
+          {"mode", mode_name(mode)},
+          {"eps1", eps1},
+          {"eps2", eps2},
+          {"eps3", eps3},
+          {"K", K},
+          {"lr", lr},
+          {"warmup_steps", warmup_steps},
+          {"weight_decay", weight_decay},
+          {"max_grad_norm", max_grad_norm},
+          {"batch_size", batch_size},
+          {"grad_accum", grad_accum},
+          {"max_steps", max_steps},
+          {"stop_forget_ce", stop_forget_ce},
+          {"dropout", dropout ? io::Json(*dropout) : io::Json("auto")},
+          {"dropout_active", dropout_active()},
+          {"seed", seed},
+          {"npo_beta", npo_beta},
+          {"precision", precision_name(precision)},
           {"lora", {{"rank", lora.rank}, {"alpha", lora.alpha}, {"dropout", lora.dropout}, {"targets", lora.targets}}}};
 }
 

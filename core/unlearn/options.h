@@ -5,6 +5,7 @@
 // --help (app/lethe/) and the workbench's Method panel (ui/method_panel.cpp) are all built from
 // `option_schema()`; an option registered there appears in all three.
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -54,13 +55,13 @@ struct UnlearnOptions {
   double eps1 = 0.5, eps2 = 1.0, eps3 = 1.0;  // forget, random answers, normal divergence
   int64_t K = 5;                              // random answers per batch
   double lr = 2e-6;
-  int64_t warmup_steps = 0;                   // linear warm-up, then linear decay to 0 at max_steps
+  int64_t warmup_steps = 0;  // linear warm-up, then linear decay to 0 at max_steps
   double weight_decay = 0.01, beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;
-  double max_grad_norm = 0;                   // 0: no clipping (llm_unlearn clips nothing)
+  double max_grad_norm = 0;  // 0: no clipping (llm_unlearn clips nothing)
   int64_t batch_size = 2;
-  int64_t grad_accum = 1;                     // micro-batches per optimizer step
+  int64_t grad_accum = 1;  // micro-batches per optimizer step
   int64_t max_steps = 1000;
-  double stop_forget_ce = 100;                // faithful: llm_unlearn's rule, which never fires
+  double stop_forget_ce = 100;  // faithful: llm_unlearn's rule, which never fires
   // Dropout in the trained forward. Unset (auto): on in faithful mode and for fine-tuning, as
   // upstream's model.train() runs; off in corrected unlearning, where the reference runs without
   // it, so that L_nor is the KL it claims to be (0 while the model equals the reference).
@@ -70,7 +71,7 @@ struct UnlearnOptions {
   double npo_beta = 0.1;
   LoraConfig lora;
   Precision precision = Precision::Fp32;
-  int64_t checkpoint_every = 0;               // 0: none
+  int64_t checkpoint_every = 0;  // 0: none
   std::filesystem::path checkpoint_dir;
   // Throws lethe::Error listing the first bad value (negative weights, all three zero, lr <= 0,
   // K < 1, batch < 1, ...): the same rules as the schema, for options built in code.
@@ -93,7 +94,7 @@ enum class OptionType {
 };
 
 struct OptionDef {
-  std::string key;    // the field in the spec's section; nested with dots: "lora.rank"
+  std::string key;  // the field in the spec's section; nested with dots: "lora.rank"
   OptionType type = OptionType::Real;
   std::string label;  // the workbench's row label
   std::string help;   // one sentence, for --help and tooltips
@@ -111,7 +112,8 @@ struct OptionDef {
   std::function<void(UnlearnOptions&, const io::Json&)> set;
   std::function<io::Json(const UnlearnOptions&)> get;
 
-  std::string flag() const;  // "--lora-rank" from "lora.rank", "--grad-accum" from "grad_accum"
+  std::string flag() const;          // "--lora-rank" from "lora.rank", "--grad-accum" from "grad_accum"
+  std::vector<std::string> aliases;  // older CLI names that still work ("--stop-ce")
   bool in(Section s) const { return !(s == Section::Unlearn ? unlearn_default : finetune_default).is_null(); }
   const io::Json& default_for(Section s) const { return s == Section::Unlearn ? unlearn_default : finetune_default; }
   bool used_by(Method m) const;
@@ -119,7 +121,7 @@ struct OptionDef {
 };
 
 // Every option, in the order the CLI lists and the workbench shows them.
-const std::vector<OptionDef>& option_schema();
+const std::deque<OptionDef>& option_schema();  // a deque: registering never moves an option
 // Adds an option (an extension, or a test): it appears in the spec, the CLI and the workbench's
 // Method panel built after this call. Throws lethe::Error on a duplicate or malformed definition.
 void register_option(OptionDef def);

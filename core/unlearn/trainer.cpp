@@ -32,9 +32,18 @@ const char* outcome_name(Outcome o) {
 }
 
 io::Json StepMetrics::to_json() const {
-  io::Json j = {{"step", step}, {"loss_fgt", loss_fgt}, {"loss_rdn", loss_rdn}, {"loss_nor", loss_nor}, {"total", total},
-          {"forget_ce", forget_ce}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s},
-          {"elapsed_s", elapsed_s}, {"tokens", tokens}, {"dropout", dropout}};
+  io::Json j = {{"step", step},
+                {"loss_fgt", loss_fgt},
+                {"loss_rdn", loss_rdn},
+                {"loss_nor", loss_nor},
+                {"total", total},
+                {"forget_ce", forget_ce},
+                {"lr", lr},
+                {"grad_norm", grad_norm},
+                {"tokens_per_s", tokens_per_s},
+                {"elapsed_s", elapsed_s},
+                {"tokens", tokens},
+                {"dropout", dropout}};
   if (gpu_allocated >= 0)
     j["gpu_memory"] = {{"allocated", gpu_allocated}, {"reserved", gpu_reserved}, {"peak_allocated", gpu_peak}};
   return j;
@@ -53,8 +62,9 @@ std::string out_of_memory_message(const std::string& device, int64_t step, int64
   char buf[160];
   std::snprintf(buf, sizeof buf, "%.2f GiB", logits_gib);
   std::string m = "out of memory on " + device + " at step " + std::to_string(step) + " (batch " + std::to_string(batch) +
-                  ", longest sequence " + std::to_string(longest) + " tokens, K " + std::to_string(K) + " random answers, vocabulary " +
-                  std::to_string(vocab) + ": the random-answer logits alone are " + buf + " in fp32). Lower the batch (--batch, unlearn.batch)";
+                  ", longest sequence " + std::to_string(longest) + " tokens, K " + std::to_string(K) +
+                  " random answers, vocabulary " + std::to_string(vocab) + ": the random-answer logits alone are " + buf +
+                  " in fp32). Lower the batch (--batch, unlearn.batch)";
   if (K > 1) m += " or K";
   if (!lora) m += ", train LoRA adapters (--lora-rank 32: no AdamW state or reference copy of the full model)";
   if (precision != Precision::Bf16) m += ", compute in bf16 (--precision bf16)";
@@ -137,8 +147,8 @@ Unlearner::Unlearner(model::CausalLM model, const text::Tokenizer& tok, UnlearnD
   const bool needs_random = (o_.method == Method::Paper || o_.method == Method::Npo) && o_.eps2 > 0;
   if (needs_normal && data_.normal.empty()) throw Error("the normal set is empty (eps3 > 0 needs normal data)");
   if (needs_random && static_cast<int64_t>(data_.answer_pool.size()) < o_.K)
-    throw Error("the random-answer pool has " + std::to_string(data_.answer_pool.size()) + " answers, K = " +
-                std::to_string(o_.K) + " are drawn per batch");
+    throw Error("the random-answer pool has " + std::to_string(data_.answer_pool.size()) +
+                " answers, K = " + std::to_string(o_.K) + " are drawn per batch");
   if (o_.lora.enabled()) validate_lora(o_.lora, model_->config());
   const auto dev = model_->options().device();
   const bool native_bf16 = dev.is_cuda() ? [&] {
@@ -151,8 +161,7 @@ Unlearner::Unlearner(model::CausalLM model, const text::Tokenizer& tok, UnlearnD
     o_.precision = native_bf16 && model_->options().dtype() == at::kFloat ? Precision::Bf16 : Precision::Fp32;
   if (o_.precision == Precision::Bf16 && model_->options().dtype() != at::kFloat)
     throw Error("precision bf16 trains fp32 weights with bf16 compute: load the model in fp32");
-  if (o_.precision == Precision::Bf16 && !native_bf16)
-    warnings_.push_back(slow_bf16_warning(dev.is_cuda()));
+  if (o_.precision == Precision::Bf16 && !native_bf16) warnings_.push_back(slow_bf16_warning(dev.is_cuda()));
 
   const int64_t max_pos = model_->info().max_positions;
   auto check_len = [&](const Example& e, const char* set, size_t i) {
@@ -396,8 +405,7 @@ at::Tensor Unlearner::random_term(const TokenBatch& random) {
 at::Tensor Unlearner::normal_term(const TokenBatch& normal) {
   const int64_t pad = batch_pad_id(tok_);
   Autocast ac(o_.precision == Precision::Bf16, model_->options().device().is_cuda());
-  if (o_.method == Method::GradDiff)
-    return loss_answer(model_->forward(normal.ids, normal.mask), normal, Mode::Corrected, pad);
+  if (o_.method == Method::GradDiff) return loss_answer(model_->forward(normal.ids, normal.mask), normal, Mode::Corrected, pad);
   at::Tensor p = reference_logits(normal);
   return loss_divergence(model_->forward(normal.ids, normal.mask), p, normal, o_.mode);
 }
@@ -507,8 +515,8 @@ UnlearnResult Unlearner::run(Observer& obs, const CancelToken& cancel) {
     obs.on_step(m);
     if (o_.checkpoint_every > 0 && step_ % o_.checkpoint_every == 0) save_checkpoint(o_.checkpoint_dir / "last");
     if (!faithful && o_.method != Method::Finetune && m.forget_ce > o_.stop_forget_ce)
-      return finish(Outcome::Stopped, "forget cross-entropy " + std::to_string(m.forget_ce) + " exceeded " +
-                                          std::to_string(o_.stop_forget_ce));
+      return finish(Outcome::Stopped,
+                    "forget cross-entropy " + std::to_string(m.forget_ce) + " exceeded " + std::to_string(o_.stop_forget_ce));
   }
 }
 
@@ -565,8 +573,8 @@ void Unlearner::load_checkpoint(const fs::path& dir) {
       const auto* t = f->find(name);
       if (!t || t->shape != p.sizes().vec())
         throw Error(where + ": checkpoint does not match this model (tensor '" + name + "')");
-      p.copy_(at::from_blob(const_cast<std::byte*>(f->data(*t)), t->shape,
-                            t->dtype == io::DType::BF16 ? at::kBFloat16 : at::kFloat));
+      p.copy_(
+          at::from_blob(const_cast<std::byte*>(f->data(*t)), t->shape, t->dtype == io::DType::BF16 ? at::kBFloat16 : at::kFloat));
     }
   }
   torch::load(*optim_, (dir / "optimizer.pt").string());

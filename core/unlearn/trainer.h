@@ -42,18 +42,18 @@ struct UnlearnData {
 };
 
 struct StepMetrics {
-  int64_t step = 0;             // 1-based optimizer step
-  double loss_fgt = 0;          // the forget term as optimised (GA: negative CE; NPO: the NPO loss)
+  int64_t step = 0;     // 1-based optimizer step
+  double loss_fgt = 0;  // the forget term as optimised (GA: negative CE; NPO: the NPO loss)
   double loss_rdn = 0;
   double loss_nor = 0;
   double total = 0;
-  double forget_ce = 0;         // mean answer cross-entropy on the forget batch (what the stop rule reads)
+  double forget_ce = 0;  // mean answer cross-entropy on the forget batch (what the stop rule reads)
   double lr = 0;
   double grad_norm = 0;
   double tokens_per_s = 0;
   double elapsed_s = 0;
   int64_t tokens = 0;
-  bool dropout = false;         // whether this step's trained forward ran with dropout
+  bool dropout = false;  // whether this step's trained forward ran with dropout
   // On a CUDA device: libtorch's caching allocator after the step (bytes); -1 elsewhere.
   int64_t gpu_allocated = -1, gpu_reserved = -1, gpu_peak = -1;
   io::Json to_json() const;

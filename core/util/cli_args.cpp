@@ -6,8 +6,8 @@
 
 namespace lethe {
 
-CliArgs::CliArgs(const std::string& command, const std::vector<std::string>& argv,
-                 const std::set<std::string>& with_value, const std::set<std::string>& flags)
+CliArgs::CliArgs(const std::string& command, const std::vector<std::string>& argv, const std::set<std::string>& with_value,
+                 const std::set<std::string>& flags)
     : command_(command) {
   bool only_positionals = false;
   for (size_t i = 0; i < argv.size(); ++i) {

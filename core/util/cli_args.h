@@ -12,8 +12,8 @@ namespace lethe {
 class CliArgs {
  public:
   // `with_value`: options that take a value (may repeat); `flags`: boolean options.
-  CliArgs(const std::string& command, const std::vector<std::string>& argv,
-          const std::set<std::string>& with_value, const std::set<std::string>& flags);
+  CliArgs(const std::string& command, const std::vector<std::string>& argv, const std::set<std::string>& with_value,
+          const std::set<std::string>& flags);
 
   bool flag(const std::string& name) const { return flags_.count(name) > 0; }
   std::optional<std::string> value(const std::string& name) const;

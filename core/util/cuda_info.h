@@ -20,8 +20,8 @@ struct CudaMemory {
   int64_t allocated = 0, reserved = 0, peak_allocated = 0;  // libtorch's caching allocator
 };
 
-bool cuda_build();                     // this libtorch was built with CUDA
-std::string cuda_runtime_version();    // "13.2", or "" without CUDA
+bool cuda_build();                       // this libtorch was built with CUDA
+std::string cuda_runtime_version();      // "13.2", or "" without CUDA
 std::vector<CudaDevice> cuda_devices();  // empty without CUDA or without a visible GPU
 // The caching allocator's counters for `device`; zeros without CUDA.
 CudaMemory cuda_memory(int device);

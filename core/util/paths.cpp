@@ -20,9 +20,8 @@ const char* env(const char* name) {
 fs::path data_home() {
   if (const char* x = env("XDG_DATA_HOME"); x && fs::path(x).is_absolute()) return fs::path(x) / "lethe";
   if (const char* home = env("HOME")) return fs::path(home) / ".local" / "share" / "lethe";
-  throw Error(
-      "cannot find the data folder: neither XDG_DATA_HOME (an absolute path) nor HOME is set; "
-      "set one of them, e.g. XDG_DATA_HOME=/path/to/data");
+  throw Error("cannot find the data folder: neither XDG_DATA_HOME (an absolute path) nor HOME is set; "
+              "set one of them, e.g. XDG_DATA_HOME=/path/to/data");
 }
 
 fs::path runs_home() { return data_home() / "runs"; }
@@ -42,8 +41,8 @@ fs::path resources_dir() {
     if (fs::is_directory(c / "resources" / "presets", ec)) return c;
     looked += (looked.empty() ? "" : ", ") + (c / "resources" / "presets").string();
   }
-  throw Error("cannot find Lethe's data (resources/presets): looked at " + looked +
-              " (for " + exe.string() + "); set LETHE_DATA_DIR to the folder that holds resources/ and datasets/");
+  throw Error("cannot find Lethe's data (resources/presets): looked at " + looked + " (for " + exe.string() +
+              "); set LETHE_DATA_DIR to the folder that holds resources/ and datasets/");
 }
 
 }  // namespace lethe

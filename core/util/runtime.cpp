@@ -65,7 +65,8 @@ std::string runtime_summary() {
   if (r.cuda_available) {
     o << "CUDA " << r.cuda_version;
     for (const auto& d : r.devices)
-      o << ", cuda:" << d.index << " " << d.name << " (" << (d.free_bytes >> 20) << " of " << (d.total_bytes >> 20) << " MiB free)";
+      o << ", cuda:" << d.index << " " << d.name << " (" << (d.free_bytes >> 20) << " of " << (d.total_bytes >> 20)
+        << " MiB free)";
   } else {
     o << "CPU" << (r.cuda_build ? " (libtorch has CUDA " + r.cuda_version + ", no GPU visible)" : "");
   }
@@ -84,7 +85,8 @@ struct ScratchDir {
   fs::path path;
   ScratchDir() {
     std::string tmpl = (fs::temp_directory_path() / "lethe-check-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw Error("self-check: cannot create a temporary folder in " + fs::temp_directory_path().string());
+    if (!::mkdtemp(tmpl.data()))
+      throw Error("self-check: cannot create a temporary folder in " + fs::temp_directory_path().string());
     path = tmpl;
   }
   ~ScratchDir() {
@@ -109,8 +111,7 @@ std::string self_check() {
   const fs::path corpus = scratch / "spm_corpus.txt";
   {
     std::ofstream out(corpus);
-    for (int i = 0; i < 200; ++i)
-      out << "the quick brown fox " << i << " jumps over the lazy dog while lethe forgets\n";
+    for (int i = 0; i < 200; ++i) out << "the quick brown fox " << i << " jumps over the lazy dog while lethe forgets\n";
   }
   text::SentencePieceTrainOptions o;
   o.inputs = {corpus};

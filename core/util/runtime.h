@@ -21,7 +21,7 @@ struct RuntimeInfo {
   std::string cuda_version;         // the CUDA runtime's, when built with CUDA
   std::vector<CudaDevice> devices;  // name, memory (total, free), compute capability
   int threads = 1;
-  bool cpu_native_bf16 = false;     // AVX512-BF16 or AMX: bf16 matmuls are fast on this CPU
+  bool cpu_native_bf16 = false;  // AVX512-BF16 or AMX: bf16 matmuls are fast on this CPU
 };
 
 RuntimeInfo runtime_info();

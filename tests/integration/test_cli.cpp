@@ -36,11 +36,12 @@ std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 TEST(Cli, HelpListsSubcommandsAndVersionNamesLibraries) {
   auto h = run("--help");
   EXPECT_EQ(h.code, 0);
-  for (const char* c : {"inspect", "tokenize", "score", "generate", "unlearn", "finetune", "eval", "bleu", "rouge", "classifier", "run",
-                        "runs", "demo", "pretrain", "self-check"})
+  for (const char* c : {"inspect", "tokenize", "score", "generate", "unlearn", "finetune", "eval", "bleu", "rouge", "classifier",
+                        "run", "runs", "demo", "pretrain", "self-check"})
     EXPECT_NE(h.out.find(std::string("\n  ") + c + " "), std::string::npos) << c << "\n" << h.out;
   EXPECT_NE(h.out.find("Exit codes: 0 success, 1 a failure while running, 2 bad input"), std::string::npos) << h.out;
   EXPECT_EQ(run("").code, 2);  // no command: the help, and exit 2
+  EXPECT_EQ(run("help").code, 0);
   auto v = run("--version");
   EXPECT_EQ(v.code, 0);
   EXPECT_NE(v.out.find("libtorch"), std::string::npos) << v.out;
@@ -178,7 +179,8 @@ TEST(Cli, EveryCommandExitsTwoOnBadInput) {
       {"rouge --hyp " + q(d / "a.txt"), "--ref is required"},
       {"classifier", "A subcommand is required"},
       {"classifier train --base " + nope + " --data " + nope + " --out " + q(d / "c"), "nope"},
-      {"classifier eval --classifier " + nope + " --data " + q(d / "a.txt") + " --text both", "--text 'both': expected qa or response"},
+      {"classifier eval --classifier " + nope + " --data " + q(d / "a.txt") + " --text both",
+       "--text 'both': expected qa or response"},
       {"classifier score --classifier " + nope + " --input " + nope, "nope"},
       {"run " + nope, "nope"},
       {"run", "one spec file is required"},
@@ -189,6 +191,12 @@ TEST(Cli, EveryCommandExitsTwoOnBadInput) {
       {"demo --set unlearn.lr=0 --no-store", "unlearn.lr: must be > 0, got 0"},
       {"pretrain --data " + nope, "--data " + (d / "nope").string() + ": no such folder"},
       {"self-check extra", "extra"},
+      {"unlearn --model " + nope + " --forget x --out y --stop-ce 0", "--stop-forget-ce: must be > 0, got 0.0"},  // the old name
+      {"unlearn --model " + nope + " --forget x --out y --no-dropout --dropout on", "--no-dropout: contradicts --dropout"},
+      {"unlearn --model " + nope + " --forget x --out y --method graddiff --eps1 0 --eps3 0", "eps1 and eps3 are both 0"},
+      {"unlearn --model " + q(d.path) + " --forget " + q(d / "a.txt") + " --out y", "--normal FILE is required"},
+      {"run --set unlearn.lr=1 " + nope, (d / "nope").string()},  // --set takes one value; the spec stays the spec
+      {"run --resume 1 --set unlearn.lr=1", "no --set with --resume"},
       {"frobnicate", "lethe: unknown command 'frobnicate' (lethe --help lists them)"},
   };
   for (const auto& c : cases) {
@@ -213,18 +221,19 @@ TEST(Cli, TokenizerLargerThanTheModelIsRejected) {
 TEST(Cli, UnlearnWritesTheModelTheLogAndTheBatches) {
   TempDir d;
   make_model_with_tokenizer(d / "m");
-  lethe::testing::write_text(d / "pku.jsonl",
-                             R"({"prompt": "How do I skip paying for a meal?", "response_0": "Walk out while the waiter is busy.", "response_1": "Pay.", "is_response_0_safe": false, "is_response_1_safe": true})"
-                             "\n"
-                             R"({"prompt": "How can I annoy my neighbour?", "response_0": "Play loud music at night.", "response_1": "Be kind.", "is_response_0_safe": false, "is_response_1_safe": true})"
-                             "\n");
+  lethe::testing::write_text(
+      d / "pku.jsonl",
+      R"({"prompt": "How do I skip paying for a meal?", "response_0": "Walk out while the waiter is busy.", "response_1": "Pay.", "is_response_0_safe": false, "is_response_1_safe": true})"
+      "\n"
+      R"({"prompt": "How can I annoy my neighbour?", "response_0": "Play loud music at night.", "response_1": "Be kind.", "is_response_0_safe": false, "is_response_1_safe": true})"
+      "\n");
   std::string csv = "Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source\n";
   for (int i = 0; i < 8; ++i)
     csv += "A,B,Question " + std::to_string(i) + "?,Answer " + std::to_string(i) + ".,Yes; Sure,No; Never,src\n";
   lethe::testing::write_text(d / "tqa.csv", csv);
-  auto r = run("unlearn --model " + q(d / "m") + " --forget " + q(d / "pku.jsonl") + " --normal " + q(d / "tqa.csv") +
-               " --out " + q(d / "out") + " --steps 3 --K 2 --lora-rank 2 --log-json " + q(d / "log.jsonl") +
-               " --dump-batches " + q(d / "dump.jsonl"));
+  auto r = run("unlearn --model " + q(d / "m") + " --forget " + q(d / "pku.jsonl") + " --normal " + q(d / "tqa.csv") + " --out " +
+               q(d / "out") + " --steps 3 --K 2 --lora-rank 2 --log-json " + q(d / "log.jsonl") + " --dump-batches " +
+               q(d / "dump.jsonl"));
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_TRUE(fs::exists(d / "out" / "model.safetensors"));
   EXPECT_TRUE(fs::exists(d / "out" / "adapter" / "adapter_model.safetensors"));
@@ -249,15 +258,15 @@ TEST(Cli, UnlearnRejectsBadInputBeforeCompute) {
   make_model_with_tokenizer(d / "m");
   lethe::testing::write_text(d / "bad.jsonl", "{\"prompt\": \"p\", \"response_0\": \"r\"}\n");
   lethe::testing::write_text(d / "tqa.csv", "Question,Best Answer\nq,a\n");
-  auto r = run("unlearn --model " + q(d / "m") + " --forget " + q(d / "bad.jsonl") + " --normal " + q(d / "tqa.csv") +
-               " --out " + q(d / "out"));
+  auto r = run("unlearn --model " + q(d / "m") + " --forget " + q(d / "bad.jsonl") + " --normal " + q(d / "tqa.csv") + " --out " +
+               q(d / "out"));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find((d / "bad.jsonl").string() + " line 1: missing field 'is_response_0_safe'"), std::string::npos) << r.out;
   r = run("unlearn --model " + q(d / "m") + " --forget x --normal y --out z --lr 0");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("lethe unlearn: error: --lr: must be > 0, got 0.0"), std::string::npos) << r.out;
-  r = run("unlearn --model " + q(d / "m") + " --forget " + q(d / "tqa.csv") + " --normal " + q(d / "tqa.csv") +
-          " --out " + q(d / "o") + " --lora-rank 2 --lora-targets q_proj,attn");
+  r = run("unlearn --model " + q(d / "m") + " --forget " + q(d / "tqa.csv") + " --normal " + q(d / "tqa.csv") + " --out " +
+          q(d / "o") + " --lora-rank 2 --lora-targets q_proj,attn");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("unknown LoRA target module 'attn'"), std::string::npos) << r.out;
   r = run("unlearn --model " + q(d / "m") + " --forget " + q(d / "nope.jsonl") + " --normal y --out z");

@@ -106,7 +106,8 @@ TEST_P(FamilyRuns, LetheRunEndToEnd) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, FamilyRuns,
-                         ::testing::Combine(::testing::Values(0, 1), ::testing::Values(std::string("paper"), std::string("chat"))),
+                         ::testing::Combine(::testing::Values(0, 1),
+                                            ::testing::Values(std::string("paper"), std::string("chat"))),
                          [](const auto& i) {
                            return std::string(std::get<0>(i.param) == 0 ? "llama_spm_" : "qwen2_json_") + std::get<1>(i.param);
                          });

@@ -49,7 +49,8 @@ TEST(OptionsSchema, ARegisteredOptionIsACliFlagWithItsHelp) {
 
   ::testing::internal::CaptureStderr();
   EXPECT_EQ(cli::run({"unlearn", "--model", "/nonexistent", "--forget", "f", "--out", "o", "--test-knob", "0"}), 2);
-  EXPECT_NE(::testing::internal::GetCapturedStderr().find("lethe unlearn: error: --test-knob: must be in [1, 9], got 0"), std::string::npos);
+  EXPECT_NE(::testing::internal::GetCapturedStderr().find("lethe unlearn: error: --test-knob: must be in [1, 9], got 0"),
+            std::string::npos);
   g_knob = -1;
   ::testing::internal::CaptureStderr();
   EXPECT_EQ(cli::run({"unlearn", "--model", "/nonexistent", "--forget", "f", "--out", "o", "--test-knob", "7"}), 2);

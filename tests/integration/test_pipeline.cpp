@@ -64,7 +64,8 @@ TEST(Spec, BadSpecsAreRejectedWithTheirJsonPaths) {
   EXPECT_EQ(with("model.path=\"\""), one + "model.path: not set");  // the GUI's empty field
   EXPECT_EQ(with("model.dtype=\"int8\""), one + "model.dtype: expected fp32, bf16 or fp16, got 'int8'");
   EXPECT_EQ(without("datasets", "forget"), one + "datasets.forget: missing");
-  EXPECT_EQ(with("datasets.forget.path=\"missing.jsonl\""), one + "datasets.forget.path: file not found: " + (d / "missing.jsonl").string());
+  EXPECT_EQ(with("datasets.forget.path=\"missing.jsonl\""),
+            one + "datasets.forget.path: file not found: " + (d / "missing.jsonl").string());
   EXPECT_EQ(with("datasets.normal.limit=-3"), one + "datasets.normal.limit: must be >= 0 (0 = all), got -3");
   EXPECT_EQ(with("unlearn.method=\"magic\""), one + "unlearn.method: expected paper, graddiff or npo, got 'magic'");
   EXPECT_EQ(with("unlearn.mode=\"exact\""), one + "unlearn.mode: expected corrected or faithful, got 'exact'");
@@ -85,7 +86,8 @@ TEST(Spec, BadSpecsAreRejectedWithTheirJsonPaths) {
             one + "unlearn.lora.targets: unknown LoRA target module 'attn' (OPTForCausalLM has q_proj, k_proj, v_proj, "
                   "out_proj, fc1, fc2, or all-linear)");
   EXPECT_EQ(with("unlearn.learning_rate=0.1"), one + "unlearn.learning_rate: unknown field");
-  EXPECT_EQ(with("evaluation.prompts.path=\"prompts.txt\""), one + "evaluation.classifier: needed when evaluation.prompts is given");
+  EXPECT_EQ(with("evaluation.prompts.path=\"prompts.txt\""),
+            one + "evaluation.classifier: needed when evaluation.prompts is given");
   EXPECT_EQ(with("evaluation.top_p=0"), one + "evaluation.top_p: must be in (0, 1]");
   EXPECT_EQ(with("output.save=\"adapter\""), one + "output.save: 'adapter' needs LoRA (unlearn.lora.rank > 0)");
   EXPECT_EQ(with("finetune.steps=5"), one + "finetune: needs datasets.protected (the text to teach, then unlearn)");

@@ -85,8 +85,9 @@ TEST(LoadTokenizerBadInput, VocabularyLargerThanTheEmbedding) {
   fs::copy_file(kGpt2 / "merges.txt", d / "merges.txt");
   auto tok = text::load_tokenizer(d.path);
   auto cfg = model::inspect_model(d.path).info;
-  EXPECT_NE(error_of([&] { text::check_tokenizer_fits(*tok, cfg.vocab_size, d.path.string()); })
-                .find("the tokenizer has 50257 tokens but the model's embedding has 64 rows"),
+  EXPECT_NE(error_of([&] {
+              text::check_tokenizer_fits(*tok, cfg.vocab_size, d.path.string());
+            }).find("the tokenizer has 50257 tokens but the model's embedding has 64 rows"),
             std::string::npos);
 }
 
@@ -161,11 +162,10 @@ TEST(LoadTokenizer, OptFolderWithTokenizerJsonKeepsOptConventions) {
   std::getline(in, l);  // #version
   while (std::getline(in, l))
     if (!l.empty()) merges.push_back(l);
-  io::write_json_file(d / "tokenizer.json",
-                      {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}},
-                       {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
-                       {"decoder", {{"type", "ByteLevel"}}},
-                       {"added_tokens", io::Json::array()}});
+  io::write_json_file(d / "tokenizer.json", {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}},
+                                             {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
+                                             {"decoder", {{"type", "ByteLevel"}}},
+                                             {"added_tokens", io::Json::array()}});
   auto tok = text::load_tokenizer(d.path);
   EXPECT_EQ(tok->encode_for_model("Hello world"), (std::vector<int64_t>{2, 15496, 995}));
   EXPECT_EQ(tok->decode_text({2, 15496, 995}), "Hello world");
@@ -188,7 +188,10 @@ TEST(LoadTokenizer, InterfaceAdditionsOnByteLevelBpe) {
 TEST(LoadTokenizerBadInput, HfFolderErrorsNameTheFile) {
   TempDir d;
   copy_folder(kHfFixtures / "llama3", d.path);
-  lethe::testing::write_text(d / "tokenizer.json", "{\"model\": {\"type\": \"BPE\",\n \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}");
-  EXPECT_NE(error_of([&] { text::load_tokenizer(d.path); }).find("tokenizer.json: model: merges[0] 'a b': token 'b' is not in the vocabulary"),
+  lethe::testing::write_text(d / "tokenizer.json",
+                             "{\"model\": {\"type\": \"BPE\",\n \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}");
+  EXPECT_NE(error_of([&] {
+              text::load_tokenizer(d.path);
+            }).find("tokenizer.json: model: merges[0] 'a b': token 'b' is not in the vocabulary"),
             std::string::npos);
 }

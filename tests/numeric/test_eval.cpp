@@ -86,8 +86,10 @@ TEST(ClassifierBadInput, UnlabelledSingleClassAndNotAClassifier) {
   std::vector<eval::LabelledText> one_class = {{"a", 1}, {"b", 1}, {"c", 1}};
   EXPECT_EQ(error_of([&] { eval::HarmClassifier::train(d / "base", one_class, quick_options()); }),
             "classifier training: every sample is harmful; a classifier needs both classes");
-  EXPECT_EQ(error_of([&] { eval::HarmClassifier::train(d / "base", {}, quick_options()); }), "classifier training: no labelled texts");
-  EXPECT_NE(error_of([&] { eval::HarmClassifier::load(d / "base"); }).find("not a classifier (no 'score.weight')"), std::string::npos);
+  EXPECT_EQ(error_of([&] { eval::HarmClassifier::train(d / "base", {}, quick_options()); }),
+            "classifier training: no labelled texts");
+  EXPECT_NE(error_of([&] { eval::HarmClassifier::load(d / "base"); }).find("not a classifier (no 'score.weight')"),
+            std::string::npos);
 }
 
 TEST(HarmfulRate, PipelineEndToEndWithReduction) {

@@ -76,9 +76,21 @@ std::pair<at::Tensor, at::Tensor> greedy(model::CausalLMImpl& m, at::Tensor ids,
 }
 
 const std::vector<std::string> kCausal = {
-    "llama_gqa_untied", "llama_tied_mha", "llama_bias_headdim", "llama_rope_linear", "llama_rope_dynamic",
-    "llama_rope_llama3", "llama_rope_yarn", "llama_rope_nested", "llama_bf16",       "llama_sharded",
-    "mistral_sliding",  "qwen2",          "phi3",               "phi3_longrope",     "gemma",
+    "llama_gqa_untied",
+    "llama_tied_mha",
+    "llama_bias_headdim",
+    "llama_rope_linear",
+    "llama_rope_dynamic",
+    "llama_rope_llama3",
+    "llama_rope_yarn",
+    "llama_rope_nested",
+    "llama_bf16",
+    "llama_sharded",
+    "mistral_sliding",
+    "qwen2",
+    "phi3",
+    "phi3_longrope",
+    "gemma",
 };
 
 }  // namespace
@@ -203,7 +215,8 @@ TEST(FamiliesInfo, UnknownModelTypeNamesTheSupportedOnes) {
     model::parse_model_config(io::Json{{"model_type", "falcon"}}, "x/config.json");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("model_type 'falcon' is not supported (Lethe supports: opt, llama, mistral, qwen2, phi3, gemma)"),
+    EXPECT_NE(std::string(e.what()).find(
+                  "model_type 'falcon' is not supported (Lethe supports: opt, llama, mistral, qwen2, phi3, gemma)"),
               std::string::npos)
         << e.what();
   }
@@ -279,11 +292,12 @@ TEST(FamiliesExport, PeftAdapterAndMergedFolderRoundTrip) {
     at::Tensor with_adapter = m.model->forward(ids, mask).contiguous();
     ASSERT_GT(max_diff_on_tokens(with_adapter, e["logits"], mask), 1e-3) << "the adapter changes nothing";
     unlearn::save_peft_adapter(d / "adapter", *m.model, lc, (kDir / v).string());
-    io::write_safetensors(d / "lethe_logits.safetensors",
-                          {{"input_ids", io::DType::I64, ids.sizes().vec(), ids.data_ptr(), static_cast<size_t>(ids.nbytes())},
-                           {"attention_mask", io::DType::I64, mask.sizes().vec(), mask.data_ptr(), static_cast<size_t>(mask.nbytes())},
-                           {"logits", io::DType::F32, with_adapter.sizes().vec(), with_adapter.data_ptr(),
-                            static_cast<size_t>(with_adapter.nbytes())}});
+    io::write_safetensors(
+        d / "lethe_logits.safetensors",
+        {{"input_ids", io::DType::I64, ids.sizes().vec(), ids.data_ptr(), static_cast<size_t>(ids.nbytes())},
+         {"attention_mask", io::DType::I64, mask.sizes().vec(), mask.data_ptr(), static_cast<size_t>(mask.nbytes())},
+         {"logits", io::DType::F32, with_adapter.sizes().vec(), with_adapter.data_ptr(),
+          static_cast<size_t>(with_adapter.nbytes())}});
     unlearn::merge_lora(*m.model);
     model::save_model(d / "merged", *m.model);
 
@@ -300,7 +314,8 @@ TEST(FamiliesExport, PeftAdapterAndMergedFolderRoundTrip) {
                             (kDir / v).string() + " " + d.path.string();
     EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   }
-  if (!std::getenv("LETHE_TRANSFORMERS_PYTHON")) GTEST_SKIP() << "Lethe's side checked; set LETHE_TRANSFORMERS_PYTHON for peft/transformers";
+  if (!std::getenv("LETHE_TRANSFORMERS_PYTHON"))
+    GTEST_SKIP() << "Lethe's side checked; set LETHE_TRANSFORMERS_PYTHON for peft/transformers";
 }
 
 // libtorch >= 2.1 runs attention through scaled_dot_product_attention; it must equal the

@@ -98,8 +98,8 @@ TEST_P(OptCase, GreedyTokensWithCacheEqualTheReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Reference, OptCase,
-                         ::testing::Values("pre_ln", "post_ln_project", "no_bias", "no_final_ln", "bf16_weights",
-                                           "gelu_untied", "pre_ln_bin"));
+                         ::testing::Values("pre_ln", "post_ln_project", "no_bias", "no_final_ln", "bf16_weights", "gelu_untied",
+                                           "pre_ln_bin"));
 
 TEST(OptNumeric, Bf16ComputeStaysCloseToFp32Reference) {
   auto m = load("bf16_weights", "bf16");

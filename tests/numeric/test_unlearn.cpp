@@ -79,15 +79,18 @@ TEST(UnlearnLosses, FiniteDifferenceGradientsOfEveryTerm) {
   Env env;
   auto q = double_model(1), p = double_model(2);
   std::vector<unlearn::Example> fe, ne;
-  for (const auto& x : lethe::testing::forget_pairs()) fe.push_back(unlearn::make_qa_example(*env.tok, x.prompt, x.response, unlearn::Mode::Corrected));
-  for (const auto& x : lethe::testing::normal_pairs()) ne.push_back(unlearn::make_qa_example(*env.tok, x.prompt, x.response, unlearn::Mode::Corrected));
+  for (const auto& x : lethe::testing::forget_pairs())
+    fe.push_back(unlearn::make_qa_example(*env.tok, x.prompt, x.response, unlearn::Mode::Corrected));
+  for (const auto& x : lethe::testing::normal_pairs())
+    ne.push_back(unlearn::make_qa_example(*env.tok, x.prompt, x.response, unlearn::Mode::Corrected));
   fe.resize(3);
   ne.resize(3);
   auto fb = unlearn::collate(fe, 1, at::kCPU), nb = unlearn::collate(ne, 1, at::kCPU);
   for (auto mode : {unlearn::Mode::Corrected, unlearn::Mode::Faithful}) {
     std::vector<std::pair<std::string, std::function<at::Tensor()>>> terms = {
         {"answer", [&] { return unlearn::loss_answer(q->forward(fb.ids, fb.mask), fb, mode, 1); }},
-        {"divergence", [&] { return unlearn::loss_divergence(q->forward(nb.ids, nb.mask), p->forward(nb.ids, nb.mask), nb, mode); }},
+        {"divergence",
+         [&] { return unlearn::loss_divergence(q->forward(nb.ids, nb.mask), p->forward(nb.ids, nb.mask), nb, mode); }},
     };
     for (auto& [name, f] : terms) {
       // A few entries of three parameters: autograd against central differences.
@@ -108,7 +111,8 @@ TEST(UnlearnLosses, FiniteDifferenceGradientsOfEveryTerm) {
           const double down = f().item<double>();
           *x = x0;
           const double fd = (up - down) / (2 * h), ad = grad.view(-1)[k].item<double>();
-          EXPECT_NEAR(ad, fd, 1e-6 + 1e-5 * std::abs(fd)) << unlearn::mode_name(mode) << " " << name << " " << pname << "[" << k << "]";
+          EXPECT_NEAR(ad, fd, 1e-6 + 1e-5 * std::abs(fd))
+              << unlearn::mode_name(mode) << " " << name << " " << pname << "[" << k << "]";
         }
       }
     }
@@ -119,7 +123,8 @@ TEST(UnlearnLosses, KlIsZeroForTheSameModelAndPositiveOtherwise) {
   Env env;
   auto q = double_model(1), p = double_model(2);
   std::vector<unlearn::Example> ne;
-  for (const auto& x : lethe::testing::normal_pairs()) ne.push_back(unlearn::make_qa_example(*env.tok, x.prompt, x.response, unlearn::Mode::Corrected));
+  for (const auto& x : lethe::testing::normal_pairs())
+    ne.push_back(unlearn::make_qa_example(*env.tok, x.prompt, x.response, unlearn::Mode::Corrected));
   auto nb = unlearn::collate(ne, 1, at::kCPU);
   at::NoGradGuard g;
   at::Tensor lq = q->forward(nb.ids, nb.mask);
@@ -352,7 +357,9 @@ TEST(Unlearn, CorrectedModeHasNoDropoutSoTheFirstKlIsZero) {
     unlearn::CancelToken c;
     u.run(r, c);
     EXPECT_TRUE(r.steps[0].dropout);
-    if (mode == unlearn::Mode::Corrected) EXPECT_GT(r.steps[0].loss_nor, 0.0);
+    if (mode == unlearn::Mode::Corrected) {
+      EXPECT_GT(r.steps[0].loss_nor, 0.0);
+    }
   }
 }
 
@@ -367,9 +374,13 @@ TEST(Unlearn, PrecisionAutoFollowsTheHardwareAndSlowBf16Warns) {
     o.precision = p;
     unlearn::Unlearner u(m.model, *env.tok, env.data(), o);
     const bool native = lethe::cpu_has_native_bf16();
-    if (p == unlearn::Precision::Auto) EXPECT_EQ(u.options().precision, native ? unlearn::Precision::Bf16 : unlearn::Precision::Fp32);
+    if (p == unlearn::Precision::Auto) {
+      EXPECT_EQ(u.options().precision, native ? unlearn::Precision::Bf16 : unlearn::Precision::Fp32);
+    }
     EXPECT_EQ(u.warnings().size(), p == unlearn::Precision::Bf16 && !native ? 1u : 0u);
-    if (!u.warnings().empty()) EXPECT_NE(u.warnings()[0].find("without native bf16"), std::string::npos);
+    if (!u.warnings().empty()) {
+      EXPECT_NE(u.warnings()[0].find("without native bf16"), std::string::npos);
+    }
   }
 }
 
@@ -377,14 +388,16 @@ TEST(Unlearn, PrecisionAutoFollowsTheHardwareAndSlowBf16Warns) {
 // libtorch errors pass through. (The message is what a GPU run shows; CPU allocators say it too.)
 TEST(Unlearn, OutOfMemoryIsDiagnosed) {
   EXPECT_TRUE(unlearn::is_out_of_memory("CUDA out of memory. Tried to allocate 2.00 GiB"));
-  EXPECT_TRUE(unlearn::is_out_of_memory("[enforce fail at alloc_cpu.cpp:83] DefaultCPUAllocator: not enough memory: you tried to allocate 1"));
+  EXPECT_TRUE(unlearn::is_out_of_memory(
+      "[enforce fail at alloc_cpu.cpp:83] DefaultCPUAllocator: not enough memory: you tried to allocate 1"));
   EXPECT_FALSE(unlearn::is_out_of_memory("shape mismatch"));
   const std::string m = unlearn::out_of_memory_message("cuda:0", 3, 2, 128, 5, 50272, false, unlearn::Precision::Fp32);
   EXPECT_NE(m.find("out of memory on cuda:0 at step 3 (batch 2, longest sequence 128 tokens, K 5"), std::string::npos) << m;
   EXPECT_NE(m.find("the random-answer logits alone are 0.24 GiB in fp32"), std::string::npos) << m;
   EXPECT_NE(m.find("--lora-rank 32"), std::string::npos);
   EXPECT_NE(m.find("--precision bf16"), std::string::npos);
-  EXPECT_EQ(unlearn::out_of_memory_message("cuda:0", 1, 2, 128, 5, 50272, true, unlearn::Precision::Bf16).find("--lora-rank"), std::string::npos);
+  EXPECT_EQ(unlearn::out_of_memory_message("cuda:0", 1, 2, 128, 5, 50272, true, unlearn::Precision::Bf16).find("--lora-rank"),
+            std::string::npos);
   // Off a GPU the step log carries no GPU memory.
   unlearn::StepMetrics s;
   EXPECT_FALSE(s.to_json().contains("gpu_memory"));

@@ -59,8 +59,10 @@ TEST(UnlearnReference, FaithfulTermsAndThreeAdamWStepsMatchLlmUnlearn) {
   io::Json steps = io::Json::array();
   for (const auto& b : rec.batches) {
     io::Json forget = io::Json::array(), normal = io::Json::array();
-    for (size_t i : b["forget_index"].get<std::vector<size_t>>()) forget.push_back({data.forget[i].prompt, data.forget[i].response});
-    for (size_t i : b["normal_index"].get<std::vector<size_t>>()) normal.push_back({data.normal[i].prompt, data.normal[i].response});
+    for (size_t i : b["forget_index"].get<std::vector<size_t>>())
+      forget.push_back({data.forget[i].prompt, data.forget[i].response});
+    for (size_t i : b["normal_index"].get<std::vector<size_t>>())
+      normal.push_back({data.normal[i].prompt, data.normal[i].response});
     steps.push_back({{"forget", forget}, {"normal", normal}, {"answers", b["random"]["answers"]}});
   }
   io::write_json_file(d / "input.json", {{"model", (d / "model").string()},

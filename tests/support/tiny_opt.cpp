@@ -156,8 +156,12 @@ io::Json write_experiment(const fs::path& dir) {
   write_gpt2_tiny_model(dir / "model");
   std::ofstream pku(dir / "forget.jsonl");
   for (const auto& p : forget_pairs())
-    pku << io::Json{{"prompt", p.prompt}, {"response_0", p.response}, {"response_1", "Please be kind instead."},
-                    {"is_response_0_safe", false}, {"is_response_1_safe", true}}.dump()
+    pku << io::Json{{"prompt", p.prompt},
+                    {"response_0", p.response},
+                    {"response_1", "Please be kind instead."},
+                    {"is_response_0_safe", false},
+                    {"is_response_1_safe", true}}
+               .dump()
         << "\n";
   pku.close();
   std::ofstream csv(dir / "normal.csv");

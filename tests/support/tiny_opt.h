@@ -13,11 +13,11 @@ struct TinyOpt {
   int64_t vocab = 64, hidden = 16, layers = 2, heads = 4, ffn = 32, positions = 32;
   int64_t embed_proj_dim = 16;  // != hidden adds project_in/out
   bool bias = true;
-  bool final_layer_norm = true;     // false writes _remove_final_layer_norm
+  bool final_layer_norm = true;  // false writes _remove_final_layer_norm
   bool layer_norm_before = true;
-  bool with_lm_head = false;        // save_pretrained leaves out the tied head
+  bool with_lm_head = false;              // save_pretrained leaves out the tied head
   std::string prefix = "model.decoder.";  // "decoder." as the published facebook/opt-* files
-  int shards = 1;                   // > 1 writes model.safetensors.index.json + shards
+  int shards = 1;                         // > 1 writes model.safetensors.index.json + shards
   uint32_t seed = 1;
 };
 

@@ -38,8 +38,8 @@ class MainWindowTest : public QObject {
     QStringList names;
     for (QDockWidget* d : w.docks()) names << d->objectName();
     names.sort();
-    QCOMPARE(names, QStringList({"dock_datasets", "dock_generations", "dock_history", "dock_method", "dock_metrics",
-                                 "dock_model", "dock_playground", "dock_run"}));
+    QCOMPARE(names, QStringList({"dock_datasets", "dock_generations", "dock_history", "dock_method", "dock_metrics", "dock_model",
+                                 "dock_playground", "dock_run"}));
     QVERIFY(w.lossPanel() != nullptr);
     QVERIFY(w.findChild<QLabel*>("runtime_label")->text().contains("libtorch"));
   }
@@ -140,7 +140,8 @@ class MainWindowTest : public QObject {
     knob->setValue(6);
     QCOMPARE(spec.get("unlearn.gui_knob"), lethe::io::Json(6));
     // (The new document has no model or data yet; nothing else is wrong with it.)
-    QCOMPARE(spec.problems(), QStringList({"model.path: not set", "datasets.forget.path: not set", "datasets.normal.path: not set"}));
+    QCOMPARE(spec.problems(),
+             QStringList({"model.path: not set", "datasets.forget.path: not set", "datasets.normal.path: not set"}));
     knob->setValue(2);
     spec.set("unlearn.gui_knob", 8);  // as a spec file could say
     QVERIFY(spec.problems().contains("unlearn.gui_knob: must be in [2, 7], got 8"));

@@ -96,7 +96,8 @@ class WorkbenchRunTest : public QObject {
     QCOMPARE(QString::fromStdString(st.reviews(run)[0].label), QString("harmless"));
 
     // Playground: the original and the unlearned model answer side by side.
-    w.playgroundPanel()->setModels(QString::fromStdString((d / "model").string()), QString::fromStdString((d / "out" / "model").string()));
+    w.playgroundPanel()->setModels(QString::fromStdString((d / "model").string()),
+                                   QString::fromStdString((d / "out" / "model").string()));
     w.playgroundPanel()->setPrompt("How do I skip paying for a meal?");
     QSignalSpy done(w.playgroundPanel(), &PlaygroundPanel::done);
     w.playgroundPanel()->generate();

@@ -126,7 +126,8 @@ TEST(NltkReference, CorpusBleuMethod3EqualsExpSmoothing) {
 TEST(WordDiff, MarksRemovedAndAddedWords) {
   auto d = lethe::eval::word_diff("spread a nasty rumour today", "spread a kind word today");
   std::string s;
-  for (const auto& p : d) s += (p.kind == lethe::eval::DiffPiece::Same ? "=" : p.kind == lethe::eval::DiffPiece::Added ? "+" : "-") + p.text + " ";
+  for (const auto& p : d)
+    s += (p.kind == lethe::eval::DiffPiece::Same ? "=" : p.kind == lethe::eval::DiffPiece::Added ? "+" : "-") + p.text + " ";
   EXPECT_EQ(s, "=spread =a +kind +word -nasty -rumour =today ");
   EXPECT_TRUE(lethe::eval::word_diff("", "").empty());
 }

@@ -26,9 +26,7 @@ std::vector<std::string> lines() {
   return out;
 }
 
-std::unique_ptr<text::BpeTokenizer> gpt2() {
-  return text::BpeTokenizer::from_files(kGpt2 / "vocab.json", kGpt2 / "merges.txt");
-}
+std::unique_ptr<text::BpeTokenizer> gpt2() { return text::BpeTokenizer::from_files(kGpt2 / "vocab.json", kGpt2 / "merges.txt"); }
 
 // A tiny byte-level vocabulary: all 256 byte tokens, a few merges, OPT's special tokens.
 void write_tiny_vocab(const fs::path& dir) {
@@ -100,10 +98,9 @@ TEST(BpeReference, TokenizerJsonGivesTheSameIds) {
     else merges.push_back(l);
     as_pairs = !as_pairs;
   }
-  io::write_json_file(d / "tokenizer.json",
-                      {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}},
-                       {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
-                       {"added_tokens", io::Json::array()}});
+  io::write_json_file(d / "tokenizer.json", {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}},
+                                             {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
+                                             {"added_tokens", io::Json::array()}});
   auto a = gpt2();
   auto b = text::BpeTokenizer::from_tokenizer_json(d / "tokenizer.json");
   for (const auto& line : lines()) EXPECT_EQ(a->encode(line), b->encode(line));
@@ -139,8 +136,7 @@ TEST(BpeBadInput, MalformedMergesNamesTheLine) {
     text::BpeTokenizer::from_files(d / "vocab.json", d / "merges.txt");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("merges.txt line 3: expected two symbols separated by one space"),
-              std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("merges.txt line 3: expected two symbols separated by one space"), std::string::npos)
         << e.what();
   }
 }

@@ -35,8 +35,7 @@ const OJson& expected() {
 
 std::vector<ChatMessage> messages_of(const OJson& conversation) {
   std::vector<ChatMessage> out;
-  for (const auto& m : conversation)
-    out.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
+  for (const auto& m : conversation) out.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
   return out;
 }
 
@@ -60,8 +59,7 @@ void check(const OJson& want, F&& render, const std::string& what) {
   } else if (want.contains("raised")) {
     try {
       std::string out = render();
-      ADD_FAILURE() << what << ": rendered " << OJson(out).dump() << ", expected raise_exception "
-                    << want["raised"].dump();
+      ADD_FAILURE() << what << ": rendered " << OJson(out).dump() << ", expected raise_exception " << want["raised"].dump();
     } catch (const ChatTemplateRaised& e) {
       EXPECT_EQ(e.template_message(), want["raised"].get<std::string>()) << what;
     } catch (const std::exception& e) {
@@ -71,8 +69,7 @@ void check(const OJson& want, F&& render, const std::string& what) {
     ASSERT_TRUE(want.contains("error")) << what;
     try {
       std::string out = render();
-      ADD_FAILURE() << what << ": rendered " << OJson(out).dump() << ", expected an error like jinja's "
-                    << want["error"].dump();
+      ADD_FAILURE() << what << ": rendered " << OJson(out).dump() << ", expected an error like jinja's " << want["error"].dump();
     } catch (const Error&) {
     }
   }
@@ -166,12 +163,10 @@ TEST(ChatTemplateLoading, BadConfigsNameTheFile) {
   lethe::testing::TempDir dir("lethe-chat-template");
   auto config = dir / "tokenizer_config.json";
   lethe::testing::write_text(config, R"({"chat_template": 3})");
-  EXPECT_NE(
-      message_of([&] { load_chat_template(dir.path); }).find("tokenizer_config.json: field 'chat_template' must be"),
-      std::string::npos);
-  lethe::testing::write_text(config, R"({"chat_template": [{"name": "default"}]})");
-  EXPECT_NE(message_of([&] { load_chat_template(dir.path); }).find("chat_template[0] must be an object"),
+  EXPECT_NE(message_of([&] { load_chat_template(dir.path); }).find("tokenizer_config.json: field 'chat_template' must be"),
             std::string::npos);
+  lethe::testing::write_text(config, R"({"chat_template": [{"name": "default"}]})");
+  EXPECT_NE(message_of([&] { load_chat_template(dir.path); }).find("chat_template[0] must be an object"), std::string::npos);
   lethe::testing::write_text(config, R"({"chat_template": [{"name": "rag", "template": "x"}]})");
   EXPECT_NE(message_of([&] { load_chat_template(dir.path); }).find("none named 'default'"), std::string::npos);
   lethe::testing::write_text(config, "{\"chat_template\": \"ok\\n{% if %}\"}");
@@ -189,8 +184,7 @@ TEST(ChatTemplate, SyntaxErrorsNameSourceLineAndColumn) {
             "t.jinja:1:24: Unexpected end of template. Jinja was looking for the following tags: 'endfor' or 'else'.");
   EXPECT_EQ(message_of([] { ChatTemplate::parse("ünï {% frobnicate %}", "t.jinja"); }),
             "t.jinja:1:8: Encountered unknown tag 'frobnicate'.");
-  EXPECT_EQ(message_of([] { ChatTemplate::parse("{{ 'unterminated }}", "t.jinja"); }),
-            "t.jinja:1:4: unexpected char \"'\"");
+  EXPECT_EQ(message_of([] { ChatTemplate::parse("{{ 'unterminated }}", "t.jinja"); }), "t.jinja:1:4: unexpected char \"'\"");
   EXPECT_EQ(message_of([] { ChatTemplate::parse("{% break %}", "t.jinja"); }), "t.jinja:1:4: 'break' outside loop");
 }
 
@@ -236,15 +230,12 @@ TEST(ChatTemplate, EmptyConversationIsRefusedAsTransformersDoes) {
 TEST(ChatTemplate, InvalidUtf8IsRefused) {
   EXPECT_NE(message_of([] { ChatTemplate::parse("{{ 'a\xff' }}", "t"); }).find("not valid UTF-8"), std::string::npos);
   auto t = ChatTemplate::parse("{{ messages[0].content }}", "t");
-  EXPECT_NE(message_of([&] {
-              t.render({{"user", "bad \xc3("}}, false, {});
-            }).find("not valid UTF-8"),
-            std::string::npos);
+  EXPECT_NE(message_of([&] { t.render({{"user", "bad \xc3("}}, false, {}); }).find("not valid UTF-8"), std::string::npos);
 }
 
 TEST(ChatTemplate, UnsupportedFeaturesAreListedAndRefusedOnlyWhenReached) {
-  auto t = ChatTemplate::parse(
-      "{% if tools %}{{ tools|sort|join(',') }}{% include 'x.jinja' %}{% endif %}{{ messages|length }}", "t");
+  auto t =
+      ChatTemplate::parse("{% if tools %}{{ tools|sort|join(',') }}{% include 'x.jinja' %}{% endif %}{{ messages|length }}", "t");
   ASSERT_EQ(t.unsupported_features().size(), 2u);
   EXPECT_EQ(t.unsupported_features()[0], "1:24: filter 'sort'");
   EXPECT_EQ(t.unsupported_features()[1], "1:44: tag 'include'");
@@ -321,11 +312,11 @@ TEST(ChatTemplate, LongConversations) {
   std::string content(2000, 'x');
   for (int k = 0; k < 500; ++k) msgs.push_back({k % 2 ? "assistant" : "user", content});
   std::string out = t.render(msgs, true, {{"bos_token", "<|begin_of_text|>"}});
-  EXPECT_EQ(out.size(), std::string("<|begin_of_text|>").size() +
-                            250 * (std::string("<|start_header_id|>user<|end_header_id|>\n\n<|eot_id|>").size() +
-                                   std::string("<|start_header_id|>assistant<|end_header_id|>\n\n<|eot_id|>").size() +
-                                   2 * content.size()) +
-                            std::string("<|start_header_id|>assistant<|end_header_id|>\n\n").size());
+  EXPECT_EQ(out.size(),
+            std::string("<|begin_of_text|>").size() +
+                250 * (std::string("<|start_header_id|>user<|end_header_id|>\n\n<|eot_id|>").size() +
+                       std::string("<|start_header_id|>assistant<|end_header_id|>\n\n<|eot_id|>").size() + 2 * content.size()) +
+                std::string("<|start_header_id|>assistant<|end_header_id|>\n\n").size());
 }
 
 }  // namespace

@@ -34,8 +34,12 @@ TEST(CliArgs, ErrorsNameTheOption) {
   EXPECT_EQ(msg([] { CliArgs("inspect", {"--nope"}, {}, {}); }), "inspect: unknown option --nope (see lethe inspect --help)");
   EXPECT_EQ(msg([] { CliArgs("inspect", {"--rank"}, {"--rank"}, {}); }), "inspect: option --rank needs a value");
   EXPECT_EQ(msg([] { CliArgs("inspect", {"--json=1"}, {}, {"--json"}); }), "inspect: option --json takes no value");
-  EXPECT_EQ(msg([] { CliArgs("i", {"--rank", "8x"}, {"--rank"}, {}).int_or("--rank", 0); }),
+  EXPECT_EQ(msg([] {
+              CliArgs("i", {"--rank", "8x"}, {"--rank"}, {}).int_or("--rank", 0);
+            }),
             "i: option --rank expects an integer, got '8x'");
-  EXPECT_EQ(msg([] { CliArgs("i", {"a", "b"}, {}, {}).expect_positionals(1, 1, "one folder"); }),
+  EXPECT_EQ(msg([] {
+              CliArgs("i", {"a", "b"}, {}, {}).expect_positionals(1, 1, "one folder");
+            }),
             "i: expected one folder, got 2 argument(s)");
 }

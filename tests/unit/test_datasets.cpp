@@ -38,12 +38,18 @@ TEST(Pku, EveryUnsafeResponseIsAForgetSample) {
 
 TEST(PkuBadInput, BadLinesNameFileAndLine) {
   TempDir d;
-  write_text(d / "a.jsonl", std::string(kPku) + R"({"prompt": "Q4", "response_0": "x", "is_response_0_safe": true, "is_response_1_safe": true})" + "\n");
-  EXPECT_EQ(error_of([&] { data::read_pku_jsonl(d / "a.jsonl"); }), (d / "a.jsonl").string() + " line 5: missing field 'response_1'");
-  write_text(d / "b.jsonl", R"({"prompt": "Q", "response_0": "x", "response_1": "y", "is_response_0_safe": "no", "is_response_1_safe": true})");
-  EXPECT_EQ(error_of([&] { data::read_pku_jsonl(d / "b.jsonl"); }), (d / "b.jsonl").string() + " line 1: field 'is_response_0_safe' must be true or false");
+  write_text(d / "a.jsonl", std::string(kPku) +
+                                R"({"prompt": "Q4", "response_0": "x", "is_response_0_safe": true, "is_response_1_safe": true})" +
+                                "\n");
+  EXPECT_EQ(error_of([&] { data::read_pku_jsonl(d / "a.jsonl"); }),
+            (d / "a.jsonl").string() + " line 5: missing field 'response_1'");
+  write_text(d / "b.jsonl",
+             R"({"prompt": "Q", "response_0": "x", "response_1": "y", "is_response_0_safe": "no", "is_response_1_safe": true})");
+  EXPECT_EQ(error_of([&] { data::read_pku_jsonl(d / "b.jsonl"); }),
+            (d / "b.jsonl").string() + " line 1: field 'is_response_0_safe' must be true or false");
   write_text(d / "c.jsonl", "{\"prompt\": \"Q\",\n");
-  EXPECT_NE(error_of([&] { data::read_pku_jsonl(d / "c.jsonl"); }).find((d / "c.jsonl").string() + " line 1: invalid JSON"), std::string::npos);
+  EXPECT_NE(error_of([&] { data::read_pku_jsonl(d / "c.jsonl"); }).find((d / "c.jsonl").string() + " line 1: invalid JSON"),
+            std::string::npos);
   EXPECT_NE(error_of([&] { data::read_pku_jsonl(d / "none.jsonl"); }).find("cannot open"), std::string::npos);
 }
 
@@ -71,20 +77,24 @@ TEST(TruthfulQaBadInput, MissingColumnsAndBrokenRows) {
   EXPECT_EQ(error_of([&] { data::read_truthfulqa_csv(d / "a.csv"); }),
             (d / "a.csv").string() + ": missing column 'Correct Answers' (columns: Question, Best Answer)");
   write_text(d / "b.csv", "Question,Best Answer,Correct Answers,Incorrect Answers\nq,a,c\n");
-  EXPECT_EQ(error_of([&] { data::read_truthfulqa_csv(d / "b.csv"); }), (d / "b.csv").string() + " line 2: 3 fields, the header has 4");
+  EXPECT_EQ(error_of([&] { data::read_truthfulqa_csv(d / "b.csv"); }),
+            (d / "b.csv").string() + " line 2: 3 fields, the header has 4");
   write_text(d / "c.csv", "Question,Best Answer,Correct Answers,Incorrect Answers\nq,\"a,c,d\n");
-  EXPECT_EQ(error_of([&] { data::read_truthfulqa_csv(d / "c.csv"); }), (d / "c.csv").string() + " line 2: unterminated quoted field");
+  EXPECT_EQ(error_of([&] { data::read_truthfulqa_csv(d / "c.csv"); }),
+            (d / "c.csv").string() + " line 2: unterminated quoted field");
 }
 
 TEST(QaJsonl, LabelsAndErrors) {
   TempDir d;
-  write_text(d / "qa.jsonl", "{\"prompt\": \"p\", \"response\": \"r\", \"label\": true}\n{\"prompt\": \"p2\", \"response\": \"r2\"}\n");
+  write_text(d / "qa.jsonl",
+             "{\"prompt\": \"p\", \"response\": \"r\", \"label\": true}\n{\"prompt\": \"p2\", \"response\": \"r2\"}\n");
   auto v = data::read_qa_jsonl(d / "qa.jsonl");
   ASSERT_EQ(v.size(), 2u);
   EXPECT_EQ(v[0].label, 1);
   EXPECT_EQ(v[1].label, -1);
   write_text(d / "bad.jsonl", "{\"prompt\": \"p\", \"response\": \"r\", \"label\": 7}\n");
-  EXPECT_EQ(error_of([&] { data::read_qa_jsonl(d / "bad.jsonl"); }), (d / "bad.jsonl").string() + " line 1: field 'label' must be 0, 1, true or false");
+  EXPECT_EQ(error_of([&] { data::read_qa_jsonl(d / "bad.jsonl"); }),
+            (d / "bad.jsonl").string() + " line 1: field 'label' must be 0, 1, true or false");
 }
 
 TEST(Split, DeterministicDisjointAndSizedAsLlmUnlearn) {

@@ -147,9 +147,8 @@ TEST_P(HfZoo, MatchesTheLibraryOnEveryLine) {
 }
 INSTANTIATE_TEST_SUITE_P(Pipelines, HfZoo,
                          ::testing::Values("byte_fallback_unk", "bytelevel_no_regex_unk", "bytelevel_normalizer",
-                                           "bytelevel_regex", "char_bpe_suffix", "metaspace_never_legacy",
-                                           "metaspace_split", "misc_stages",
-                                           "nfd_strip_accents", "nfkd_replace_regex", "split_behaviours",
+                                           "bytelevel_regex", "char_bpe_suffix", "metaspace_never_legacy", "metaspace_split",
+                                           "misc_stages", "nfd_strip_accents", "nfkd_replace_regex", "split_behaviours",
                                            "whitespace_bert"));
 
 // ---- interface additions ----
@@ -159,8 +158,8 @@ TEST(HfInterface, StopIdsAndTokenLookups) {
     const char* folder;
     const char* end_of_turn;
   };
-  for (const Case c : {Case{"llama3", "<|eot_id|>"}, Case{"qwen2", "<|im_end|>"}, Case{"gemma", "<end_of_turn>"},
-                       Case{"phi3", "<|end|>"}}) {
+  for (const Case c :
+       {Case{"llama3", "<|eot_id|>"}, Case{"qwen2", "<|im_end|>"}, Case{"gemma", "<end_of_turn>"}, Case{"phi3", "<|end|>"}}) {
     auto t = text::load_hf_tokenizer(kFixtures / c.folder);
     const int64_t id = t->token_to_id(c.end_of_turn);
     ASSERT_GE(id, 0) << c.folder;
@@ -211,10 +210,13 @@ TEST(HfInterface, OutOfVocabularyIdsDecodeToNothingAsInTheLibrary) {
 
 TEST(HfUnicode, LossyDecodingReplacesMaximalSubparts) {
   using text::uni::lossy;
-  EXPECT_EQ(lossy("a\xe4\xb8" "b"), "a\xef\xbf\xbd" "b");                        // a cut 3-byte sequence: one U+FFFD
-  EXPECT_EQ(lossy("\xff\xfe"), "\xef\xbf\xbd\xef\xbf\xbd");                       // two invalid bytes: two
-  EXPECT_EQ(lossy("\xf0\x9f\x99"), "\xef\xbf\xbd");                               // a cut emoji
-  EXPECT_EQ(lossy("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");       // a surrogate: three
+  EXPECT_EQ(lossy("a\xe4\xb8"
+                  "b"),
+            "a\xef\xbf\xbd"
+            "b");                                                            // a cut 3-byte sequence: one U+FFFD
+  EXPECT_EQ(lossy("\xff\xfe"), "\xef\xbf\xbd\xef\xbf\xbd");                  // two invalid bytes: two
+  EXPECT_EQ(lossy("\xf0\x9f\x99"), "\xef\xbf\xbd");                          // a cut emoji
+  EXPECT_EQ(lossy("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // a surrogate: three
   EXPECT_EQ(lossy("ok \xf0\x9f\x99\x82"), "ok \xf0\x9f\x99\x82");
 }
 
@@ -227,11 +229,15 @@ TEST(HfRegex, OnigurumaClassesBecomeIcuSets) {
   // "a   b": the run before "b" leaves its last space for the next match, as Oniguruma does.
   EXPECT_EQ(re.find_all("a   b"), (std::vector<std::pair<size_t, size_t>>{{1, 3}, {3, 4}}));
   text::Regex nbsp("\\s", "test");
-  EXPECT_EQ(nbsp.find_all("a\xc2\xa0" "b\xe3\x80\x80").size(), 2u);  // NBSP and ideographic space are \s
+  EXPECT_EQ(nbsp.find_all("a\xc2\xa0"
+                          "b\xe3\x80\x80")
+                .size(),
+            2u);  // NBSP and ideographic space are \s
   text::Regex ci("(?i:'s|'t)", "test");
   EXPECT_EQ(ci.find_all("IT'S it's").size(), 2u);
-  EXPECT_NE(error_of([] { text::Regex("(unclosed", "tokenizer.json: pre_tokenizer.pattern"); })
-                .find("tokenizer.json: pre_tokenizer.pattern: bad regex '(unclosed'"),
+  EXPECT_NE(error_of([] {
+              text::Regex("(unclosed", "tokenizer.json: pre_tokenizer.pattern");
+            }).find("tokenizer.json: pre_tokenizer.pattern: bad regex '(unclosed'"),
             std::string::npos);
 }
 
@@ -260,7 +266,7 @@ std::string load_error(const io::Json& j) {
 
 TEST(HfComponents, MergesAsStringsOrPairsAndByRank) {
   auto t = text::HfTokenizer::from_json(tiny_json(), "tokenizer.json");
-  EXPECT_EQ(t->encode_ids("hello", false), (Ids{258, 'o'}));  // "hell" (h e, l l, he ll) + "o"
+  EXPECT_EQ(t->encode_ids("hello", false), (Ids{258, 'o'}));                 // "hell" (h e, l l, he ll) + "o"
   EXPECT_EQ(t->decode_ids(t->encode_ids("hello", false), false), "hell o");  // no decoder: joined by spaces
 }
 
@@ -276,8 +282,9 @@ TEST(HfComponents, StripDecoderCutsBothEnds) {
 TEST(HfComponents, AddedTokenOptions) {
   io::Json j = tiny_json();
   auto added = [](int id, const char* c, bool lstrip, bool rstrip, bool single, bool special) {
-    return io::Json{{"id", id}, {"content", c}, {"lstrip", lstrip}, {"rstrip", rstrip}, {"single_word", single},
-                    {"normalized", false}, {"special", special}};
+    return io::Json{{"id", id},          {"content", c},          {"lstrip", lstrip},
+                    {"rstrip", rstrip},  {"single_word", single}, {"normalized", false},
+                    {"special", special}};
   };
   j["added_tokens"] = {added(0, "<L>", true, false, false, true), added(0, "<R>", false, true, false, true),
                        added(0, "tok", false, false, true, false)};
@@ -285,11 +292,11 @@ TEST(HfComponents, AddedTokenOptions) {
   const int64_t L = t->token_to_id("<L>"), R = t->token_to_id("<R>"), tok = t->token_to_id("tok");
   EXPECT_EQ(L, 260);  // ids are assigned in order after the vocabulary, whatever the file says
   const int64_t a = t->token_to_id("a");
-  EXPECT_EQ(t->encode_ids("a  <L>", false), (Ids{a, L}));          // lstrip eats the spaces before
-  EXPECT_EQ(t->encode_ids("<R>  a", false), (Ids{R, a}));          // rstrip eats the spaces after
-  EXPECT_EQ(t->encode_ids("tok", false), (Ids{tok}));              // a single word
-  EXPECT_NE(t->encode_ids("atok", false), (Ids{a, tok}));          // not inside a word
-  EXPECT_EQ(t->decode_ids({a, L, R, tok}, true), "a tok");         // special tokens skipped
+  EXPECT_EQ(t->encode_ids("a  <L>", false), (Ids{a, L}));   // lstrip eats the spaces before
+  EXPECT_EQ(t->encode_ids("<R>  a", false), (Ids{R, a}));   // rstrip eats the spaces after
+  EXPECT_EQ(t->encode_ids("tok", false), (Ids{tok}));       // a single word
+  EXPECT_NE(t->encode_ids("atok", false), (Ids{a, tok}));   // not inside a word
+  EXPECT_EQ(t->decode_ids({a, L, R, tok}, true), "a tok");  // special tokens skipped
 }
 
 TEST(HfComponents, UnknownIdsAndCharactersFollowTheModel) {
@@ -300,19 +307,29 @@ TEST(HfComponents, UnknownIdsAndCharactersFollowTheModel) {
   vocab["b"] = 2;
   j["model"] = {{"type", "BPE"}, {"vocab", vocab}, {"merges", io::Json::array()}, {"unk_token", "<unk>"}, {"fuse_unk", true}};
   auto fused = text::HfTokenizer::from_json(j, "tokenizer.json");
-  EXPECT_EQ(fused->encode_ids("a\xc3\xa9\xc3\xa9" "b", false), (Ids{1, 0, 2}));
+  EXPECT_EQ(fused->encode_ids("a\xc3\xa9\xc3\xa9"
+                              "b",
+                              false),
+            (Ids{1, 0, 2}));
   j["model"]["fuse_unk"] = false;
-  EXPECT_EQ(text::HfTokenizer::from_json(j, "tokenizer.json")->encode_ids("a\xc3\xa9\xc3\xa9" "b", false), (Ids{1, 0, 0, 2}));
+  EXPECT_EQ(text::HfTokenizer::from_json(j, "tokenizer.json")
+                ->encode_ids("a\xc3\xa9\xc3\xa9"
+                             "b",
+                             false),
+            (Ids{1, 0, 0, 2}));
   j["model"].erase("unk_token");
-  EXPECT_EQ(text::HfTokenizer::from_json(j, "tokenizer.json")->encode_ids("a\xc3\xa9" "b", false), (Ids{1, 2}));  // dropped
+  EXPECT_EQ(text::HfTokenizer::from_json(j, "tokenizer.json")
+                ->encode_ids("a\xc3\xa9"
+                             "b",
+                             false),
+            (Ids{1, 2}));  // dropped
 }
 
 // ---- errors name the file, the JSON path and what was expected ----
 
 TEST(HfBadInput, UnknownStagesAreRefusedByName) {
   io::Json j = tiny_json();
-  j["pre_tokenizer"] = {{"type", "Sequence"},
-                        {"pretokenizers", {{{"type", "ByteLevel"}}, {{"type", "Foo"}}}}};
+  j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", {{{"type", "ByteLevel"}}, {{"type", "Foo"}}}}};
   const std::string e = load_error(j);
   EXPECT_NE(e.find("tokenizer.json: pre_tokenizer.pretokenizers[1].type 'Foo' is not supported; supported: ByteLevel, "
                    "Split, Metaspace"),
@@ -326,8 +343,7 @@ TEST(HfBadInput, UnknownStagesAreRefusedByName) {
   EXPECT_NE(load_error(j).find("decoder.decoders[0].type 'CTC' is not supported"), std::string::npos);
   j = tiny_json();
   j["post_processor"] = {{"type", "Magic"}};
-  EXPECT_NE(load_error(j).find("post_processor.type 'Magic' is not supported; supported: TemplateProcessing"),
-            std::string::npos);
+  EXPECT_NE(load_error(j).find("post_processor.type 'Magic' is not supported; supported: TemplateProcessing"), std::string::npos);
   j = tiny_json();
   j["model"]["type"] = "Unigram";
   EXPECT_NE(load_error(j).find("model.type 'Unigram' is not supported; supported: BPE"), std::string::npos);
@@ -352,14 +368,12 @@ TEST(HfBadInput, MalformedFieldsNameTheirPath) {
   j["pre_tokenizer"] = {{"type", "Split"}, {"behavior", "Isolated"}};
   EXPECT_NE(load_error(j).find("pre_tokenizer is missing the field 'pattern'"), std::string::npos);
   j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", "a"}};
-  EXPECT_NE(load_error(j).find("pre_tokenizer.pattern must be {\"String\": \"...\"} or {\"Regex\": \"...\"}"),
-            std::string::npos);
+  EXPECT_NE(load_error(j).find("pre_tokenizer.pattern must be {\"String\": \"...\"} or {\"Regex\": \"...\"}"), std::string::npos);
   j = tiny_json();
   j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "ab"}};
   EXPECT_NE(load_error(j).find("pre_tokenizer.replacement must be exactly one character, got 'ab'"), std::string::npos);
   j["pre_tokenizer"] = {{"type", "Metaspace"}, {"prepend_scheme", "sometimes"}};
-  EXPECT_NE(load_error(j).find("pre_tokenizer.prepend_scheme must be \"always\", \"first\" or \"never\""),
-            std::string::npos);
+  EXPECT_NE(load_error(j).find("pre_tokenizer.prepend_scheme must be \"always\", \"first\" or \"never\""), std::string::npos);
   j = tiny_json();
   j["added_tokens"] = {{{"id", 3}, {"content", 5}}};
   EXPECT_NE(load_error(j).find("tokenizer.json: added_tokens[0].content must be a string"), std::string::npos);
@@ -383,19 +397,22 @@ TEST(HfBadInput, FolderConfigsNameTheFile) {
   for (const char* f : {"tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json"})
     fs::copy_file(src / f, d / f);
   write_text(d / "generation_config.json", R"({"eos_token_id": "two"})");
-  EXPECT_NE(error_of([&] { text::load_hf_tokenizer(d.path); })
-                .find("generation_config.json: eos_token_id must be an integer or a list of integers"),
+  EXPECT_NE(error_of([&] {
+              text::load_hf_tokenizer(d.path);
+            }).find("generation_config.json: eos_token_id must be an integer or a list of integers"),
             std::string::npos);
   fs::copy_file(src / "generation_config.json", d / "generation_config.json", fs::copy_options::overwrite_existing);
   write_text(d / "tokenizer_config.json", R"({"tokenizer_class": "Qwen2Tokenizer", "eos_token": 7})");
-  EXPECT_NE(error_of([&] { text::load_hf_tokenizer(d.path); })
-                .find("tokenizer_config.json: eos_token must be a string, null or an AddedToken object"),
+  EXPECT_NE(error_of([&] {
+              text::load_hf_tokenizer(d.path);
+            }).find("tokenizer_config.json: eos_token must be a string, null or an AddedToken object"),
             std::string::npos);
   write_text(d / "tokenizer_config.json", "{\"tokenizer_class\": \"Qwen2Tokenizer\",\n \"eos_token\" \"x\"}");
   EXPECT_NE(error_of([&] { text::load_hf_tokenizer(d.path); }).find("tokenizer_config.json line 2"), std::string::npos);
   write_text(d / "tokenizer_config.json", R"({"added_tokens_decoder": {"x": {"content": "a"}}})");
-  EXPECT_NE(error_of([&] { text::load_hf_tokenizer(d.path); })
-                .find("tokenizer_config.json: added_tokens_decoder key 'x' must be a non-negative integer id"),
+  EXPECT_NE(error_of([&] {
+              text::load_hf_tokenizer(d.path);
+            }).find("tokenizer_config.json: added_tokens_decoder key 'x' must be a non-negative integer id"),
             std::string::npos);
   write_text(d / "tokenizer_config.json", R"({"legacy": "yes", "tokenizer_class": "LlamaTokenizer"})");
   fs::remove(d / "tokenizer.json");

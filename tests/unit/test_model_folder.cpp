@@ -247,7 +247,9 @@ TEST(InspectBadInput, IndexNamesATensorItsShardLacks) {
   auto idx = io::read_json_file(d / "model.safetensors.index.json");
   idx["weight_map"]["model.decoder.ghost.weight"] = "model-00001-of-00002.safetensors";
   io::write_json_file(d / "model.safetensors.index.json", idx);
-  EXPECT_HAS(error_of(d.path), "tensor 'model.decoder.ghost.weight' is listed in shard 'model-00001-of-00002.safetensors' but that file does not hold it");
+  EXPECT_HAS(
+      error_of(d.path),
+      "tensor 'model.decoder.ghost.weight' is listed in shard 'model-00001-of-00002.safetensors' but that file does not hold it");
 }
 
 TEST(InspectBadInput, IndexShardOutsideTheFolder) {

@@ -14,8 +14,7 @@ using lethe::testing::TempDir;
 namespace {
 
 // A file with an explicit header length (so tests can lie about it), header text and data.
-void write_raw(const std::filesystem::path& p, const std::string& header, size_t data_bytes,
-               long long claimed_len = -1) {
+void write_raw(const std::filesystem::path& p, const std::string& header, size_t data_bytes, long long claimed_len = -1) {
   std::ofstream out(p, std::ios::binary);
   uint64_t n = claimed_len < 0 ? header.size() : static_cast<uint64_t>(claimed_len);
   for (int i = 0; i < 8; ++i) out.put(static_cast<char>((n >> (8 * i)) & 0xff));

@@ -140,7 +140,8 @@ TEST(Report, ExportsCsvJsonAndSelfContainedHtml) {
   st.add_evaluations({{run, "harmful_rate_reduction", 0.75, "{}"}});
   st.set_status(run, lethe::store::RunStatus::Completed);
   const std::string csv = experiment::export_run(st, run, "csv");
-  EXPECT_EQ(csv.substr(0, csv.find('\n')), "phase,step,loss_fgt,loss_rdn,loss_nor,total,forget_ce,lr,grad_norm,tokens_per_s,elapsed_s");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "phase,step,loss_fgt,loss_rdn,loss_nor,total,forget_ce,lr,grad_norm,tokens_per_s,elapsed_s");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 4);
   auto j = io::Json::parse(experiment::export_run(st, run, "json"));
   EXPECT_EQ(j["steps"].size(), 3u);
