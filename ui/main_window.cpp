@@ -52,6 +52,30 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   historyPanel_ = new HistoryPanel(this);
   playgroundPanel_ = new PlaygroundPanel(this);
 
+  arrangeDocks();
+  connectRun();
+  connectPanels();
+  try {
+    setStorePath(QString::fromStdString(store::default_store_path().string()));
+  } catch (const std::exception& e) {  // no HOME and no XDG_DATA_HOME: runs are not recorded
+    statusBar()->showMessage(tr("No store: %1").arg(QString::fromStdString(e.what())));
+  }
+
+  buildMenus();
+  connectModelDialogs();
+  auto* runtime = new QLabel(QString::fromStdString(lethe::runtime_summary()), this);
+  runtime->setObjectName("runtime_label");
+  statusBar()->addPermanentWidget(runtime);
+
+  resize(1280, 800);
+  QSettings settings;
+  restoreGeometry(settings.value("window/geometry").toByteArray());
+  restoreState(settings.value("window/state").toByteArray());
+}
+
+// The docks around the plot: Model, Datasets, Method tabbed on the left; Run over Metrics and
+// History on the right; Generations and Playground under the plot.
+void MainWindow::arrangeDocks() {
   auto* model = addDock("dock_model", tr("Model"), modelPanel_, Qt::LeftDockWidgetArea);
   auto* datasets = addDock("dock_datasets", tr("Datasets"), datasetsPanel_, Qt::LeftDockWidgetArea);
   auto* method = addDock("dock_method", tr("Method and weights"), methodPanel_, Qt::LeftDockWidgetArea);
@@ -74,7 +98,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   resizeDocks({model, run}, {540, 360}, Qt::Horizontal);
   resizeDocks({run, metrics}, {190, 510}, Qt::Vertical);
   resizeDocks({gens}, {260}, Qt::Vertical);
+}
 
+// The run: the plot drains its buffer; when it ends, History, Generations and the Playground follow.
+void MainWindow::connectRun() {
   // The plot drains the run's buffer every 40 ms on the GUI thread (never one signal per step).
   drain_ = new QTimer(this);
   drain_->setInterval(40);
@@ -100,6 +127,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
       playgroundPanel_->setPromptFormat(pf.is_string() ? QString::fromStdString(pf.get<std::string>()) : QString("paper"));
     }
   });
+}
+
+// The panels edit one spec document; a preset reloads the panels that show it.
+void MainWindow::connectPanels() {
   connect(historyPanel_, &HistoryPanel::openRun, this, &MainWindow::showRun);
   connect(historyPanel_, &HistoryPanel::overlayCurve, lossPanel_, &LossPlotPanel::addOverlay);
   connect(historyPanel_, &HistoryPanel::failed, this, [this](const QString& m) { statusBar()->showMessage(m, 8000); });
@@ -122,13 +153,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     const QString dir = spec_->resolvedPath("model.path");
     if (!dir.isEmpty()) modelPanel_->openFolder(QDir::cleanPath(dir));
   });
-  try {
-    setStorePath(QString::fromStdString(store::default_store_path().string()));
-  } catch (const std::exception& e) {  // no HOME and no XDG_DATA_HOME: runs are not recorded
-    statusBar()->showMessage(tr("No store: %1").arg(QString::fromStdString(e.what())));
-  }
+}
 
-  buildMenus();
+// Opening a model: recent folders, and a non-blocking dialog when it fails.
+void MainWindow::connectModelDialogs() {
   connect(modelPanel_, &ModelPanel::openRequested, this, &MainWindow::chooseModel);
   connect(modelPanel_, &ModelPanel::modelOpened, this, [this](const QString& dir) {
     addRecent(dir);
@@ -142,15 +170,6 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     box->setAttribute(Qt::WA_DeleteOnClose);
     box->open();
   });
-
-  auto* runtime = new QLabel(QString::fromStdString(lethe::runtime_summary()), this);
-  runtime->setObjectName("runtime_label");
-  statusBar()->addPermanentWidget(runtime);
-
-  resize(1280, 800);
-  QSettings settings;
-  restoreGeometry(settings.value("window/geometry").toByteArray());
-  restoreState(settings.value("window/state").toByteArray());
 }
 
 MainWindow::~MainWindow() = default;

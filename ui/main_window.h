@@ -56,6 +56,10 @@ class MainWindow : public QMainWindow {
  private:
   QDockWidget* addDock(const QString& objectName, const QString& title, QWidget* content, Qt::DockWidgetArea area);
   void buildMenus();
+  void arrangeDocks();
+  void connectRun();
+  void connectPanels();
+  void connectModelDialogs();
   void addRecent(const QString& dir);
   void rebuildRecentMenu();
 

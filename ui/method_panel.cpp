@@ -55,19 +55,17 @@ MethodPanel::MethodPanel(SpecModel* spec, QWidget* parent) : QWidget(parent), sp
   root->addWidget(buildPresetBar());
   auto* basic = new QFormLayout;
   root->addLayout(basic);
-  more_ = new QGroupBox(tr("More options"), this);
+  // "More options": a check box that shows the other options' rows below it.
+  more_ = new QCheckBox(tr("More options"), this);
   more_->setObjectName("more_options");
-  more_->setCheckable(true);
-  more_->setChecked(false);
-  auto* moreLayout = new QVBoxLayout(more_);
-  auto* moreBody = new QWidget(more_);
+  auto* moreBody = new QWidget(this);
   auto* moreForm = new QFormLayout(moreBody);
   moreForm->setContentsMargins(0, 0, 0, 0);
-  moreLayout->addWidget(moreBody);
   moreBody->setVisible(false);
-  connect(more_, &QGroupBox::toggled, moreBody, &QWidget::setVisible);
+  connect(more_, &QCheckBox::toggled, moreBody, &QWidget::setVisible);
   buildOptionRows(basic, moreForm);
   root->addWidget(more_);
+  root->addWidget(moreBody);
 
   problems_ = new QLabel(this);
   problems_->setObjectName("spec_problems");
@@ -176,6 +174,7 @@ MethodPanel::Row MethodPanel::makeRow(const unlearn::OptionDef& d, QFormLayout* 
       s->setRange(d.min ? static_cast<int>(*d.min + (d.min_exclusive ? 1 : 0)) : -1000000000,
                   d.max ? static_cast<int>(*d.max - (d.max_exclusive ? 1 : 0)) : 1000000000);
       s->setSuffix(unit);
+      if (!d.zero_means.empty()) s->setSpecialValueText(QString::fromStdString(d.zero_means));
       connect(s, &QSpinBox::valueChanged, this, [this, path](int v) { edit(path, v); });
       row.show = [s](const io::Json& v) { s->setValue(static_cast<int>(v.get<int64_t>())); };
       row.field = s;
@@ -189,6 +188,7 @@ MethodPanel::Row MethodPanel::makeRow(const unlearn::OptionDef& d, QFormLayout* 
       s->setRange(d.min ? *d.min + (d.min_exclusive ? step : 0) : -1e9, d.max ? *d.max - (d.max_exclusive ? step : 0) : 1e9);
       s->setSingleStep(decimals > 3 ? 1e-6 : 0.05);
       s->setSuffix(unit);
+      if (!d.zero_means.empty()) s->setSpecialValueText(QString::fromStdString(d.zero_means));
       row.field = s;
       if (d.slider) {
         auto* box = new QWidget(this);

@@ -15,7 +15,7 @@ class QComboBox;
 class QSpinBox;
 class QLabel;
 class QFormLayout;
-class QGroupBox;
+class QCheckBox;
 
 namespace lethe::ui {
 
@@ -52,7 +52,7 @@ class MethodPanel : public QWidget {
   SpecModel* spec_;
   std::vector<Row> rows_;
   QSpinBox* seed_ = nullptr;
-  QGroupBox* more_ = nullptr;
+  QCheckBox* more_ = nullptr;
   QLabel* precisionWarning_ = nullptr;
   QLabel* problems_ = nullptr;
   bool syncing_ = false;

@@ -244,18 +244,21 @@ std::vector<OptionDef> builtin_schema() {
     d.basic = true;
     d.set = lora_setter(&LoraConfig::rank);
     d.get = lora_getter(&LoraConfig::rank);
+    d.zero_means = "off (full parameters)";
     s.push_back(d);
   }
   {
     OptionDef d = integer("warmup", "Warm-up", "linear learning-rate warm-up before the decay", 0, &UnlearnOptions::warmup_steps);
     d.min = 0;
     d.unit = "steps";
+    d.zero_means = "none";
     s.push_back(d);
   }
   {
     OptionDef d = real("clip", "Gradient clipping", "clip the gradient norm to this value (0: no clipping, as llm_unlearn)", 0,
                        &UnlearnOptions::max_grad_norm);
     d.min = 0;
+    d.zero_means = "off (no clipping)";
     s.push_back(d);
   }
   {
@@ -344,6 +347,7 @@ std::vector<OptionDef> builtin_schema() {
                           &UnlearnOptions::checkpoint_every);
     d.min = 0;
     d.unit = "steps";
+    d.zero_means = "off";
     s.push_back(d);
   }
   return s;

@@ -108,6 +108,7 @@ struct OptionDef {
   std::vector<Method> methods;             // unlearning methods that use it; empty: every method
   bool basic = false;                      // the workbench shows it without opening "More options"
   bool slider = false;                     // the workbench adds a slider (0..3) beside the spin box
+  std::string zero_means;                  // what 0 means, shown instead of "0" ("off (full parameters)")
   // Writes a checked value into the options (and reads it back, for the GUI and reports).
   std::function<void(UnlearnOptions&, const io::Json&)> set;
   std::function<io::Json(const UnlearnOptions&)> get;

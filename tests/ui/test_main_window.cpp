@@ -7,7 +7,7 @@
 #include <QSignalSpy>
 #include <QComboBox>
 #include <QDoubleSpinBox>
-#include <QGroupBox>
+#include <QCheckBox>
 #include <QSpinBox>
 #include <QStandardPaths>
 #include <QtTest>
@@ -135,7 +135,7 @@ class MainWindowTest : public QObject {
     QVERIFY(knob->toolTip().contains("a knob only the GUI test knows"));
     QVERIFY(!knob->isVisible());  // the default method (paper) does not use it
     panel.findChild<QComboBox*>("method")->setCurrentIndex(panel.findChild<QComboBox*>("method")->findData("npo"));
-    panel.findChild<QGroupBox*>("more_options")->setChecked(true);
+    panel.findChild<QCheckBox*>("more_options")->setChecked(true);
     QVERIFY(knob->isVisible());
     knob->setValue(6);
     QCOMPARE(spec.get("unlearn.gui_knob"), lethe::io::Json(6));

@@ -8,6 +8,7 @@
 #include <QSettings>
 #include <QSignalSpy>
 #include <QStandardPaths>
+#include <QCheckBox>
 #include <QtTest>
 
 #include "datasets_panel.h"
@@ -79,7 +80,13 @@ class ScreenshotTest : public QObject {
     for (QDockWidget* dock : w.docks()) {
       dock->raise();
       QTest::qWait(50);
-      save(dock, dock->objectName().mid(5));  // "dock_model" -> model.png
+      save(dock, dock->objectName().mid(5));                           // "dock_model" -> model.png
+      if (auto* more = dock->findChild<QCheckBox*>("more_options")) {  // the Method dock's other options
+        more->setChecked(true);
+        QTest::qWait(50);
+        save(dock, "method_more_options");
+        more->setChecked(false);
+      }
     }
     // The same window in a dark palette: every panel must stay readable.
     apply_palette("dark");
