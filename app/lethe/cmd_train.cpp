@@ -36,6 +36,7 @@ struct SchemaOptions {
   std::map<std::string, std::string> text;    // key -> the text given
   std::map<std::string, CLI::Option*> given;  // key -> its CLI11 option
   CLI::Option* no_dropout = nullptr;
+  bool no_dropout_given = false;  // (CLI11 needs a variable for a flag under C++20)
 
   void add(CLI::App* sub) {
     for (const auto& d : unlearn::option_schema()) {
@@ -52,7 +53,7 @@ struct SchemaOptions {
       given[d.key] = sub->add_option(names, text[d.key], option_help(d, section))->type_name(type)->group("Training options");
     }
     // The old spelling of --dropout off.
-    no_dropout = sub->add_flag("--no-dropout", "the same as --dropout off")->group("Training options");
+    no_dropout = sub->add_flag("--no-dropout", no_dropout_given, "the same as --dropout off")->group("Training options");
   }
 
   unlearn::UnlearnOptions read() const {
