@@ -1,12 +1,58 @@
 #pragma once
-// Helpers the benchmarks share: run a reference command and read "key value" fields from its
-// output, and this process's peak RSS.
+// Helpers the benchmarks share: one main() policy (--help, exit codes, no uncaught exception),
+// run a reference command and read "key value" fields from its output, and this process's peak RSS.
 #include <sys/resource.h>
 
 #include <cstdio>
+#include <exception>
+#include <functional>
+#include <initializer_list>
+#include <new>
 #include <string>
+#include <vector>
+
+#include "util/cli_args.h"
+#include "util/error.h"
 
 namespace lethe::bench {
+
+// Exit codes, as the lethe CLI has them: 0 done, 1 failed while measuring, 2 bad arguments.
+inline constexpr int kExitOk = 0, kExitFailed = 1, kExitUsage = 2;
+
+// True when the arguments ask for help (--help or -h anywhere).
+inline bool wants_help(const std::vector<std::string>& args) {
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h") return true;
+  return false;
+}
+
+// Runs a benchmark's body under the shared policy: --help prints `usage` and exits 0 before
+// anything is measured; lethe::Error (bad arguments, bad files) exits 2 with its message; any
+// other exception, including out of memory, exits 1 with its message, after the body's objects
+// (temporary folders) were destroyed by unwinding.
+inline int bench_main(const char* name, const char* usage, int argc, char** argv,
+                      const std::function<int(const std::vector<std::string>&)>& body) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (wants_help(args)) {
+    std::fputs(usage, stdout);
+    return kExitOk;
+  }
+  try {
+    return body(args);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s: error: %s\n", name, e.what());
+    return kExitUsage;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "%s: out of memory; try a smaller shape (--layers, --hidden, --batch)\n", name);
+    return kExitFailed;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: failed: %s\n", name, e.what());
+    return kExitFailed;
+  } catch (...) {
+    std::fprintf(stderr, "%s: failed with an unknown exception\n", name);
+    return kExitFailed;
+  }
+}
 
 inline std::string run_capture(const std::string& cmd) {
   std::string out;
@@ -17,10 +63,26 @@ inline std::string run_capture(const std::string& cmd) {
   return out;
 }
 
-// The number after "key " in `text`, or -1 when the key is absent.
+// Checks the integer options before anything is measured or written: each given one must be a
+// whole number of at least 1.
+inline void require_positive(const CliArgs& a, std::initializer_list<const char*> names) {
+  for (const char* n : names) {
+    if (!a.value(n)) continue;
+    const long long v = a.int_or(n, 1);
+    if (v < 1) throw Error(std::string(n) + " must be at least 1, got " + std::to_string(v));
+  }
+}
+
+// The number after "key " in `text`, or -1 when the key is absent or not a number (a reference
+// that failed prints its error instead; the caller reports the figure as missing).
 inline double field(const std::string& text, const std::string& key) {
   auto at = text.find(key + " ");
-  return at == std::string::npos ? -1 : std::stod(text.substr(at + key.size() + 1));
+  if (at == std::string::npos) return -1;
+  try {
+    return std::stod(text.substr(at + key.size() + 1));
+  } catch (const std::exception&) {
+    return -1;
+  }
 }
 
 inline double peak_rss_mb() {

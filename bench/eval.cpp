@@ -26,13 +26,28 @@ using lethe::bench::peak_rss_mb;
 using lethe::bench::run_capture;
 using Clock = std::chrono::steady_clock;
 
+constexpr const char* kUsage = R"(usage: bench_eval [options]
+Harmful-text classifier scoring throughput (texts/s) and the time to evaluate a prompt set (greedy
+answers + classification), against a python3-torch reference measured in the same run on the same
+classifier, token ids and lengths.
+  --base DIR     the base model folder (default: bench_unlearn_step's OPT-125m-shaped model)
+  --texts N      texts to score (default 64)
+  --prompts N    prompts to answer and classify (default 16)
+  --new N        new tokens per answer (default 32)
+  --batch N      scoring batch (default 16)
+  --threads N    CPU threads (default 2)
+  --help         this text
+Exit codes: 0 measured, 1 failed while measuring, 2 bad arguments.
+)";
+
 namespace {
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
 
-int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
+namespace {
+int measure(const std::vector<std::string>& args) {
   CliArgs a("bench_eval", args, {"--base", "--texts", "--prompts", "--new", "--batch", "--threads"}, {});
+  lethe::bench::require_positive(a, {"--texts", "--prompts", "--new", "--batch", "--threads"});
   const int threads = static_cast<int>(a.int_or("--threads", 2));
   init_threads(threads);
   const int64_t n_texts = a.int_or("--texts", 64), n_prompts = a.int_or("--prompts", 16), n_new = a.int_or("--new", 32),
@@ -127,3 +142,6 @@ int main(int argc, char** argv) {
               ref_tps > 0 ? tps16 / ref_tps : 0.0, eval16_s, eval16_s > 0 ? ref_eval / eval16_s : 0.0);
   return 0;
 }
+}  // namespace
+
+int main(int argc, char** argv) { return lethe::bench::bench_main("bench_eval", kUsage, argc, argv, measure); }

@@ -28,16 +28,32 @@ using lethe::bench::peak_rss_mb;
 using lethe::bench::run_capture;
 using Clock = std::chrono::steady_clock;
 
+constexpr const char* kUsage = R"(usage: bench_generate [options]
+Generation throughput with the KV cache against a python3-torch reference generation
+(bench/generate_reference.py) measured in the same run, plus load time and peak RSS.
+  --dir D            where the random model is written and reused (default: a folder in $TMPDIR)
+  --batch N          prompts per batch (default 4)
+  --prompt-len N     prompt tokens (default 32)
+  --new N            new tokens per prompt (default 64)
+  --threads N        CPU threads (default 2)
+  --dtype fp32|bf16  weights and compute (default fp32)
+  --layers N --hidden N --heads N --ffn N --vocab N   the model's shape (OPT-125m by default)
+  --load-only        time loading the model only
+  --help             this text
+Exit codes: 0 measured, 1 failed while measuring, 2 bad arguments.
+)";
+
 namespace {
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
 
-int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
+namespace {
+int measure(const std::vector<std::string>& args) {
   CliArgs a("bench_generate", args,
             {"--dir", "--batch", "--prompt-len", "--new", "--threads", "--dtype", "--layers", "--hidden", "--heads", "--ffn",
              "--vocab", "--load-only"},
             {});
+  lethe::bench::require_positive(a, {"--batch", "--prompt-len", "--new", "--threads", "--layers", "--hidden", "--heads", "--ffn", "--vocab"});
   const int threads = static_cast<int>(a.int_or("--threads", 2));
   init_threads(threads);
   const std::string dtype = a.value_or("--dtype", "fp32");
@@ -111,3 +127,6 @@ int main(int argc, char** argv) {
   std::printf("  peak RSS after load            %10.1f MiB  (weights file %.1f MiB)\n", field(load, "rss_mb"), file_mb);
   return 0;
 }
+}  // namespace
+
+int main(int argc, char** argv) { return lethe::bench::bench_main("bench_generate", kUsage, argc, argv, measure); }

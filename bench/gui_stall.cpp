@@ -13,14 +13,24 @@
 #include <cstdio>
 #include <vector>
 
+#include "bench_util.h"
 #include "io/json.h"
 #include "main_window.h"
 #include "run_controller.h"
 #include "support/tiny_opt.h"
 #include "support/unlearn_fixture.h"
+#include "util/cli_args.h"
 #include "util/runtime.h"
 
 namespace {
+constexpr const char* kUsage = R"(usage: bench_gui_stall [--steps N]
+How long the GUI thread's event loop stalls while a run executes on the worker thread: a 10 ms
+timer's gaps with the window idle (the reference, same run), then during an unlearning run of N
+steps (default 60) on a tiny model with the live plot. Goal: p99 gap <= 50 ms.
+Runs offscreen unless QT_QPA_PLATFORM says otherwise. Exit codes: 0 measured, 1 the run failed,
+2 bad arguments.
+)";
+
 struct Gaps {
   std::vector<double> ms;
   double q(double p) const {
@@ -48,16 +58,17 @@ Gaps measure(const std::function<bool()>& done) {
   while (!done()) QApplication::processEvents(QEventLoop::WaitForMoreEvents, 50);
   return g;
 }
-}  // namespace
 
-int main(int argc, char** argv) {
+// Arguments are checked before the window exists; the temporary folder goes when this returns
+// or throws.
+int measure_stalls(int argc, char** argv, const std::vector<std::string>& args) {
+  lethe::CliArgs a("bench_gui_stall", args, {"--steps"}, {});
+  lethe::bench::require_positive(a, {"--steps"});
+  const int steps = static_cast<int>(a.int_or("--steps", 60));
   qputenv("QT_QPA_PLATFORM", qgetenv("QT_QPA_PLATFORM").isEmpty() ? "offscreen" : qgetenv("QT_QPA_PLATFORM"));
   QApplication app(argc, argv);
   QStandardPaths::setTestModeEnabled(true);
   lethe::init_threads();
-  int steps = 60;
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::string(argv[i]) == "--steps") steps = std::atoi(argv[i + 1]);
   lethe::testing::TempDir dir;
   auto spec = lethe::testing::write_experiment(dir.path);
   spec["unlearn"]["steps"] = steps;
@@ -89,4 +100,10 @@ int main(int argc, char** argv) {
   std::printf("  during the run     ticks %5zu   p50 %6.1f ms   p99 %6.1f ms   max %6.1f ms   (goal p99 <= 50 ms)\n",
               run.ms.size(), run.q(0.5), run.q(0.99), run.q(1.0));
   return status == "completed" ? 0 : 1;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  return lethe::bench::bench_main("bench_gui_stall", kUsage, argc, argv,
+                                  [&](const std::vector<std::string>& args) { return measure_stalls(argc, argv, args); });
 }

@@ -150,10 +150,14 @@ void add_runs(CLI::App& app, int& rc) {
   });
   auto* exp = group->add_subcommand("export", "a run as csv, json or html");
   exp->add_option("ID", *ids, "the run id")->required()->expected(1);
-  exp->add_option("--format", *format, "csv, json or html")->capture_default_str();
-  exp->add_option("--out", *out, "write to this file (atomically) instead of printing")->type_name("FILE");
+  exp->add_option("--format", *format, "csv, json or html")->check(CLI::IsMember({"csv", "json", "html"}))->capture_default_str();
+  exp->add_option("--out", *out, "write to this file (atomically: a failure leaves no partial file) instead of printing")
+      ->type_name("FILE");
+  auto overwrite = std::make_shared<bool>(false);
+  exp->add_flag("--overwrite", *overwrite, "replace an existing --out file");
   store->add(exp, false);
-  exp->callback([store, ids, format, out, &rc] {
+  exp->callback([store, ids, format, out, overwrite, &rc] {
+    if (!out->empty()) check_output_file(*out, *overwrite);
     auto st = store->open_existing();
     const std::string text = experiment::export_run(st, ids->at(0), *format);
     if (!out->empty()) io::write_file_atomic(*out, text);
@@ -189,15 +193,25 @@ void add_demo(CLI::App& app, int& rc) {
   });
 }
 
+// An existing OUT is kept unless --overwrite (or --classifier-only, which reuses OUT/model).
+void check_pretrain_out(const fs::path& out, const fs::path& data, bool overwrite, bool classifier_only) {
+  std::error_code ec;
+  if (classifier_only && !fs::is_directory(out / "model", ec))
+    throw Error("--out " + out.string() + ": no model folder to keep (--classifier-only retrains the classifier of OUT/model)");
+  check_output_folder(out, overwrite || classifier_only, {data});
+}
+
 void add_pretrain(CLI::App& app, int& rc) {
   auto o = std::make_shared<experiment::PretrainOptions>();
-  auto data = std::make_shared<std::string>("datasets/demo");
-  auto out = std::make_shared<std::string>("resources/demo");
+  auto data = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
   auto seed = std::make_shared<int64_t>(2405);
+  auto overwrite = std::make_shared<bool>(false);
   auto* sub = app.add_subcommand(
       "pretrain", "train the demo: a SentencePiece tokenizer, a small OPT that knows the bundled data, and its classifier");
-  sub->add_option("--data", *data, "the demo datasets folder")->capture_default_str();
-  sub->add_option("--out", *out, "writes OUT/model and OUT/classifier")->capture_default_str();
+  sub->add_option("--data", *data, "the demo datasets folder (default: the shipped datasets/demo)");
+  sub->add_option("--out", *out, "writes OUT/model, OUT/classifier and OUT/model_card.json")->required();
+  sub->add_flag("--overwrite", *overwrite, "replace what a non-empty OUT holds (the shipped demo is resources/demo)");
   sub->add_option("--seed", *seed, "seed")->capture_default_str();
   sub->add_option("--vocab", o->vocab, "tokenizer vocabulary")->capture_default_str();
   sub->add_option("--hidden", o->hidden, "hidden size")->capture_default_str();
@@ -209,12 +223,13 @@ void add_pretrain(CLI::App& app, int& rc) {
   sub->add_option("--lr", o->lr, "learning rate")->capture_default_str();
   sub->add_option("--classifier-epochs", o->classifier_epochs, "classifier epochs")->capture_default_str();
   sub->add_flag("--classifier-only", o->classifier_only, "keep OUT/model, retrain the classifier");
-  sub->callback([o, data, out, seed, &rc] {
-    o->data = *data;
+  sub->callback([o, data, out, seed, overwrite, &rc] {
+    o->data = data->empty() ? resources_dir() / "datasets" / "demo" : fs::path(*data);
     o->out = *out;
     o->seed = static_cast<uint64_t>(*seed);
     std::error_code ec;
     if (!fs::is_directory(o->data, ec)) throw Error("--data " + o->data.string() + ": no such folder");
+    check_pretrain_out(o->out, o->data, *overwrite, o->classifier_only);
     mark_running();
     auto card = experiment::pretrain_demo(*o, [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); });
     std::cout << card.dump(2) << "\n";

@@ -1,5 +1,11 @@
 #include "io/json.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <system_error>
@@ -18,23 +24,51 @@ std::string read_text_file(const fs::path& path) {
   return ss.str();
 }
 
-void write_file_atomic(const fs::path& path, const std::string& bytes) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(path.string() + ": cannot open for writing");
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw Error(path.string() + ": write failed (disk full?)");
-    }
+namespace {
+// Removes the temporary file unless released: every way out of write_file_atomic but success.
+struct TempFile {
+  std::string path;
+  int fd = -1;
+  ~TempFile() {
+    if (fd >= 0) ::close(fd);
+    if (!path.empty()) ::unlink(path.c_str());
   }
+};
+
+std::string errno_text() { return std::strerror(errno); }
+}  // namespace
+
+void write_file_atomic(const fs::path& path, const std::string& bytes) {
   std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw Error(path.string() + ": cannot replace: " + ec.message());
+  if (fs::is_directory(path, ec)) throw Error(path.string() + ": is a folder; give a file name");
+  // A unique hidden name beside the target, so two writers never share a temporary file and a
+  // crash leaves at worst ".NAME.tmp-XXXXXX", never a half-written NAME.
+  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  TempFile tmp;
+  tmp.path = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+  tmp.fd = ::mkstemp(tmp.path.data());
+  if (tmp.fd < 0) {
+    const std::string why = errno_text();
+    tmp.path.clear();
+    throw Error(path.string() + ": cannot write in " + dir.string() + ": " + why);
+  }
+  for (size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(tmp.fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw Error(path.string() + ": write failed: " + errno_text() + " (disk full?); the old file is unchanged");
+    done += static_cast<size_t>(n);
+  }
+  // Owner read/write plus what the umask allows, as an ofstream would create it.
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(tmp.fd, 0666 & ~mask);
+  if (::fsync(tmp.fd) != 0) throw Error(path.string() + ": write failed: " + errno_text() + "; the old file is unchanged");
+  const int fd = tmp.fd;
+  tmp.fd = -1;
+  if (::close(fd) != 0) throw Error(path.string() + ": write failed: " + errno_text() + "; the old file is unchanged");
+  if (::rename(tmp.path.c_str(), path.c_str()) != 0)
+    throw Error(path.string() + ": cannot replace: " + errno_text() + "; the old file is unchanged");
+  tmp.path.clear();  // renamed: nothing to remove
 }
 
 Json parse_json(const std::string& text, const std::string& source) {

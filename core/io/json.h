@@ -30,7 +30,8 @@ std::string get_string(const Json& obj, const std::string& key, const std::strin
 
 // Reads a whole file into memory; "PATH: cannot open" on failure.
 std::string read_text_file(const std::filesystem::path& path);
-// Writes atomically (temp file in the same folder + rename).
+// Writes atomically: a unique temporary file in the same folder, fsync, rename. On any failure the
+// temporary file is removed and an existing file at `path` is left as it was.
 void write_file_atomic(const std::filesystem::path& path, const std::string& bytes);
 
 }  // namespace lethe::io

@@ -38,7 +38,7 @@ CliArgs::CliArgs(const std::string& command, const std::vector<std::string>& arg
       }
       values_[name].push_back(val);
     } else {
-      throw Error(command_ + ": unknown option " + name + " (see lethe " + command_ + " --help)");
+      throw Error(command_ + ": unknown option " + name + " (see " + command_ + " --help)");
     }
   }
 }

@@ -1,6 +1,6 @@
 #pragma once
-// Command-line options of one subcommand: "--name value", "--name=value", boolean flags and
-// positionals. Unknown options and missing values are lethe::Error (exit code 2 in the CLI).
+// Command-line options of a small tool (the benchmarks): "--name value", "--name=value", boolean
+// flags and positionals. Unknown options and missing values are lethe::Error (exit code 2).
 #include <map>
 #include <optional>
 #include <set>

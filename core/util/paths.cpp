@@ -1,5 +1,7 @@
 #include "util/paths.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <string>
 #include <system_error>
@@ -43,6 +45,43 @@ fs::path resources_dir() {
   }
   throw Error("cannot find Lethe's data (resources/presets): looked at " + looked + " (for " + exe.string() +
               "); set LETHE_DATA_DIR to the folder that holds resources/ and datasets/");
+}
+
+bool can_create_in(const fs::path& folder) {
+  std::string probe = (folder / ".lethe-write-test-XXXXXX").string();
+  const int fd = ::mkstemp(probe.data());
+  if (fd < 0) return false;
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return true;
+}
+
+void check_output_file(const fs::path& file, bool overwrite, const std::string& option) {
+  const std::string name = option + " " + file.string();
+  std::error_code ec;
+  if (file.empty() || file.filename().empty()) throw Error(name + ": expected a file name");
+  if (fs::is_directory(file, ec)) throw Error(name + ": is a folder; give a file name");
+  if (fs::exists(file, ec) && !overwrite) throw Error(name + ": exists; --overwrite replaces it");
+  const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+  if (!fs::is_directory(dir, ec)) throw Error(name + ": no such folder " + dir.string());
+  if (!can_create_in(dir)) throw Error(name + ": cannot write in " + dir.string());
+}
+
+void check_output_folder(const fs::path& folder, bool overwrite, const std::vector<fs::path>& inputs,
+                         const std::string& option) {
+  const std::string name = option + " " + folder.string();
+  std::error_code ec;
+  if (folder.empty()) throw Error(option + ": expected a folder");
+  const bool exists = fs::exists(folder, ec);
+  if (exists && !fs::is_directory(folder, ec)) throw Error(name + ": exists and is not a folder");
+  for (const auto& in : inputs)
+    if (exists && fs::exists(in, ec) && fs::equivalent(folder, in, ec))
+      throw Error(name + " is the input folder " + in.string() + ": it would be overwritten");
+  if (exists && !overwrite && !fs::is_empty(folder, ec))
+    throw Error(name + ": not empty; --overwrite writes into it (files of the same name are replaced)");
+  fs::path probe = fs::absolute(folder);
+  while (!probe.empty() && probe != probe.root_path() && !fs::exists(probe, ec)) probe = probe.parent_path();
+  if (!can_create_in(probe)) throw Error(name + ": cannot write in " + probe.string());
 }
 
 }  // namespace lethe

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <sstream>
@@ -189,7 +190,7 @@ TEST(Cli, EveryCommandExitsTwoOnBadInput) {
       {"runs show x", "lethe runs show: error: Could not convert: ID = x"},
       {"runs compare 1", "ID"},
       {"demo --set unlearn.lr=0 --no-store", "unlearn.lr: must be > 0, got 0"},
-      {"pretrain --data " + nope, "--data " + (d / "nope").string() + ": no such folder"},
+      {"pretrain --data " + nope + " --out " + q(d / "p"), "--data " + (d / "nope").string() + ": no such folder"},
       {"self-check extra", "extra"},
       {"unlearn --model " + nope + " --forget x --out y --stop-ce 0", "--stop-forget-ce: must be > 0, got 0.0"},  // the old name
       {"unlearn --model " + nope + " --forget x --out y --no-dropout --dropout on", "--no-dropout: contradicts --dropout"},
@@ -208,6 +209,47 @@ TEST(Cli, EveryCommandExitsTwoOnBadInput) {
   // Nothing was written: no store, no output folder.
   EXPECT_FALSE(fs::exists(d / "nope"));
   EXPECT_FALSE(fs::exists(d / "c"));
+}
+
+// Outputs are checked before any work and nothing is overwritten without --overwrite (#16):
+// `lethe pretrain` once defaulted to replacing resources/demo relative to the current folder,
+// and a failed `runs export --out` left OUT.tmp behind.
+TEST(Cli, OutputsAreCheckedBeforeWork) {
+  TempDir d;
+  lethe::testing::write_text(d / "old.json", "keep me");
+  fs::create_directory(d / "full");
+  lethe::testing::write_text(d / "full" / "a.txt", "keep me");
+  { lethe::store::Store st(d / "lethe.db"); }
+  const std::string store = " --store " + q(d / "lethe.db");
+  struct Case {
+    std::string args, message;
+  };
+  const std::vector<Case> cases = {
+      {"pretrain", "--out is required"},
+      {"pretrain --steps 1 --out " + q(d / "full"), "--out " + (d / "full").string() + ": not empty; --overwrite writes into it"},
+      {"pretrain --steps 1 --out " + q(d / "new") + " --classifier-only", "no model folder to keep"},
+      {"pretrain --steps 1 --out /proc/lethe-demo", "--out /proc/lethe-demo: cannot write in /proc"},
+      {"pretrain --steps 1 --out " + q(d / "full") + " --data " + q(d / "full" / "a.txt"), "no such folder"},
+      {"runs export 1 --out " + q(d.path) + store, "--out " + d.path.string() + ": is a folder; give a file name"},
+      {"runs export 1 --out " + q(d / "old.json") + store, "--out " + (d / "old.json").string() + ": exists; --overwrite replaces it"},
+      {"runs export 1 --out " + q(d / "no" / "x.json") + store, "no such folder " + (d / "no").string()},
+      {"runs export 1 --out /proc/x.json" + store, "--out /proc/x.json: cannot write in /proc"},
+      {"runs export 1 --format xml" + store, "--format: xml not in {csv,json,html}"},
+      {"runs export 7" + store, "no run 7"},
+      {"runs export 7 --out " + q(d / "x.json") + store, "no run 7"},
+  };
+  for (const auto& c : cases) {
+    auto r = run(c.args);
+    EXPECT_EQ(r.code, 2) << c.args << "\n" << r.out;
+    EXPECT_NE(r.out.find(c.message), std::string::npos) << c.args << "\nexpected: " << c.message << "\ngot: " << r.out;
+  }
+  // Nothing written, nothing replaced, no temporary files.
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(d.path)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"full", "lethe.db", "old.json"}));
+  EXPECT_EQ(lethe::io::read_text_file(d / "old.json"), "keep me");
+  EXPECT_EQ(std::distance(fs::directory_iterator(d / "full"), fs::directory_iterator()), 1);
 }
 
 TEST(Cli, TokenizerLargerThanTheModelIsRejected) {

@@ -31,7 +31,7 @@ TEST(CliArgs, ErrorsNameTheOption) {
     }
     return std::string("no error");
   };
-  EXPECT_EQ(msg([] { CliArgs("inspect", {"--nope"}, {}, {}); }), "inspect: unknown option --nope (see lethe inspect --help)");
+  EXPECT_EQ(msg([] { CliArgs("inspect", {"--nope"}, {}, {}); }), "inspect: unknown option --nope (see inspect --help)");
   EXPECT_EQ(msg([] { CliArgs("inspect", {"--rank"}, {"--rank"}, {}); }), "inspect: option --rank needs a value");
   EXPECT_EQ(msg([] { CliArgs("inspect", {"--json=1"}, {}, {"--json"}); }), "inspect: option --json takes no value");
   EXPECT_EQ(msg([] {
