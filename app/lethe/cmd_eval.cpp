@@ -1,6 +1,4 @@
 // eval, bleu, rouge, classifier: measuring models and texts.
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <cstdio>
@@ -15,6 +13,7 @@
 #include "experiment/jobs.h"
 #include "io/jsonl.h"
 #include "util/error.h"
+#include "util/paths.h"
 
 namespace lethe::cli {
 
@@ -27,6 +26,7 @@ void add_eval(CLI::App& app, int& rc) {
     experiment::EvalJob job;
     std::string model, original, classifier, prompts, normal, protected_text, out, format = "paper";
     int64_t seed = 0;
+    bool overwrite = false;
   };
   auto a = std::make_shared<A>();
   auto& j = a->job;
@@ -38,10 +38,14 @@ void add_eval(CLI::App& app, int& rc) {
       ->type_name("DIR");
   sub->add_option("--classifier", a->classifier, "the harmful-text classifier that judges the answers to --prompts")
       ->type_name("DIR");
-  sub->add_option("--prompts", a->prompts, "harmful prompts, one per line (needs --classifier)")->type_name("FILE");
+  sub->add_option("--prompts", a->prompts,
+                  "harmful prompts, one per line as written (a blank line among them is refused), or a .jsonl file with a "
+                  "\"prompt\" field per line (needs --classifier)")
+      ->type_name("FILE");
   sub->add_option("--normal", a->normal, "normal data for perplexity (TruthfulQA CSV: also multiple choice)")->type_name("FILE");
   sub->add_option("--protected", a->protected_text, "protected text: continuation BLEU/ROUGE of its passages")->type_name("FILE");
   sub->add_option("--out", a->out, "write the report here instead of printing it")->type_name("FILE");
+  sub->add_flag("--overwrite", a->overwrite, "replace an existing --out file");
   sub->add_option("--dtype", j.dtype, "weights in fp32, bf16 or fp16")->capture_default_str();
   sub->add_option("--device", j.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   sub->add_option("--prompt-format", a->format, "paper or chat")->capture_default_str();
@@ -66,14 +70,8 @@ void add_eval(CLI::App& app, int& rc) {
     j.prompt_format = data::parse_prompt_style(a->format);
     j.seed = static_cast<uint64_t>(a->seed);
     experiment::check_eval_job(j);
-    if (!a->out.empty()) {  // writable, without creating it: a failed run leaves no empty report
-      std::error_code ec;
-      const fs::path out = fs::absolute(a->out);
-      if (fs::is_directory(out, ec)) throw Error("--out " + a->out + ": is a folder, expected a file");
-      if (!fs::is_directory(out.parent_path(), ec)) throw Error("--out " + a->out + ": no folder " + out.parent_path().string());
-      if (::access(out.parent_path().c_str(), W_OK) != 0)
-        throw Error("--out " + a->out + ": cannot write in " + out.parent_path().string());
-    }
+    // Writable, not clobbering, without creating it: a failed run leaves no empty report.
+    if (!a->out.empty()) check_output_file(a->out, a->overwrite);
     auto report = experiment::run_eval_job(j, [] { mark_running(); });
     std::cout << experiment::eval_report_text(report);
     if (!a->out.empty()) io::write_json_file(a->out, report);
@@ -199,6 +197,7 @@ void add_classifier(CLI::App& app, int& rc) {
       std::string base, data, out, text = "qa";
       eval::ClassifierOptions o;
       int64_t seed = 0;
+      bool overwrite = false;
     };
     auto a = std::make_shared<A>();
     auto* sub = group->add_subcommand("train", "train a classifier on labelled texts");
@@ -207,6 +206,7 @@ void add_classifier(CLI::App& app, int& rc) {
         ->required()
         ->type_name("FILE");
     sub->add_option("--out", a->out, "where to save the classifier")->required()->type_name("DIR");
+    sub->add_flag("--overwrite", a->overwrite, "write into a non-empty --out folder (its classifier files are replaced)");
     sub->add_option("--epochs", a->o.epochs, "passes over the training split")->capture_default_str();
     sub->add_option("--lr", a->o.lr, "learning rate")->capture_default_str();
     sub->add_option("--batch", a->o.batch_size, "texts per batch")->capture_default_str();
@@ -218,6 +218,7 @@ void add_classifier(CLI::App& app, int& rc) {
     sub->add_option("--text", a->text, "qa (question and answer) or response (the answer alone)")->capture_default_str();
     sub->add_flag("--freeze-base", a->o.freeze_base, "train the head only");
     sub->callback([a, &rc] {
+      check_output_folder(a->out, a->overwrite, {a->base});
       auto items = labelled(a->data, a->text);
       a->o.seed = static_cast<uint64_t>(a->seed);
       // Training checks its data (both classes, lengths) as it starts: those errors stay bad input (2).
@@ -232,7 +233,7 @@ void add_classifier(CLI::App& app, int& rc) {
     });
   }
   struct Use {
-    std::string dir, data, input, dtype = "fp32", device = "auto", text = "qa";
+    std::string dir, data, input, input_format = "auto", dtype = "fp32", device = "auto", text = "qa";
   };
   auto add_use = [&](const char* name, const char* help) {
     auto a = std::make_shared<Use>();
@@ -256,9 +257,18 @@ void add_classifier(CLI::App& app, int& rc) {
   }
   {
     auto [a, sub] = add_use("score", "P(harmful) of each text (JSON lines)");
-    sub->add_option("--input", a->input, "texts, one per line or {\"text\": ...}")->required()->type_name("FILE");
+    sub->add_option("--input", a->input,
+                    "texts, one per line as written (a blank line is the empty text, scored too), or JSONL with a "
+                    "\"text\" field; - for standard input")
+        ->required()
+        ->type_name("FILE");
+    sub->add_option("--input-format", a->input_format,
+                    "auto: JSONL for a file ending in .jsonl, otherwise one text per line; lines: every line is a text, "
+                    "nothing parsed or unquoted; jsonl: every non-blank line is an object with a string \"text\" field")
+        ->capture_default_str()
+        ->type_name("auto|lines|jsonl");
     sub->callback([a = a, &rc] {
-      auto texts = io::read_texts(a->input, "text");
+      auto texts = io::read_texts(a->input, "text", io::parse_text_format(a->input_format));
       if (texts.empty()) throw Error(a->input + ": no texts");
       auto clf = eval::HarmClassifier::load(a->dir, a->dtype, a->device);
       mark_running();

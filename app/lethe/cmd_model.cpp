@@ -2,6 +2,7 @@
 #include <ATen/ATen.h>
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -38,14 +39,55 @@ struct ModelAndTokenizer {
   model::LoadedModel loaded;
   std::unique_ptr<text::Tokenizer> tok;
 };
+// Every check before the weights are read: the folder's structure (as inspect), the tokenizer,
+// and that its ids fit the config's vocabulary; then the weights (finite, as load_model checks).
 ModelAndTokenizer load(const ModelArgs& a) {
   ModelAndTokenizer m;
+  const auto checked = model::check_model_folder(a.model);
   m.tok = text::load_tokenizer(a.model);
+  text::check_tokenizer_fits(*m.tok, checked.config->info().vocab_size, a.model);
   m.loaded = model::load_model(a.model, {a.dtype, a.device});
-  text::check_tokenizer_fits(*m.tok, m.loaded.info.vocab_size, a.model);
   for (const auto& w : m.loaded.warnings) std::cerr << "warning: " << w << "\n";
   return m;
 }
+
+// The model folder a tokenizer is read from: named when it does not exist, as inspect does. The
+// weights are not needed, but a config.json the tokenizer's conventions come from (OPT's BOS)
+// must be one.
+void require_tokenizer_folder(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) throw Error(dir + ": no such folder");
+  if (!fs::is_directory(dir, ec)) throw Error(dir + ": not a folder (expected a Hugging Face model folder)");
+  const fs::path cfg = fs::path(dir) / "config.json";
+  if (fs::exists(cfg, ec) && !io::read_json_file(cfg).is_object()) throw Error(cfg.string() + ": expected a JSON object");
+}
+
+// --input FILE and --input-format, as tokenize, score and generate share them.
+struct TextInput {
+  std::string path, format = "auto";
+  void add(CLI::App* sub, const std::string& field, bool with_default) {
+    auto* o = sub->add_option(
+        "--input", path,
+        "texts, one per line as written (blank lines included), or JSONL with a \"" + field + "\" field; - for standard input");
+    o->type_name("FILE");
+    if (with_default) o->capture_default_str();
+    sub->add_option("--input-format", format,
+                    "auto: JSONL for a file ending in .jsonl, otherwise one text per line (standard input too); lines: "
+                    "every line is a text, nothing parsed or unquoted; jsonl: every non-blank line is an object with a "
+                    "string \"" +
+                        field + "\" field")
+        ->capture_default_str()
+        ->type_name("auto|lines|jsonl");
+  }
+  std::vector<io::TextLine> read(const std::string& field) const {
+    return io::read_text_lines(path, field, io::parse_text_format(format));
+  }
+  // "FILE line N" (or "standard input line N"), for messages about one text.
+  std::string where(const io::TextLine& t) const {
+    return (path == "-" ? std::string("standard input") : path) + " line " + std::to_string(t.line);
+  }
+};
 
 void add_inspect(CLI::App& app, int& rc) {
   struct A {
@@ -54,8 +96,11 @@ void add_inspect(CLI::App& app, int& rc) {
     bool json = false, no_tensors = false;
   };
   auto a = std::make_shared<A>();
-  auto* sub =
-      app.add_subcommand("inspect", "summarise a Hugging Face model folder: config, tensors, parameters, memory estimates");
+  auto* sub = app.add_subcommand("inspect",
+                                 "summarise a Hugging Face model folder: config, tensors, parameters, memory estimates. Runs "
+                                 "the checks loading runs before it allocates (every tensor the config implies, with its "
+                                 "shape; sizes) and exits 2 where loading would refuse. Reads headers only: weights that are "
+                                 "NaN or infinite are found when a command loads the model");
   sub->add_option("DIR", a->dir, "the model folder")->required();
   sub->add_flag("--json", a->json, "machine-readable output");
   sub->add_flag("--no-tensors", a->no_tensors, "leave out the tensor list");
@@ -71,20 +116,25 @@ void add_inspect(CLI::App& app, int& rc) {
 
 void add_tokenize(CLI::App& app, int& rc) {
   struct A {
-    std::string model, input = "-";
+    std::string model;
+    TextInput in{"-"};
     bool no_bos = false, decode = false;
   };
   auto a = std::make_shared<A>();
-  auto* sub = app.add_subcommand("tokenize", "lines from stdin (or --input FILE) -> JSON ids per line, as the model sees them");
+  auto* sub = app.add_subcommand(
+      "tokenize",
+      "texts from stdin (or --input FILE) -> JSON ids, one output line per input line (a blank line gives the ids of \"\": "
+      "[BOS], or [] for a tokenizer without BOS), as the model sees them");
   sub->add_option("--model", a->model, "the model folder whose tokenizer to use")->required()->type_name("DIR");
-  sub->add_option("--input", a->input, "text file, one text per line, or JSONL with a \"text\" field; - for stdin")
-      ->capture_default_str();
+  a->in.add(sub, "text", true);
   sub->add_flag("--no-bos", a->no_bos, "do not prepend the model's BOS token");
   sub->add_flag("--decode", a->decode, "print {\"ids\", \"text\"} with the decoded text");
   sub->callback([a, &rc] {
+    const auto format = io::parse_text_format(a->in.format);
+    require_tokenizer_folder(a->model);
     auto tok = text::load_tokenizer(a->model);
-    for (const auto& line : io::read_texts(a->input, "text")) {
-      auto ids = a->no_bos ? tok->encode(line) : tok->encode_for_model(line);
+    for (const auto& t : io::read_text_lines(a->in.path, "text", format)) {
+      auto ids = a->no_bos ? tok->encode(t.text) : tok->encode_for_model(t.text);
       io::Json j = ids;
       if (a->decode) j = {{"ids", ids}, {"text", tok->decode(ids)}};
       std::cout << j.dump() << "\n";
@@ -93,29 +143,45 @@ void add_tokenize(CLI::App& app, int& rc) {
   });
 }
 
+// A text the model would see as no tokens (a blank line, and a tokenizer that adds no BOS) has
+// nothing to score or continue: refused before the model loads, naming where it came from.
+void require_tokens(const std::vector<int64_t>& ids, const std::string& where, const char* what) {
+  if (ids.empty()) throw Error(where + ": an empty " + what + ": this tokenizer adds no BOS, so the model would see no tokens");
+}
+
 void add_score(CLI::App& app, int& rc) {
   struct A {
     ModelArgs m;
-    std::string input, npy;
+    TextInput in;
+    std::string npy;
     int64_t batch = 8;
   };
   auto a = std::make_shared<A>();
-  auto* sub = app.add_subcommand("score", "per text: the ids, per-token log-probabilities and mean NLL (JSON lines)");
+  auto* sub = app.add_subcommand(
+      "score",
+      "per text: the ids, per-token log-probabilities and mean NLL (one JSON line per input line; a blank line scores the "
+      "ids of \"\": with a BOS nothing is predicted, so logprobs [] and mean_nll null; without one it is refused)");
   a->m.add(sub);
-  sub->add_option("--input", a->input, "texts: JSONL ({\"text\": ...}) or one per line")->required()->type_name("FILE");
+  a->in.add(sub, "text", false);
+  sub->get_option("--input")->required();
   sub->add_option("--batch", a->batch, "texts per forward")->capture_default_str();
   sub->add_option("--logits-npy", a->npy, "also write the logits (N, T_max, V) as .npy, zero past each text's end")
       ->type_name("FILE");
   sub->callback([a, &rc] {
     if (a->batch < 1) throw Error("--batch must be at least 1, got " + std::to_string(a->batch));
-    auto texts = io::read_texts(a->input, "text");
-    if (texts.empty()) throw Error(a->input + ": no texts");
+    const auto lines = a->in.read("text");
+    if (lines.empty()) throw Error(a->in.path + ": no texts");
+    std::vector<std::string> texts;
+    for (const auto& t : lines) texts.push_back(t.text);
     auto m = load(a->m);
+    for (const auto& t : lines) require_tokens(m.tok->encode_for_model(t.text), a->in.where(t), "text");
     mark_running();
     std::vector<at::Tensor> logits;
     auto scored = model::score_texts(*m.loaded.model, *m.tok, texts, a->batch, a->npy.empty() ? nullptr : &logits);
-    for (const auto& s : scored)
-      std::cout << io::Json{{"ids", s.ids}, {"logprobs", s.logprobs}, {"mean_nll", s.mean_nll}}.dump() << "\n";
+    for (const auto& s : scored) {
+      const io::Json nll = s.logprobs.empty() ? io::Json(nullptr) : io::Json(s.mean_nll);  // nothing predicted
+      std::cout << io::Json{{"ids", s.ids}, {"logprobs", s.logprobs}, {"mean_nll", nll}}.dump() << "\n";
+    }
     if (!a->npy.empty()) {
       int64_t T = 0;
       for (const auto& l : logits) T = std::max<int64_t>(T, l.size(0));
@@ -131,16 +197,20 @@ void add_generate(CLI::App& app, int& rc) {
   struct A {
     ModelArgs m;
     std::vector<std::string> prompts, stops;
-    std::string input, format;
+    TextInput in;
+    std::string format;
     model::SamplingOptions o;
     int64_t seed = 0;
     bool json = false, no_eos_stop = false;
   };
   auto a = std::make_shared<A>();
-  auto* sub = app.add_subcommand("generate", "continue prompts: greedy, or --sample with temperature, top-k, top-p");
+  auto* sub = app.add_subcommand(
+      "generate",
+      "continue prompts: greedy, or --sample with temperature, top-k, top-p. One answer per prompt, in input order; an "
+      "empty prompt (a blank line) continues from BOS alone, and is refused when the tokenizer has no BOS");
   a->m.add(sub);
   sub->add_option("--prompt", a->prompts, "a prompt (repeat for more)")->type_name("TEXT")->allow_extra_args(false);
-  sub->add_option("--input", a->input, "prompts, one per line (or JSONL with a \"prompt\" field)")->type_name("FILE");
+  a->in.add(sub, "prompt", false);
   sub->add_option(
          "--prompt-format", a->format,
          "put each prompt as a question into the paper's template or the model's chat template (default: continue the text as given)")
@@ -160,10 +230,13 @@ void add_generate(CLI::App& app, int& rc) {
   sub->callback([a, &rc, sample, temp, topk, topp] {
     if (!sample->count() && (temp->count() || topk->count() || topp->count()))
       throw Error("--temperature, --top-k and --top-p need --sample (greedy decoding ignores them)");
-    std::vector<std::string> prompts = a->prompts;
-    if (!a->input.empty()) {
-      auto more = io::read_texts(a->input, "prompt");
-      prompts.insert(prompts.end(), more.begin(), more.end());
+    std::vector<std::string> prompts = a->prompts, origins;
+    for (size_t i = 0; i < prompts.size(); ++i) origins.push_back("--prompt " + std::to_string(i + 1));
+    if (!a->in.path.empty()) {
+      for (const auto& t : a->in.read("prompt")) {
+        prompts.push_back(t.text);
+        origins.push_back(a->in.where(t));
+      }
     }
     if (prompts.empty()) throw Error("no prompts: give --prompt TEXT or --input FILE");
     model::SamplingOptions o = a->o;
@@ -176,6 +249,9 @@ void add_generate(CLI::App& app, int& rc) {
     auto m = load(a->m);
     std::optional<data::PromptFormat> format;
     if (style) format = data::PromptFormat::from_style(*style, a->m.model, *m.tok);
+    for (size_t i = 0; i < prompts.size(); ++i)
+      require_tokens(format ? format->encode_prompt(*m.tok, prompts[i]) : m.tok->encode_for_model(prompts[i]), origins[i],
+                     "prompt");
     mark_running();
     std::vector<std::string> shown = prompts;
     if (format)

@@ -43,8 +43,9 @@ PkuSet read_pku_jsonl(const fs::path& path) {
 }
 
 TruthfulQa read_truthfulqa_csv(const fs::path& path) {
-  const io::CsvTable t = io::read_csv(path);
   const std::string src = path.string();
+  io::check_text(io::read_text_file(path), src);  // a binary file is named as one, not as a CSV without columns
+  const io::CsvTable t = io::read_csv(path);
   const size_t q = t.column("Question", src), best = t.column("Best Answer", src), correct = t.column("Correct Answers", src),
                incorrect = t.column("Incorrect Answers", src);
   TruthfulQa out;
@@ -91,6 +92,7 @@ std::vector<QaPair> read_qa_jsonl(const fs::path& path) {
 std::vector<std::string> corpus_passages(const fs::path& path, const text::Tokenizer& tok, int64_t n_tokens, int64_t stride) {
   if (n_tokens < 1 || stride < 1) throw Error("corpus passages need a positive length and stride");
   const std::string text = io::read_text_file(path);
+  io::check_text(text, path.string());  // weights or an archive must not become "passages"
   const auto ids = tok.encode(text);
   if (ids.empty()) throw Error(path.string() + ": empty corpus");
   std::vector<std::string> out;

@@ -78,11 +78,9 @@ std::vector<std::string> open_answer_pool(const fs::path& path) {
       throw Error("expected {\"text\": ...}, {\"response\": ...} or a string");
     });
   } else {
-    std::ifstream in(path);
-    if (!in) throw Error(path.string() + ": cannot open");
-    std::string line;
-    while (std::getline(in, line))
-      if (line.find_first_not_of(" \t\r") != std::string::npos) out.push_back(line);
+    // One answer per line; blank lines separate nothing and are not answers.
+    for (auto& l : io::read_text_lines(path, "", io::TextFormat::Lines))
+      if (l.text.find_first_not_of(" \t") != std::string::npos) out.push_back(std::move(l.text));
   }
   if (out.empty()) throw Error(path.string() + ": no answers");
   return out;

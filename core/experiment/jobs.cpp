@@ -167,7 +167,7 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
   eval::EvalSets sets;
   sets.format = data::PromptFormat::from_style(j.prompt_format, j.model, *tok);
   if (j.prompts) {
-    sets.prompts = io::read_texts(*j.prompts, "prompt");
+    sets.prompts = io::read_prompt_set(*j.prompts, "prompt");
     if (sets.prompts.empty()) throw Error(j.prompts->string() + ": the prompt set is empty");
   }
   if (j.normal) {

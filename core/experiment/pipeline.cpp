@@ -115,7 +115,7 @@ Sets load_sets(const Spec& s, const text::Tokenizer& tok) {
     if (!t.qa.empty()) d.eval.tqa = t;
   }
   if (s.eval_prompts) {
-    d.eval.prompts = limited(io::read_texts(s.eval_prompts->path, "prompt"), s.eval_prompts->limit);
+    d.eval.prompts = limited(io::read_prompt_set(s.eval_prompts->path, "prompt"), s.eval_prompts->limit);
     if (d.eval.prompts.empty()) throw Error("evaluation.prompts: " + s.eval_prompts->path.string() + ": the prompt set is empty");
   } else {
     // Without a prompt set, the generations are the forget prompts themselves (first 16).

@@ -4,74 +4,155 @@
 #include <iostream>
 #include <sstream>
 
+#include "text/unicode.h"
 #include "util/error.h"
 
 namespace lethe::io {
 namespace fs = std::filesystem;
 
-void for_each_jsonl(const fs::path& path, const std::function<void(const Json&, int)>& f) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot open");
+namespace {
+// The JSON type as a user reads it, for messages.
+std::string json_kind(const Json& j) {
+  if (j.is_object()) return "an object";
+  if (j.is_array()) return "a list";
+  if (j.is_string()) return "a string";
+  if (j.is_boolean()) return "true/false";
+  if (j.is_null()) return "null";
+  return "a number";
+}
+
+bool is_blank(const std::string& line) { return line.find_first_not_of(" \t") == std::string::npos; }
+
+Json parse_line(const std::string& line, const std::string& where) {
+  try {
+    return Json::parse(line);
+  } catch (const nlohmann::json::parse_error& e) {
+    std::string why = e.what();
+    auto colon = why.find(": ");
+    throw Error(where + ": invalid JSON: " + (colon == std::string::npos ? why : why.substr(colon + 2)));
+  }
+}
+
+// Calls f(line, number) for each line of `in`, with a trailing \r removed and the text checked.
+void for_each_line(std::istream& in, const std::string& source, const std::function<void(std::string&, int)>& f) {
   std::string line;
   int n = 0;
   while (std::getline(in, line)) {
     ++n;
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    const std::string where = path.string() + " line " + std::to_string(n);
-    Json j;
-    try {
-      j = Json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      std::string why = e.what();
-      auto colon = why.find(": ");
-      throw Error(where + ": invalid JSON: " + (colon == std::string::npos ? why : why.substr(colon + 2)));
+    check_text(line, source, n);
+    f(line, n);
+  }
+}
+
+std::string hex_byte(unsigned char c) {
+  const char* digits = "0123456789abcdef";
+  return std::string("0x") + digits[c >> 4] + digits[c & 15];
+}
+}  // namespace
+
+void check_text(const std::string& bytes, const std::string& source, int first_line) {
+  int line = first_line;
+  size_t line_start = 0;
+  for (size_t i = 0; i < bytes.size();) {
+    const unsigned char c = static_cast<unsigned char>(bytes[i]);
+    const std::string where = source + " line " + std::to_string(line) + ": not text: ";
+    const std::string column = " at column " + std::to_string(i - line_start + 1);
+    if (c == 0) throw Error(where + "a NUL byte" + column + " (a binary file? expected UTF-8 text)");
+    if (c < 0x80) {
+      if (c == '\n') {
+        ++line;
+        line_start = i + 1;
+      }
+      ++i;
+      continue;
     }
+    size_t len = 0;
+    if (text::uni::decode_at(bytes, i, &len) < 0)
+      throw Error(where + "byte " + hex_byte(c) + column + " is not UTF-8 (a binary file, or another encoding?)");
+    i += len;
+  }
+}
+
+void for_each_jsonl(const fs::path& path, const std::function<void(const Json&, int)>& f) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path.string() + ": cannot open");
+  for_each_line(in, path.string(), [&](const std::string& line, int n) {
+    if (is_blank(line)) return;
+    const std::string where = path.string() + " line " + std::to_string(n);
+    const Json j = parse_line(line, where);
     try {
       f(j, n);
     } catch (const Error& e) {
       throw Error(where + ": " + e.what());
     }
-  }
+  });
 }
 
-std::vector<std::string> read_texts(const fs::path& path, const std::string& field) {
+TextFormat parse_text_format(const std::string& name) {
+  if (name == "auto") return TextFormat::Auto;
+  if (name == "lines") return TextFormat::Lines;
+  if (name == "jsonl") return TextFormat::Jsonl;
+  throw Error("input format '" + name + "': expected auto, lines or jsonl");
+}
+
+TextFormat resolve_text_format(const fs::path& path, TextFormat format) {
+  if (format != TextFormat::Auto) return format;
+  std::string ext = path.extension().string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext == ".jsonl" ? TextFormat::Jsonl : TextFormat::Lines;
+}
+
+std::vector<TextLine> read_text_lines(const fs::path& path, const std::string& field, TextFormat format) {
+  const bool jsonl = resolve_text_format(path, format) == TextFormat::Jsonl;
+  const std::string source = path == "-" ? std::string("standard input") : path.string();
   std::ifstream file;
   std::istream* in = &std::cin;
   if (path != "-") {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) throw Error(source + ": no such file");
+    if (fs::is_directory(path, ec)) throw Error(source + ": is a folder (expected a text file)");
     file.open(path, std::ios::binary);
-    if (!file) throw Error(path.string() + ": cannot open");
+    if (!file) throw Error(source + ": cannot open");
     in = &file;
   }
-  std::vector<std::string> out;
-  std::string line;
-  int n = 0;
-  while (std::getline(*in, line)) {
-    ++n;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    const char first = line[line.find_first_not_of(" \t")];
-    if (first == '{' || first == '"') {
-      Json j;
-      try {
-        j = Json::parse(line);
-      } catch (const nlohmann::json::parse_error&) {
-        out.push_back(line);  // looked like JSON but is plain text
-        continue;
-      }
-      if (j.is_string()) {
-        out.push_back(j.get<std::string>());
-      } else if (j.is_object()) {
-        if (!j.contains(field) || !j[field].is_string())
-          throw Error(path.string() + " line " + std::to_string(n) + ": missing string field '" + field + "'");
-        out.push_back(j[field].get<std::string>());
-      } else {
-        out.push_back(line);
-      }
-    } else {
-      out.push_back(line);
+  std::vector<TextLine> out;
+  for_each_line(*in, source, [&](std::string& line, int n) {
+    if (!jsonl) {
+      out.push_back({std::move(line), n});
+      return;
     }
+    if (is_blank(line)) return;
+    const std::string where = source + " line " + std::to_string(n);
+    const Json j = parse_line(line, where);
+    if (!j.is_object()) throw Error(where + ": expected a JSON object with a string field '" + field + "', got " + json_kind(j));
+    if (!j.contains(field)) throw Error(where + ": missing string field '" + field + "'");
+    if (!j[field].is_string()) throw Error(where + ": field '" + field + "' must be a string, got " + json_kind(j[field]));
+    out.push_back({j[field].get<std::string>(), n});
+  });
+  return out;
+}
+
+std::vector<std::string> read_texts(const fs::path& path, const std::string& field, TextFormat format) {
+  std::vector<std::string> out;
+  for (auto& t : read_text_lines(path, field, format)) out.push_back(std::move(t.text));
+  return out;
+}
+
+std::vector<std::string> read_prompt_set(const fs::path& path, const std::string& field) {
+  const auto lines = read_text_lines(path, field);
+  std::vector<std::string> out;
+  int first_blank = 0;
+  for (const auto& l : lines) {
+    if (is_blank(l.text)) {
+      if (!first_blank) first_blank = l.line;
+      continue;
+    }
+    out.push_back(l.text);
   }
+  if (first_blank && !out.empty())
+    throw Error(path.string() + " line " + std::to_string(first_blank) +
+                ": a blank prompt (a prompt set holds one prompt per line; remove the blank line)");
   return out;
 }
 

@@ -10,6 +10,8 @@
 #include "io/hf_folder.h"
 #include "io/safetensors.h"
 #include "io/torch_pickle.h"
+#include "model/inspect.h"
+#include "util/cuda_info.h"
 #include "util/error.h"
 
 namespace lethe::model {
@@ -113,15 +115,67 @@ struct Source {
 
 }  // namespace
 
+namespace {
+
+// Memory the weights go to: the GPU's for a CUDA device, else this machine's.
+void check_memory_for(const ModelConfig& cfg, const c10::Device& device, at::ScalarType dtype, const std::string& src) {
+  const int64_t bytes = static_cast<int64_t>(c10::elementSize(dtype));
+  if (device.is_cuda()) {
+    for (const auto& d : cuda_devices())
+      if (d.index == device.index())
+        check_fits_memory(cfg, bytes, d.total_bytes, "the memory of cuda:" + std::to_string(d.index), src);
+    return;
+  }
+  check_fits_memory(cfg, bytes, physical_memory_bytes(), "this machine's memory", src);
+}
+
+// One flag per tensor: all values finite. The smallest and largest value in one pass (NaN
+// propagates into them, an infinity is one of them), with no tensor-sized temporary as
+// isfinite(t).all() makes; the flags stay on the device until the one read at the end.
+at::Tensor all_finite(const at::Tensor& t) {
+  if (t.numel() == 0) return at::ones({}, t.options().dtype(at::kBool));
+  auto [lo, hi] = at::aminmax(t.reshape({-1}));
+  return at::isfinite(lo).logical_and(at::isfinite(hi));
+}
+
+// NaN or infinite weights would load and generate "Hello ⁇ ⁇ ⁇" or train on NaN: refused,
+// naming the first such tensor. One read of the flags for the whole model.
+void check_finite(const fs::path& dir, const std::vector<const Source*>& copied, const std::vector<at::Tensor>& finite,
+                  at::ScalarType dtype) {
+  if (finite.empty()) return;
+  const at::Tensor flags = at::stack(finite).to(at::kCPU);
+  const bool* ok = flags.data_ptr<bool>();
+  for (size_t i = 0; i < copied.size(); ++i) {
+    if (ok[i]) continue;
+    const Source& s = *copied[i];
+    const std::string where = dir.string() + "/" + s.file + ": tensor '" + s.key + "'";
+    const at::Tensor stored = s.mapped ? at::from_blob(const_cast<std::byte*>(s.mapped->data(*s.info)), s.info->shape,
+                                                       at::TensorOptions().dtype(to_scalar(s.info->dtype, where)))
+                                       : s.tensor;
+    const bool stored_finite = at::isfinite(stored).all().item<bool>();
+    if (stored_finite)
+      throw Error(where + ": values beyond the range of " + dtype_label(dtype) +
+                  " (infinite after conversion; expected finite values): load it in fp32 or bf16");
+    const int64_t bad = stored.numel() - at::isfinite(stored).sum().item<int64_t>();
+    throw Error(where + ": " + std::to_string(bad) + " of " + std::to_string(stored.numel()) +
+                " values are NaN or infinite (expected finite values)");
+  }
+}
+
+}  // namespace
+
 LoadedModel load_model(const fs::path& dir, const LoadOptions& opts, bool backbone_only) {
-  io::ModelFolder folder = io::ModelFolder::open(dir);
+  // The structural checks inspect runs too, before anything is allocated.
+  CheckedFolder checked = check_model_folder(dir, backbone_only);
+  const io::ModelFolder& folder = checked.folder;
   LoadedModel out;
-  out.config = parse_model_config(folder.config(), (dir / "config.json").string());
+  out.config = checked.config;
   out.info = out.config->info();
   const ModelConfig& cfg = *out.config;
   auto canonical_key = [&](const std::string& k) { return cfg.canonical_key(k); };
   out.device = resolve_device(opts.device);
   const at::ScalarType dtype = parse_dtype(opts.dtype, out.device);
+  check_memory_for(cfg, out.device, dtype, (dir / "config.json").string());
   out.warnings = folder.warnings();
 
   // Index every stored tensor under its canonical name.
@@ -129,7 +183,13 @@ LoadedModel load_model(const fs::path& dir, const LoadOptions& opts, bool backbo
   std::vector<std::pair<std::string, at::Tensor>> bin;  // keeps pytorch_model.bin tensors alive
   if (folder.format() == io::WeightsFormat::PytorchBin) {
     bin = io::read_torch_state_dict(folder.weight_files().front());
-    for (auto& [k, t] : bin) sources[canonical_key(k)] = Source{t, folder.weight_files().front().filename().string(), k};
+    const std::string file = folder.weight_files().front().filename().string();
+    std::map<std::string, StoredTensor> shapes;
+    for (auto& [k, t] : bin) {
+      sources[canonical_key(k)] = Source{t, file, k};
+      shapes[canonical_key(k)] = StoredTensor{t.sizes().vec(), file, k};
+    }
+    check_tensor_shapes(cfg, shapes, dir.string(), backbone_only);
   } else {
     for (const auto& [k, e] : folder.tensors()) {
       const auto& shard = folder.shards()[e.shard];
@@ -145,6 +205,8 @@ LoadedModel load_model(const fs::path& dir, const LoadOptions& opts, bool backbo
   const at::TensorOptions topts = at::TensorOptions().dtype(dtype).device(out.device);
   out.model = create_causal_lm(out.config, topts);
   std::set<std::string> used;
+  std::vector<const Source*> copied;  // in the order of `finite`
+  std::vector<at::Tensor> finite;
   {
     at::NoGradGuard no_grad;
     for (auto& p : out.model->named_parameters()) {
@@ -176,8 +238,11 @@ LoadedModel load_model(const fs::path& dir, const LoadOptions& opts, bool backbo
       } else {
         param.copy_(s.tensor);
       }
+      finite.push_back(all_finite(param));
+      copied.push_back(&s);
       used.insert(name);
     }
+    check_finite(dir, copied, finite, dtype);
   }
   for (const auto& [name, s] : sources) {
     if (used.count(name)) continue;

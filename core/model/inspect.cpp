@@ -1,16 +1,161 @@
 #include "model/inspect.h"
 
-#include <cinttypes>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cinttypes>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <sstream>
 
-#include "io/hf_folder.h"
 #include "util/error.h"
 
 namespace lethe::model {
 namespace fs = std::filesystem;
+
+namespace {
+
+// Sizes a config may make absurd are counted in long double: no overflow, exact enough to compare.
+long double numel_of(const std::vector<int64_t>& shape) {
+  long double n = 1;
+  for (int64_t d : shape) n *= static_cast<long double>(d);
+  return n;
+}
+
+std::string count_text(long double n) {
+  if (n < 1e12L) return human_count(static_cast<int64_t>(n));
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3Lg", n);
+  return buf;
+}
+
+std::string dims_text(const ExpectedTensor& t) {
+  std::string s = "[";
+  for (size_t i = 0; i < t.dims.size(); ++i) s += (i ? ", " : "") + t.dims[i];
+  return s + "]";
+}
+
+// "'NAME' [1000000000000, 128] (vocab_size, word_embed_proj_dim)"
+std::string tensor_text(const ExpectedTensor& t) {
+  return "'" + t.name + "' " + io::shape_string(t.shape) + " from the config's " + dims_text(t);
+}
+
+bool skipped(const ExpectedTensor& t, bool backbone_only) { return backbone_only && t.name == "lm_head.weight"; }
+
+// The layers' linear maps alone, before the full tensor list is built: a config with absurdly
+// many layers must not make that list.
+void check_layers_fit(const ModelConfig& cfg, long double stored, const std::string& stored_what, const std::string& src) {
+  const ModelInfo info = cfg.info();
+  long double per_layer = 0;
+  for (const auto& l : cfg.layer_linears()) per_layer += static_cast<long double>(l.in) * static_cast<long double>(l.out);
+  const long double layers = static_cast<long double>(info.num_layers) * per_layer;
+  if (layers > stored)
+    throw Error(src + ": num_hidden_layers " + std::to_string(info.num_layers) + " implies " + count_text(layers) +
+                " values in the layers' linear maps alone, but the weights hold " + stored_what);
+}
+
+void check_total_fits(const std::vector<ExpectedTensor>& expected, bool backbone_only, long double stored,
+                      const std::string& stored_what, const std::string& src) {
+  long double total = 0;
+  const ExpectedTensor* largest = nullptr;
+  for (const auto& t : expected) {
+    if (skipped(t, backbone_only)) continue;
+    total += numel_of(t.shape);
+    if (!largest || numel_of(t.shape) > numel_of(largest->shape)) largest = &t;
+  }
+  if (total > stored)
+    throw Error(src + ": the config implies " + count_text(total) + " parameters (the largest, " + tensor_text(*largest) +
+                "), but the weights hold " + stored_what);
+}
+
+}  // namespace
+
+void check_tensor_shapes(const ModelConfig& cfg, const std::map<std::string, StoredTensor>& stored, const std::string& dir,
+                         bool backbone_only) {
+  for (const auto& t : cfg.expected_tensors()) {
+    auto it = stored.find(t.name);
+    if (it == stored.end()) {
+      if (skipped(t, backbone_only)) continue;
+      throw Error(dir + ": missing tensor '" + t.name + "' (expected shape " + io::shape_string(t.shape) + ", the config's " +
+                  dims_text(t) + ")");
+    }
+    const StoredTensor& s = it->second;
+    if (s.shape == t.shape) continue;
+    std::string msg = dir + "/" + s.file + ": tensor '" + s.key + "': shape " + io::shape_string(s.shape) +
+                      " disagrees with config.json (expected " + io::shape_string(t.shape) + "), the config's " + dims_text(t);
+    if (s.shape.size() == 2 && t.shape.size() == 2 && s.shape[0] == t.shape[1] && s.shape[1] == t.shape[0])
+      msg += "; it looks transposed";
+    throw Error(msg);
+  }
+}
+
+void check_fits_memory(const ModelConfig& cfg, int64_t bytes_per_value, int64_t available, const std::string& memory,
+                       const std::string& config_src) {
+  if (available <= 0) return;  // the system does not say: the allocation itself will tell
+  long double total = 0;
+  const ExpectedTensor* largest = nullptr;
+  const auto expected = cfg.expected_tensors();
+  for (const auto& t : expected) {
+    total += numel_of(t.shape);
+    if (!largest || numel_of(t.shape) > numel_of(largest->shape)) largest = &t;
+  }
+  const long double bytes = total * static_cast<long double>(bytes_per_value);
+  if (bytes > static_cast<long double>(available)) {
+    const std::string need = bytes < 9e18L ? human_bytes(static_cast<int64_t>(bytes)) : count_text(bytes) + " B";
+    throw Error(config_src + ": the model needs " + need + " for its " + count_text(total) + " parameters at " +
+                std::to_string(bytes_per_value) + " bytes each (the largest, " + tensor_text(*largest) + "), more than " +
+                memory + " (" + human_bytes(available) + ")");
+  }
+}
+
+int64_t physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return 0;
+  return static_cast<int64_t>(pages) * static_cast<int64_t>(page);
+}
+
+CheckedFolder check_model_folder(const fs::path& dir, bool backbone_only) {
+  return check_model_folder(io::ModelFolder::open(dir), backbone_only);
+}
+
+CheckedFolder check_model_folder(io::ModelFolder opened, bool backbone_only) {
+  CheckedFolder c{std::move(opened), nullptr, {}};
+  const fs::path dir = c.folder.dir();
+  const std::string src = (dir / "config.json").string();
+  c.config = parse_model_config(c.folder.config(), src);
+  long double stored = 0;
+  std::string stored_what;
+  if (c.folder.format() == io::WeightsFormat::PytorchBin) {
+    // Its tensor table is read when the model loads; every value takes at least a byte of the file.
+    std::error_code ec;
+    const auto& bin = c.folder.weight_files().front();
+    const auto size = fs::file_size(bin, ec);
+    stored = static_cast<long double>(ec ? 0 : size);
+    stored_what = "at most " + count_text(stored) + " (" + bin.filename().string() + " has " +
+                  human_bytes(static_cast<int64_t>(ec ? 0 : size)) + ")";
+  } else {
+    for (const auto& [name, e] : c.folder.tensors()) {
+      c.stored[c.config->canonical_key(name)] =
+          StoredTensor{e.info->shape, c.folder.weight_files()[e.shard].filename().string(), name};
+      stored += static_cast<long double>(e.info->numel());
+    }
+    stored_what = count_text(stored) + " values in all";
+  }
+  // A config with absurdly many layers must not build the tensor list it implies: with a tensor
+  // table, every layer holds at least one tensor; without one, its linear maps need the bytes.
+  const int64_t layers = c.config->info().num_layers;
+  if (c.folder.format() == io::WeightsFormat::PytorchBin) check_layers_fit(*c.config, stored, stored_what, src);
+  else if (layers > static_cast<int64_t>(c.stored.size()))
+    throw Error(src + ": num_hidden_layers " + std::to_string(layers) + ", but the weights hold " +
+                std::to_string(c.stored.size()) + " tensors in all");
+  // Stored shapes name the config field that disagrees (an absurd vocab_size included); without a
+  // tensor table (pytorch_model.bin) the file's size bounds what the config may imply.
+  if (c.folder.format() == io::WeightsFormat::PytorchBin)
+    check_total_fits(c.config->expected_tensors(), backbone_only, stored, stored_what, src);
+  else check_tensor_shapes(*c.config, c.stored, dir.string(), backbone_only);
+  return c;
+}
 
 MemoryEstimate estimate_memory(int64_t n_params, int64_t lora_params, int lora_rank) {
   MemoryEstimate m;
@@ -26,11 +171,14 @@ MemoryEstimate estimate_memory(int64_t n_params, int64_t lora_params, int lora_r
 }
 
 ModelSummary inspect_model(const fs::path& dir, int lora_rank) {
-  io::ModelFolder folder = io::ModelFolder::open(dir);
-  const std::string cfg_src = (dir / "config.json").string();
+  io::ModelFolder opened = io::ModelFolder::open(dir);
+  // A sequence classifier's folder (its `score` head stored) is a backbone without an LM head.
+  const bool classifier = opened.tensors().count("score.weight") > 0;
+  CheckedFolder checked = check_model_folder(std::move(opened), classifier);
+  const io::ModelFolder& folder = checked.folder;
   ModelSummary s;
   s.dir = dir.string();
-  s.config = parse_model_config(folder.config(), cfg_src);
+  s.config = checked.config;
   s.info = s.config->info();
   s.model_type = s.info.family;
   if (folder.config().contains("architectures") && folder.config()["architectures"].is_array())

@@ -1,14 +1,16 @@
 #pragma once
 // `lethe inspect DIR` and the workbench's Model panel: what a Hugging Face model folder holds,
-// read from headers alone (no tensor data is loaded), and what it would cost in memory.
+// read from headers alone (no tensor data is loaded), and what it would cost in memory; and the
+// structural checks loading runs before it allocates anything, which inspect runs too.
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "io/hf_folder.h"
 #include "io/json.h"
-#include <memory>
-
 #include "model/model_config.h"
 
 namespace lethe::model {
@@ -58,9 +60,46 @@ struct ModelSummary {
   MemoryEstimate memory;
 };
 
+// A stored tensor as the checks see it.
+struct StoredTensor {
+  std::vector<int64_t> shape;
+  std::string file;  // the file in the folder that holds it
+  std::string key;   // its name as stored
+};
+
+// A folder that passed the structural checks: opened (io::ModelFolder::open's checks), its
+// config.json parsed by the family's parser, the sizes the config implies possible for the
+// weights on disk (an absurd vocab_size or num_hidden_layers is named here, before anything is
+// allocated), and, for safetensors, every parameter stored with the shape the config gives it.
+// Tensor values are not read: weights that are NaN or infinite are found when the model loads.
+struct CheckedFolder {
+  io::ModelFolder folder;
+  std::shared_ptr<const ModelConfig> config;
+  std::map<std::string, StoredTensor> stored;  // by the model's parameter name; empty for pytorch_model.bin
+};
+// `backbone_only`: the LM head of an untied model may be absent (a sequence classifier's folder).
+// Throws lethe::Error naming the folder, file, tensor or config field.
+CheckedFolder check_model_folder(const std::filesystem::path& dir, bool backbone_only = false);
+CheckedFolder check_model_folder(io::ModelFolder opened, bool backbone_only = false);
+
+// The stored shapes against the config: "DIR: missing tensor 'NAME' (expected shape [..])" or
+// "DIR/FILE: tensor 'KEY': shape [..] disagrees with config.json (expected [..]), the config's
+// [field, ...]" (and "it looks transposed" when it is).
+void check_tensor_shapes(const ModelConfig& cfg, const std::map<std::string, StoredTensor>& stored, const std::string& dir,
+                         bool backbone_only);
+
+// The parameters at `bytes_per_value` against `available` bytes of `memory` (a description:
+// "this machine's memory"): refused, naming the largest tensor and its config fields, before
+// anything is allocated.
+void check_fits_memory(const ModelConfig& cfg, int64_t bytes_per_value, int64_t available, const std::string& memory,
+                       const std::string& config_src);
+// Physical memory of this machine in bytes (0 when the system does not say).
+int64_t physical_memory_bytes();
+
 MemoryEstimate estimate_memory(int64_t n_params, int64_t lora_params, int lora_rank);
 
-// Throws lethe::Error naming the folder or file on any problem (see io::ModelFolder::open).
+// Throws lethe::Error naming the folder or file on any problem: the checks of
+// check_model_folder, so a folder inspect accepts is one loading accepts (tensor values aside).
 ModelSummary inspect_model(const std::filesystem::path& dir, int lora_rank = 32);
 
 std::string summary_text(const ModelSummary& s, bool list_tensors = true);

@@ -318,6 +318,51 @@ std::vector<LayerLinear> LlamaConfig::layer_linears() const {
           {"gate_proj", H, I}, {"up_proj", H, I}, {"down_proj", I, H}};
 }
 
+std::vector<ExpectedTensor> LlamaConfig::expected_tensors() const {
+  using D = std::pair<int64_t, std::string>;
+  const int64_t q = num_attention_heads * head_dim, kv = num_key_value_heads * head_dim;
+  const D V{vocab_size, "vocab_size"}, H{hidden_size, "hidden_size"}, I{intermediate_size, "intermediate_size"},
+      Q{q, "num_attention_heads*head_dim"}, KV{kv, "num_key_value_heads*head_dim"},
+      QKV{q + 2 * kv, "(num_attention_heads+2*num_key_value_heads)*head_dim"}, I2{2 * intermediate_size, "2*intermediate_size"};
+  std::vector<ExpectedTensor> out;
+  auto add = [&](const std::string& name, std::vector<D> dims) {
+    ExpectedTensor t{name, {}, {}};
+    for (auto& [n, field] : dims) {
+      t.shape.push_back(n);
+      t.dims.push_back(std::move(field));
+    }
+    out.push_back(std::move(t));
+  };
+  auto linear = [&](const std::string& name, const D& in, const D& o, bool bias) {
+    add(name + ".weight", {o, in});
+    if (bias) add(name + ".bias", {o});
+  };
+  add("model.embed_tokens.weight", {V, H});
+  for (int64_t i = 0; i < num_hidden_layers; ++i) {
+    const std::string l = "model.layers." + std::to_string(i) + ".";
+    if (fused_projections) {
+      linear(l + "self_attn.qkv_proj", H, QKV, qkv_bias);
+    } else {
+      linear(l + "self_attn.q_proj", H, Q, qkv_bias);
+      linear(l + "self_attn.k_proj", H, KV, qkv_bias);
+      linear(l + "self_attn.v_proj", H, KV, qkv_bias);
+    }
+    linear(l + "self_attn.o_proj", Q, H, o_bias);
+    if (fused_projections) {
+      linear(l + "mlp.gate_up_proj", H, I2, mlp_bias);
+    } else {
+      linear(l + "mlp.gate_proj", H, I, mlp_bias);
+      linear(l + "mlp.up_proj", H, I, mlp_bias);
+    }
+    linear(l + "mlp.down_proj", I, H, mlp_bias);
+    add(l + "input_layernorm.weight", {H});
+    add(l + "post_attention_layernorm.weight", {H});
+  }
+  add("model.norm.weight", {H});
+  if (!tie_word_embeddings) linear("lm_head", H, V, false);
+  return out;
+}
+
 std::vector<std::string> LlamaConfig::default_lora_targets() const {
   // PEFT's defaults (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING).
   if (fused_projections) return {"qkv_proj"};

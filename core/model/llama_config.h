@@ -77,6 +77,7 @@ struct LlamaConfig final : ModelConfig {
   io::Json to_json(const std::string& dtype) const override;
   int64_t param_count() const override;
   std::vector<LayerLinear> layer_linears() const override;
+  std::vector<ExpectedTensor> expected_tensors() const override;
   std::vector<std::string> default_lora_targets() const override;
   std::string classifier_architecture() const override;
   std::string architecture() const;  // "LlamaForCausalLM", "Qwen2ForCausalLM", ...

@@ -42,6 +42,14 @@ struct LayerLinear {
   int64_t in = 0, out = 0;
 };
 
+// A parameter the model has, with the shape config.json gives it and the config fields behind
+// each dimension ("vocab_size", "num_key_value_heads*head_dim"), for messages.
+struct ExpectedTensor {
+  std::string name;  // the model's parameter name (canonical key)
+  std::vector<int64_t> shape;
+  std::vector<std::string> dims;
+};
+
 class ModelConfig {
  public:
   virtual ~ModelConfig() = default;
@@ -52,6 +60,9 @@ class ModelConfig {
   virtual int64_t param_count() const = 0;
   // The linear layers of one decoder layer, in module order.
   virtual std::vector<LayerLinear> layer_linears() const = 0;
+  // Every parameter of the module create_causal_lm builds, in module order: what loading expects
+  // to find in the weights, checked before anything is allocated.
+  virtual std::vector<ExpectedTensor> expected_tensors() const = 0;
   // LoRA targets when the user names none (PEFT's defaults for the family).
   virtual std::vector<std::string> default_lora_targets() const = 0;
   // A stored tensor name -> the model's parameter name (OPT's published files drop "model.").

@@ -130,6 +130,48 @@ std::vector<LayerLinear> OptConfig::layer_linears() const {
   return {{"q_proj", H, H}, {"k_proj", H, H}, {"v_proj", H, H}, {"out_proj", H, H}, {"fc1", H, F}, {"fc2", F, H}};
 }
 
+std::vector<ExpectedTensor> OptConfig::expected_tensors() const {
+  using D = std::pair<int64_t, const char*>;
+  const D V{vocab_size, "vocab_size"}, H{hidden_size, "hidden_size"}, E{word_embed_proj_dim, "word_embed_proj_dim"},
+      F{ffn_dim, "ffn_dim"}, P{max_position_embeddings + 2, "max_position_embeddings+2"};
+  std::vector<ExpectedTensor> out;
+  auto add = [&](const std::string& name, std::initializer_list<D> dims) {
+    ExpectedTensor t{name, {}, {}};
+    for (const auto& [n, field] : dims) {
+      t.shape.push_back(n);
+      t.dims.push_back(field);
+    }
+    out.push_back(std::move(t));
+  };
+  auto linear = [&](const std::string& name, D in, D o, bool bias) {
+    add(name + ".weight", {o, in});
+    if (bias) add(name + ".bias", {o});
+  };
+  auto layer_norm = [&](const std::string& name) {
+    if (!layer_norm_elementwise_affine) return;
+    add(name + ".weight", {H});
+    add(name + ".bias", {H});
+  };
+  const std::string d = "model.decoder.";
+  add(d + "embed_tokens.weight", {V, E});
+  add(d + "embed_positions.weight", {P, H});
+  if (has_project()) {
+    linear(d + "project_out", H, E, false);
+    linear(d + "project_in", E, H, false);
+  }
+  if (has_final_layer_norm()) layer_norm(d + "final_layer_norm");
+  for (int64_t i = 0; i < num_hidden_layers; ++i) {
+    const std::string l = d + "layers." + std::to_string(i) + ".";
+    for (const char* proj : {"k_proj", "v_proj", "q_proj", "out_proj"}) linear(l + "self_attn." + proj, H, H, enable_bias);
+    layer_norm(l + "self_attn_layer_norm");
+    linear(l + "fc1", H, F, enable_bias);
+    linear(l + "fc2", F, H, enable_bias);
+    layer_norm(l + "final_layer_norm");
+  }
+  if (!tie_word_embeddings) linear("lm_head", E, V, false);
+  return out;
+}
+
 std::string OptConfig::canonical_key(const std::string& k) const {
   if (k.rfind("decoder.", 0) == 0) return "model." + k;
   return k;

@@ -42,6 +42,7 @@ struct OptConfig final : ModelConfig {
   io::Json to_json(const std::string& dtype) const override;
   int64_t param_count() const override;
   std::vector<LayerLinear> layer_linears() const override;
+  std::vector<ExpectedTensor> expected_tensors() const override;
   std::vector<std::string> default_lora_targets() const override { return {"q_proj", "v_proj"}; }
   // "decoder.x" (the published facebook/opt-* files) -> "model.decoder.x" (save_pretrained).
   std::string canonical_key(const std::string& stored) const override;

@@ -105,7 +105,7 @@ TEST(Cli, TokenizeReadsLinesAndPrependsBos) {
   lethe::testing::write_text(d / "in.txt", "Hello world\n{\"text\": \"Hello\"}\n");
   auto r = run("tokenize --model " + q(d / "m") + " < " + q(d / "in.txt"));
   EXPECT_EQ(r.code, 0) << r.out;
-  EXPECT_EQ(r.out, "[2,15496,995]\n[2,15496]\n");
+  EXPECT_EQ(r.out, "[2,15496,995]\n[2,4895,5239,1298,366,15496,20662]\n");  // stdin is plain text: the JSON line as written
 }
 
 TEST(Cli, GenerateJsonAndScore) {
@@ -123,7 +123,7 @@ TEST(Cli, GenerateJsonAndScore) {
     ++n;
   }
   EXPECT_EQ(n, 2);
-  lethe::testing::write_text(d / "s.jsonl", "{\"text\": \"hello there\"}\n\"second line\"\n");
+  lethe::testing::write_text(d / "s.jsonl", "{\"text\": \"hello there\"}\n{\"text\": \"second line\"}\n");
   auto s = run("score --model " + q(d / "m") + " --input " + q(d / "s.jsonl"));
   ASSERT_EQ(s.code, 0) << s.out;
   auto first = lethe::io::parse_json(s.out.substr(0, s.out.find('\n')), "stdout");
@@ -220,6 +220,8 @@ TEST(Cli, OutputsAreCheckedBeforeWork) {
   fs::create_directory(d / "full");
   lethe::testing::write_text(d / "full" / "a.txt", "keep me");
   { lethe::store::Store st(d / "lethe.db"); }
+  make_model_with_tokenizer(d / "m");
+  lethe::testing::write_text(d / "m" / "normal.txt", "a line of normal text\n");
   const std::string store = " --store " + q(d / "lethe.db");
   struct Case {
     std::string args, message;
@@ -234,9 +236,16 @@ TEST(Cli, OutputsAreCheckedBeforeWork) {
       {"runs export 1 --out " + q(d / "old.json") + store, "--out " + (d / "old.json").string() + ": exists; --overwrite replaces it"},
       {"runs export 1 --out " + q(d / "no" / "x.json") + store, "no such folder " + (d / "no").string()},
       {"runs export 1 --out /proc/x.json" + store, "--out /proc/x.json: cannot write in /proc"},
-      {"runs export 1 --format xml" + store, "--format: xml not in {csv,json,html}"},
+      {"runs export 1 --format xml" + store, "--format 'xml': expected csv, json or html"},
       {"runs export 7" + store, "no run 7"},
       {"runs export 7 --out " + q(d / "x.json") + store, "no run 7"},
+      {"eval --model " + q(d / "m") + " --normal " + q(d / "m" / "normal.txt") + " --out " + q(d / "old.json"),
+       "--out " + (d / "old.json").string() + ": exists; --overwrite replaces it"},
+      {"eval --model " + q(d / "m") + " --normal " + q(d / "m" / "normal.txt") + " --out " + q(d / "m"), "is a folder"},
+      {"classifier train --base " + q(d / "m") + " --data " + q(d / "m" / "normal.txt") + " --out " + q(d / "full"),
+       "--out " + (d / "full").string() + ": not empty; --overwrite writes into it"},
+      {"classifier train --base " + q(d / "m") + " --data " + q(d / "m" / "normal.txt") + " --out " + q(d / "m") + " --overwrite",
+       "is the input folder"},
   };
   for (const auto& c : cases) {
     auto r = run(c.args);
@@ -247,7 +256,7 @@ TEST(Cli, OutputsAreCheckedBeforeWork) {
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(d.path)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{"full", "lethe.db", "old.json"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"full", "lethe.db", "m", "old.json"}));
   EXPECT_EQ(lethe::io::read_text_file(d / "old.json"), "keep me");
   EXPECT_EQ(std::distance(fs::directory_iterator(d / "full"), fs::directory_iterator()), 1);
 }

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <stdexcept>
@@ -134,6 +135,26 @@ int64_t write_tiny_opt(const fs::path& dir, const TinyOpt& s) {
                         {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}});
   }
   return n_params;
+}
+
+void edit_tensors(const fs::path& dir, const std::function<void(EditableTensor&)>& edit) {
+  const fs::path file = dir / "model.safetensors";
+  std::vector<EditableTensor> ts;
+  std::map<std::string, std::string> metadata;
+  {
+    auto st = io::SafetensorsFile::open(file);
+    metadata = st->metadata();
+    for (const auto& info : st->tensors()) {
+      if (info.dtype != io::DType::F32) throw std::runtime_error("edit_tensors: " + info.name + " is not F32");
+      EditableTensor t{info.name, info.shape, std::vector<float>(static_cast<size_t>(info.numel())), true};
+      std::memcpy(t.data.data(), st->data(info), info.nbytes());
+      edit(t);
+      if (t.keep) ts.push_back(std::move(t));
+    }
+  }
+  std::vector<io::TensorBlob> blobs;
+  for (const auto& t : ts) blobs.push_back({t.name, io::DType::F32, t.shape, t.data.data(), t.data.size() * sizeof(float)});
+  io::write_safetensors(file, blobs, metadata);
 }
 
 void write_gpt2_tiny_model(const fs::path& dir, uint32_t seed) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace lethe::testing {
 
@@ -23,6 +24,17 @@ struct TinyOpt {
 
 // Returns the number of parameters written (a stored lm_head counted once, as it is tied).
 int64_t write_tiny_opt(const std::filesystem::path& dir, const TinyOpt& spec = {});
+
+// One F32 tensor of a written checkpoint, for edit_tensors.
+struct EditableTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+  bool keep = true;  // false drops it from the file
+};
+// Rewrites DIR/model.safetensors (F32 tensors, as write_tiny_opt writes them) after `edit` has
+// seen every tensor: change values, shapes or names, or drop tensors. Throws on other dtypes.
+void edit_tensors(const std::filesystem::path& dir, const std::function<void(EditableTensor&)>& edit);
 
 // A fresh empty folder under the system temp dir, removed by the destructor.
 struct TempDir {

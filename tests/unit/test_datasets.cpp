@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "data/datasets.h"
+#include "data/sources.h"
 #include "io/csv.h"
+#include "support/id_tokenizer.h"
 #include "support/tiny_opt.h"
 #include "util/error.h"
 
@@ -116,4 +118,28 @@ TEST(PyStrip, MatchesPythonStrip) {
   EXPECT_EQ(data::py_strip("\u00a0x\u3000"), "x");
   EXPECT_EQ(data::py_strip(""), "");
   EXPECT_EQ(data::py_strip(" é "), "é");
+}
+
+// finetune --data on weights or random bytes must be refused, not cut into "passages" (#16).
+TEST(DatasetsBadInput, BinaryFilesAreNotTextNamingFileAndLine) {
+  TempDir d;
+  lethe::testing::IdTokenizer tok(100);
+  const std::string weights = std::string(" ") + std::string(7, '\0') + "{\"a\":{\"dtype\":\"F32\"}}";  // a safetensors header
+  write_text(d / "model.safetensors", weights);
+  EXPECT_EQ(
+      error_of([&] { data::corpus_passages(d / "model.safetensors", tok, 8, 8); }),
+      (d / "model.safetensors").string() + " line 1: not text: a NUL byte at column 2 (a binary file? expected UTF-8 text)");
+  write_text(d / "random.bin", "1 2 3\n4 5 \xfe\xff 6\n");
+  EXPECT_EQ(error_of([&] { data::open_source(d / "random.bin", tok, {}); }),
+            (d / "random.bin").string() +
+                " line 2: not text: byte 0xfe at column 5 is not UTF-8 (a binary file, or another encoding?)");
+  write_text(d / "tqa.csv", "Question,Best Answer,Correct Answers,Incorrect Answers\nq,a" + std::string(1, '\0') + ",c,i\n");
+  EXPECT_EQ(error_of([&] { data::read_truthfulqa_csv(d / "tqa.csv"); }),
+            (d / "tqa.csv").string() + " line 2: not text: a NUL byte at column 4 (a binary file? expected UTF-8 text)");
+  write_text(d / "pool.txt", "an answer\n\xc3(\n");
+  EXPECT_NE(error_of([&] { data::open_answer_pool(d / "pool.txt"); }).find("pool.txt line 2: not text: byte 0xc3"),
+            std::string::npos);
+  // Text passes: blank lines in an answer pool separate answers and are not answers themselves.
+  write_text(d / "pool.txt", "one\n\ntwo\n");
+  EXPECT_EQ(data::open_answer_pool(d / "pool.txt"), (std::vector<std::string>{"one", "two"}));
 }

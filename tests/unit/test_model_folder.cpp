@@ -1,10 +1,12 @@
 // Hugging Face model folders and `inspect`: formats, key layouts, counts, and every bad folder.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <set>
 
 #include "io/hf_folder.h"
 #include "model/inspect.h"
+#include "model/llama_config.h"
 #include "model/opt_config.h"
 #include "support/tiny_opt.h"
 #include "util/error.h"
@@ -120,7 +122,8 @@ TEST(Inspect, PytorchBinFolderIsCountedFromConfig) {
   TempDir d;
   const int64_t written = write_tiny_opt(d.path);
   fs::remove(d / "model.safetensors");
-  write_text(d / "pytorch_model.bin", "PK");  // contents are read only when the model loads
+  write_text(d / "pytorch_model.bin", "PK");                                      // contents are read only when the model loads
+  fs::resize_file(d / "pytorch_model.bin", static_cast<uintmax_t>(4 * written));  // as large as its fp32 values
   auto s = model::inspect_model(d.path);
   EXPECT_FALSE(s.tensors_listed);
   EXPECT_EQ(s.weights_format, "pytorch_model.bin");
@@ -271,7 +274,167 @@ TEST(InspectBadInput, ShardTensorMissingFromIndexIsAWarning) {
   auto idx = io::read_json_file(d / "model.safetensors.index.json");
   idx["weight_map"].erase("model.decoder.embed_tokens.weight");
   io::write_json_file(d / "model.safetensors.index.json", idx);
-  auto s = model::inspect_model(d.path);
-  ASSERT_EQ(s.warnings.size(), 1u);
-  EXPECT_HAS(s.warnings[0], "'model.decoder.embed_tokens.weight' is not listed in the index");
+  auto folder = io::ModelFolder::open(d.path);
+  ASSERT_EQ(folder.warnings().size(), 1u);
+  EXPECT_HAS(folder.warnings()[0], "'model.decoder.embed_tokens.weight' is not listed in the index");
+  // Loading reads what the index lists, so the model lacks its embedding: inspect says so too.
+  EXPECT_HAS(error_of(d.path), d.path.string() + ": missing tensor 'model.decoder.embed_tokens.weight' (expected shape [64, 16]");
+}
+
+// ---- the structural checks loading and inspect share (#16) ----
+
+namespace {
+void edit_config(const fs::path& dir, const std::function<void(io::Json&)>& f) {
+  auto cfg = io::read_json_file(dir / "config.json");
+  f(cfg);
+  io::write_json_file(dir / "config.json", cfg);
+}
+}  // namespace
+
+// The parameters each family's config implies are the tensors transformers writes: checked on
+// every checkpoint of tests/fixtures/families (written by transformers 5.24).
+TEST(ExpectedTensors, MatchWhatTransformersWritesForEveryFamily) {
+  int checked = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(LETHE_SOURCE_DIR) / "tests/fixtures/families")) {
+    if (!e.is_directory()) continue;
+    const bool classifier = e.path().filename().string().find("seqcls") != std::string::npos;
+    SCOPED_TRACE(e.path().string());
+    auto c = model::check_model_folder(e.path(), classifier);
+    std::set<std::string> expected;
+    for (const auto& t : c.config->expected_tensors()) {
+      expected.insert(t.name);
+      if (classifier && t.name == "lm_head.weight") continue;
+      ASSERT_TRUE(c.stored.count(t.name)) << t.name;
+      EXPECT_EQ(c.stored.at(t.name).shape, t.shape) << t.name;
+      EXPECT_EQ(t.dims.size(), t.shape.size()) << t.name;
+    }
+    for (const auto& [name, stored] : c.stored) {
+      const bool extra_ok = (name == "lm_head.weight" && c.config->info().tied_head) || (classifier && name == "score.weight");
+      EXPECT_TRUE(expected.count(name) || extra_ok) << name << " is stored but not expected";
+    }
+    EXPECT_NO_THROW(model::inspect_model(e.path()));  // a classifier's folder is recognised by its score head
+    ++checked;
+  }
+  EXPECT_GE(checked, 17);
+}
+
+TEST(ExpectedTensors, OptVariantsNameEveryWrittenTensor) {
+  for (int variant = 0; variant < 3; ++variant) {
+    TempDir d;
+    TinyOpt t;
+    if (variant == 1) t.embed_proj_dim = 8, t.bias = false, t.final_layer_norm = false;
+    if (variant == 2) t.layer_norm_before = false;
+    write_tiny_opt(d.path, t);
+    auto c = model::check_model_folder(d.path);
+    std::set<std::string> expected, stored;
+    int64_t numel = 0;
+    for (const auto& e : c.config->expected_tensors()) {
+      expected.insert(e.name);
+      int64_t n = 1;
+      for (auto x : e.shape) n *= x;
+      numel += n;
+    }
+    for (const auto& [name, s] : c.stored) stored.insert(name);
+    EXPECT_EQ(expected, stored) << "variant " << variant;
+    EXPECT_EQ(numel, c.config->param_count()) << "variant " << variant;
+  }
+}
+
+TEST(InspectBadInput, AbsurdVocabularyIsNamedBeforeAnythingIsAllocated) {
+  TempDir d;
+  write_tiny_opt(d.path);
+  edit_config(d.path, [](io::Json& c) { c["vocab_size"] = 1000000000000; });
+  EXPECT_EQ(error_of(d.path), (d / "model.safetensors").string() +
+                                  ": tensor 'model.decoder.embed_tokens.weight': shape [64, 16] disagrees with config.json "
+                                  "(expected [1000000000000, 16]), the config's [vocab_size, word_embed_proj_dim]");
+}
+
+TEST(InspectBadInput, AbsurdLayerCountIsNamedBeforeTheTensorListIsBuilt) {
+  TempDir d;
+  const int64_t written = write_tiny_opt(d.path);  // 36 tensors
+  edit_config(d.path, [](io::Json& c) { c["num_hidden_layers"] = 4000000000000; });
+  EXPECT_EQ(error_of(d.path),
+            (d / "config.json").string() + ": num_hidden_layers 4000000000000, but the weights hold 36 tensors in all");
+  // Without a tensor table, the layers' linear maps must fit in the file's bytes.
+  fs::remove(d / "model.safetensors");
+  write_text(d / "pytorch_model.bin", "PK");
+  fs::resize_file(d / "pytorch_model.bin", static_cast<uintmax_t>(4 * written));
+  EXPECT_EQ(error_of(d.path), (d / "config.json").string() +
+                                  ": num_hidden_layers 4000000000000 implies 8.19e+15 values in the layers' linear maps "
+                                  "alone, but the weights hold at most " +
+                                  model::human_count(4 * written) + " (pytorch_model.bin has " + model::human_bytes(4 * written) +
+                                  ")");
+}
+
+TEST(InspectBadInput, VocabularyThatDisagreesWithTheEmbeddingNamesTheField) {
+  TempDir d;
+  write_tiny_opt(d.path);  // vocab 64
+  edit_config(d.path, [](io::Json& c) { c["vocab_size"] = 60; });
+  EXPECT_EQ(error_of(d.path), (d / "model.safetensors").string() +
+                                  ": tensor 'model.decoder.embed_tokens.weight': shape [64, 16] disagrees with config.json "
+                                  "(expected [60, 16]), the config's [vocab_size, word_embed_proj_dim]");
+}
+
+TEST(InspectBadInput, TransposedTensorIsSaidToBe) {
+  TempDir d;
+  write_tiny_opt(d.path);  // ffn 32, hidden 16
+  lethe::testing::edit_tensors(d.path, [](lethe::testing::EditableTensor& t) {
+    if (t.name == "model.decoder.layers.1.fc1.weight") std::swap(t.shape[0], t.shape[1]);
+  });
+  EXPECT_EQ(error_of(d.path), (d / "model.safetensors").string() +
+                                  ": tensor 'model.decoder.layers.1.fc1.weight': shape [16, 32] disagrees with config.json "
+                                  "(expected [32, 16]), the config's [ffn_dim, hidden_size]; it looks transposed");
+}
+
+TEST(InspectBadInput, MissingTensorIsNamed) {
+  TempDir d;
+  write_tiny_opt(d.path);
+  lethe::testing::edit_tensors(
+      d.path, [](lethe::testing::EditableTensor& t) { t.keep = t.name != "model.decoder.layers.0.self_attn.v_proj.bias"; });
+  EXPECT_EQ(error_of(d.path), d.path.string() +
+                                  ": missing tensor 'model.decoder.layers.0.self_attn.v_proj.bias' (expected shape [16], the "
+                                  "config's [hidden_size])");
+}
+
+TEST(InspectBadInput, ConfigThatIsNotAnObjectOrHasAWrongTypedField) {
+  TempDir d;
+  write_tiny_opt(d.path);
+  const std::string cfg = (d / "config.json").string();
+  write_text(d / "config.json", "[1, 2]");
+  EXPECT_EQ(error_of(d.path), cfg + ": expected a JSON object");
+  write_text(d / "config.json", "\"opt\"");
+  EXPECT_EQ(error_of(d.path), cfg + ": expected a JSON object");
+  write_text(d / "config.json", R"({"model_type": "opt", "vocab_size": 1e12})");
+  EXPECT_EQ(error_of(d.path), cfg + ": field 'vocab_size' must be an integer, got 1000000000000.0");
+  write_text(d / "config.json", R"({"model_type": ["opt"]})");
+  EXPECT_HAS(error_of(d.path), cfg + ": field 'model_type' must be a string");
+}
+
+TEST(InspectBadInput, PytorchBinTooSmallForTheConfig) {
+  TempDir d;
+  const int64_t written = write_tiny_opt(d.path);
+  fs::remove(d / "model.safetensors");
+  write_text(d / "pytorch_model.bin", "PK");
+  fs::resize_file(d / "pytorch_model.bin", static_cast<uintmax_t>(written - 1));  // one byte short of a byte per value
+  EXPECT_EQ(error_of(d.path), (d / "config.json").string() + ": the config implies " + model::human_count(written) +
+                                  " parameters (the largest, 'model.decoder.embed_tokens.weight' [64, 16] from the config's "
+                                  "[vocab_size, word_embed_proj_dim]), but the weights hold at most " +
+                                  model::human_count(written - 1) + " (pytorch_model.bin has " + model::human_bytes(written - 1) +
+                                  ")");
+}
+
+TEST(MemoryCheck, ParametersBeyondTheMemoryAreRefusedNamingTheLargestTensor) {
+  TempDir d;
+  const int64_t written = write_tiny_opt(d.path);
+  auto c = model::check_model_folder(d.path);
+  EXPECT_NO_THROW(model::check_fits_memory(*c.config, 4, 4 * written, "this machine's memory", "config.json"));
+  EXPECT_EQ(
+      lethe::testing::error_of(
+          [&] { model::check_fits_memory(*c.config, 4, 4 * written - 1, "this machine's memory", "config.json"); }),
+      "config.json: the model needs " + model::human_bytes(4 * written) + " for its " + model::human_count(written) +
+          " parameters at 4 bytes each "
+          "(the largest, 'model.decoder.embed_tokens.weight' [64, 16] from the config's [vocab_size, word_embed_proj_dim]), "
+          "more than this machine's memory (" +
+          model::human_bytes(4 * written - 1) + ")");
+  EXPECT_GT(model::physical_memory_bytes(), int64_t{1} << 20);
 }
