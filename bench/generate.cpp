@@ -53,7 +53,8 @@ int measure(const std::vector<std::string>& args) {
             {"--dir", "--batch", "--prompt-len", "--new", "--threads", "--dtype", "--layers", "--hidden", "--heads", "--ffn",
              "--vocab", "--load-only"},
             {});
-  lethe::bench::require_positive(a, {"--batch", "--prompt-len", "--new", "--threads", "--layers", "--hidden", "--heads", "--ffn", "--vocab"});
+  lethe::bench::require_positive(
+      a, {"--batch", "--prompt-len", "--new", "--threads", "--layers", "--hidden", "--heads", "--ffn", "--vocab"});
   const int threads = static_cast<int>(a.int_or("--threads", 2));
   init_threads(threads);
   const std::string dtype = a.value_or("--dtype", "fp32");

@@ -256,6 +256,9 @@ void MainWindow::rebuildRecentMenu() {
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
+  // A run going on is cancelled now (its state saved, the store marked) rather than when the
+  // controller is destroyed, so the worker is already stopping while the window closes.
+  if (controller_->isRunning()) controller_->stop();
   QSettings settings;
   settings.setValue("window/geometry", saveGeometry());
   settings.setValue("window/state", saveState());

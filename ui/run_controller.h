@@ -2,9 +2,10 @@
 // Owns the run's worker thread: a QThread (QThread::create) whose function parses the spec and
 // executes experiment::run_pipeline, so the GUI thread does not block on the run. Pause makes the
 // worker wait after its current training step; stop wakes a paused worker and sets the cancel
-// token, which only the training loops check, before each step (loading and evaluation are not
-// interrupted, and a stop during the final evaluation no longer cancels the run). The destructor
-// stops the run and waits for the thread to end. No torch in this header.
+// token, which the pipeline checks in every phase (between loading stages, per generated token
+// and scored batch, before every step, before the model is written), so a run ends cancelled,
+// its state saved, within a step. The destructor (closing the workbench) stops the run and waits
+// for that. No torch in this header.
 #include <QObject>
 #include <QString>
 #include <QThread>

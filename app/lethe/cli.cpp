@@ -4,9 +4,14 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <exception>
+#include <functional>
 #include <iostream>
+#include <mutex>
+#include <new>
+#include <thread>
 
 #include "unlearn/trainer.h"
 #include "util/error.h"
@@ -18,14 +23,45 @@ namespace {
 std::atomic<bool> g_running{false};
 unlearn::CancelToken g_cancel;
 std::atomic<int> g_sigints{0};
+int g_wake[2] = {-1, -1};  // the handler writes, the abort thread reads
+std::mutex g_hook_mutex;
+std::function<void()> g_hook;
 
+void say(const char* msg, size_t n) { (void)!::write(2, msg, n); }
+
+// Async-signal-safe: an atomic store, write(2) and _exit only.
 void on_sigint(int) {
-  if (g_sigints.fetch_add(1) > 0) {
-    const char msg[] = "\nlethe: stopped at once (second Ctrl-C)\n";
-    (void)!::write(2, msg, sizeof msg - 1);
-    ::_exit(kExitCancelled);
+  const int n = g_sigints.fetch_add(1) + 1;
+  if (n == 1) {
+    g_cancel.cancel();
+    const char msg[] = "\nlethe: stopping at the next step (Ctrl-C again to stop at once)\n";
+    say(msg, sizeof msg - 1);
+    return;
   }
-  g_cancel.cancel();
+  if (n == 2 && g_wake[1] >= 0) {
+    const char b = 2;
+    if (::write(g_wake[1], &b, 1) == 1) return;
+  }
+  const char msg[] = "\nlethe: stopped at once\n";
+  say(msg, sizeof msg - 1);
+  ::_exit(kExitCancelled);
+}
+
+// Waits for the second Ctrl-C, runs the hook (outside the signal handler: it may use the store)
+// and exits 130.
+void abort_thread() {
+  char b = 0;
+  while (::read(g_wake[0], &b, 1) < 0 && errno == EINTR) {
+  }
+  const char msg[] = "\nlethe: stopped at once (second Ctrl-C)\n";
+  say(msg, sizeof msg - 1);
+  std::function<void()> hook;
+  {
+    std::lock_guard<std::mutex> lock(g_hook_mutex);
+    hook = g_hook;
+  }
+  if (hook) hook();
+  ::_exit(kExitCancelled);
 }
 
 const char* kFooter =
@@ -38,8 +74,21 @@ void mark_running() { g_running = true; }
 const unlearn::CancelToken& cancel_on_sigint() {
   g_cancel.reset();
   g_sigints = 0;
-  std::signal(SIGINT, on_sigint);
+  static std::once_flag started;
+  std::call_once(started, [] {
+    if (::pipe(g_wake) == 0) std::thread(abort_thread).detach();
+  });
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;  // reads and writes in progress carry on; the token stops the work
+  sigaction(SIGINT, &sa, nullptr);
   return g_cancel;
+}
+
+void on_second_sigint(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock(g_hook_mutex);
+  g_hook = std::move(hook);
 }
 
 void build(CLI::App& app, int& exit_code) {
@@ -96,6 +145,12 @@ int run(const std::vector<std::string>& args) {
       return kExitBadInput;
     }
     return exit_code;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "lethe " << command
+              << ": failed: out of memory (the machine or the process's memory limit); lower the batch (--batch, "
+                 "unlearn.batch), the sequence length (--passage-tokens, datasets.passage_tokens) or the number of new "
+                 "tokens (--max-new-tokens), or load the model in bf16 (--dtype bf16)\n";
+    return kExitFailure;
   } catch (const lethe::Error& e) {
     std::cerr << "lethe " << command << ": error: " << e.what() << "\n";
     return g_running ? kExitFailure : kExitBadInput;

@@ -29,8 +29,13 @@ void build(CLI::App& app, int& exit_code);
 // From here on an error is a failure while running (exit 1), no longer bad input (exit 2):
 // commands call it once their inputs are loaded and checked.
 void mark_running();
-// Ctrl-C sets the token (the command stops at the next step); a second Ctrl-C exits 130 at once.
+// Ctrl-C sets the token (the command stops at its next step, generated token or loading stage);
+// a second Ctrl-C runs the hook given to on_second_sigint (bounded: it must not wait long) and
+// exits 130 at once; a third exits without waiting for the hook.
 const unlearn::CancelToken& cancel_on_sigint();
+// What the second Ctrl-C does before exiting (e.g. mark the run cancelled in the store); an empty
+// function removes it. Runs on a thread of its own, never inside the signal handler.
+void on_second_sigint(std::function<void()> hook);
 
 // The command groups (cmd_*.cpp).
 void add_model_commands(CLI::App& app, int& exit_code);       // inspect, tokenize, score, generate

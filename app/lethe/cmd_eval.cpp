@@ -12,6 +12,7 @@
 #include "eval/classifier.h"
 #include "experiment/jobs.h"
 #include "io/jsonl.h"
+#include "model/generate.h"
 #include "util/error.h"
 #include "util/paths.h"
 
@@ -72,7 +73,16 @@ void add_eval(CLI::App& app, int& rc) {
     experiment::check_eval_job(j);
     // Writable, not clobbering, without creating it: a failed run leaves no empty report.
     if (!a->out.empty()) check_output_file(a->out, a->overwrite);
-    auto report = experiment::run_eval_job(j, [] { mark_running(); });
+    const auto& cancel = cancel_on_sigint();
+    j.cancelled = [&cancel] { return cancel.cancelled(); };
+    io::Json report;
+    try {
+      report = experiment::run_eval_job(j, [] { mark_running(); });
+    } catch (const model::Cancelled& e) {  // Ctrl-C: no report, nothing written
+      std::fprintf(stderr, "lethe eval: %s; no report written\n", e.what());
+      rc = kExitCancelled;
+      return;
+    }
     std::cout << experiment::eval_report_text(report);
     if (!a->out.empty()) io::write_json_file(a->out, report);
     else std::cout << report.dump(2) << "\n";

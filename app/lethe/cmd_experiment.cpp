@@ -1,5 +1,6 @@
 // run, runs, demo, pretrain, self-check: whole experiments and the store.
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -24,7 +25,9 @@ namespace {
 
 // Prints phases and a one-line progress of the steps.
 struct RunPrinter : experiment::RunObserver {
+  std::atomic<int64_t> run_id{0};  // read by the second Ctrl-C's thread
   void on_run(int64_t id) override {
+    run_id = id;
     if (id > 0) std::fprintf(stderr, "run %lld\n", (long long)id);
   }
   void on_phase(const std::string& p) override { std::fprintf(stderr, "\n[%s]\n", p.c_str()); }
@@ -60,8 +63,15 @@ struct StoreArgs {
 int run_spec(const experiment::Spec& spec, store::Store* st, int64_t resume, experiment::RunResult* out = nullptr) {
   RunPrinter obs;
   const auto& cancel = cancel_on_sigint();
+  // A second Ctrl-C exits at once; the store still says what happened (a transaction the run
+  // had open is rolled back by SQLite, nothing is half-written there).
+  if (st)
+    on_second_sigint([path = st->path(), &obs] {
+      if (obs.run_id > 0) store::mark_cancelled_now(path, obs.run_id, "stopped at once (second Ctrl-C)");
+    });
   mark_running();
   auto res = experiment::run_pipeline(spec, st, obs, cancel, resume);
+  on_second_sigint({});
   std::fprintf(stderr, "\n");
   if (out) *out = res;
   if (res.status == store::RunStatus::Failed) {
@@ -150,13 +160,15 @@ void add_runs(CLI::App& app, int& rc) {
   });
   auto* exp = group->add_subcommand("export", "a run as csv, json or html");
   exp->add_option("ID", *ids, "the run id")->required()->expected(1);
-  exp->add_option("--format", *format, "csv, json or html")->check(CLI::IsMember({"csv", "json", "html"}))->capture_default_str();
+  exp->add_option("--format", *format, "csv, json or html")->capture_default_str();
   exp->add_option("--out", *out, "write to this file (atomically: a failure leaves no partial file) instead of printing")
       ->type_name("FILE");
   auto overwrite = std::make_shared<bool>(false);
   exp->add_flag("--overwrite", *overwrite, "replace an existing --out file");
   store->add(exp, false);
   exp->callback([store, ids, format, out, overwrite, &rc] {
+    if (*format != "csv" && *format != "json" && *format != "html")
+      throw Error("--format '" + *format + "': expected csv, json or html");
     if (!out->empty()) check_output_file(*out, *overwrite);
     auto st = store->open_existing();
     const std::string text = experiment::export_run(st, ids->at(0), *format);

@@ -134,6 +134,7 @@ void add_training(CLI::App& app, int& rc, bool finetune) {
     experiment::TrainJob job;
     std::string model, data, normal, random, out, save, format = "paper", resume, log_json, dump_batches;
     int64_t seed = 8888, passage_tokens = 128;
+    bool overwrite = false;
   };
   auto a = std::make_shared<A>();
   a->schema.section = finetune ? unlearn::Section::Finetune : unlearn::Section::Unlearn;
@@ -165,6 +166,7 @@ void add_training(CLI::App& app, int& rc, bool finetune) {
   sub->add_option("--seed", a->seed, "seed of data order, random answers, dropout and LoRA init")->capture_default_str();
   sub->add_option("--passage-tokens", a->passage_tokens, "tokens per passage of a plain-text corpus")->capture_default_str();
   sub->add_option("--resume", a->resume, "continue from a checkpoint folder")->type_name("DIR");
+  sub->add_flag("--overwrite", a->overwrite, "write into a non-empty --out folder (files of the same name are replaced)");
   sub->add_option("--log-json", a->log_json, "write each step's metrics as a JSON line")->type_name("FILE");
   sub->add_option("--dump-batches", a->dump_batches, "write each step's exact batches as JSON lines")->type_name("FILE");
   a->schema.add(sub);
@@ -177,6 +179,7 @@ void add_training(CLI::App& app, int& rc, bool finetune) {
     if (!a->normal.empty()) j.normal = a->normal;
     if (!a->random.empty()) j.random = a->random;
     if (!a->resume.empty()) j.resume = a->resume;
+    j.overwrite = a->overwrite;
     j.out = a->out;
     j.passage_tokens = a->passage_tokens;
     j.prompt_format = data::parse_prompt_style(a->format);
@@ -195,7 +198,8 @@ void add_training(CLI::App& app, int& rc, bool finetune) {
     std::fprintf(stderr, "\n%s after %lld steps: %s\n", unlearn::outcome_name(res.result.outcome), (long long)res.result.steps,
                  res.result.reason.c_str());
     if (res.result.outcome == unlearn::Outcome::Cancelled) {
-      std::fprintf(stderr, "state saved to %s (resume with --resume %s)\n", res.checkpoint.c_str(), res.checkpoint.c_str());
+      if (res.checkpoint.empty()) std::fprintf(stderr, "nothing trained yet, nothing saved\n");
+      else std::fprintf(stderr, "state saved to %s (resume with --resume %s)\n", res.checkpoint.c_str(), res.checkpoint.c_str());
       rc = kExitCancelled;
       return;
     }

@@ -44,6 +44,15 @@ io::Json Continuations::to_json() const {
           {"items", items}};
 }
 
+namespace {
+// Generation ends cancelled sequences with stop_reason "cancelled"; an evaluation has no use for
+// a partial set, so it stops there.
+void throw_if_cancelled(const std::vector<model::Generation>& gens, const std::string& what) {
+  for (const auto& g : gens)
+    if (g.stop_reason == "cancelled") throw model::Cancelled("cancelled while generating " + what);
+}
+}  // namespace
+
 HarmfulRate harmful_rate(model::CausalLMImpl& model, const text::Tokenizer& tok, HarmClassifier& clf,
                          const std::vector<std::string>& prompts, model::SamplingOptions opts, int64_t samples,
                          const data::PromptFormat& format) {
@@ -59,6 +68,7 @@ HarmfulRate harmful_rate(model::CausalLMImpl& model, const text::Tokenizer& tok,
     auto o = opts;
     o.seed = opts.seed + static_cast<uint64_t>(s);
     auto gens = model::generate(model, tok, format, prompts, o);
+    throw_if_cancelled(gens, "the answers to judge");
     std::vector<std::string> texts;
     for (size_t i = 0; i < prompts.size(); ++i) {
       std::string a = data::py_strip(gens[i].text);
@@ -128,17 +138,18 @@ double perplexity_of(const std::vector<model::Scored>& scored) {
 }
 }  // namespace
 
-double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts) {
+double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts,
+                  const model::CancelCheck& cancelled) {
   if (texts.empty()) throw Error("perplexity: no texts");
-  return perplexity_of(model::score_texts(model, tok, texts));
+  return perplexity_of(model::score_texts(model, tok, texts, 8, nullptr, cancelled));
 }
 
 double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<data::QaPair>& pairs,
-                  const data::PromptFormat& format) {
+                  const data::PromptFormat& format, const model::CancelCheck& cancelled) {
   if (pairs.empty()) throw Error("perplexity: no texts");
   std::vector<std::vector<int64_t>> ids;
   for (const auto& p : pairs) ids.push_back(format.encode_text(tok, p.prompt, p.response));
-  return perplexity_of(model::score_ids(model, unlearn::batch_pad_id(tok), ids));
+  return perplexity_of(model::score_ids(model, unlearn::batch_pad_id(tok), ids, 8, nullptr, cancelled));
 }
 
 namespace {
@@ -161,12 +172,16 @@ std::vector<double> answer_loglik(model::CausalLMImpl& model, const text::Tokeni
 }  // namespace
 
 MultipleChoice multiple_choice(model::CausalLMImpl& model, const text::Tokenizer& tok, const data::TruthfulQa& tqa,
-                               int64_t max_questions, const data::PromptFormat& format) {
+                               int64_t max_questions, const data::PromptFormat& format, const model::CancelCheck& cancelled) {
   MultipleChoice r;
   const bool was_training = model.is_training();
   model.eval();
   for (size_t i = 0; i < tqa.qa.size(); ++i) {
     if (max_questions > 0 && r.n >= max_questions) break;
+    if (cancelled && cancelled()) {
+      if (was_training) model.train();
+      throw model::Cancelled("cancelled at multiple-choice question " + std::to_string(i + 1));
+    }
     std::vector<std::string> cands{tqa.qa[i].response};
     for (const auto& a : tqa.incorrect[i])
       if (!a.empty()) cands.push_back(a);
@@ -216,7 +231,7 @@ double divergence(model::CausalLMImpl& model, model::CausalLMImpl& original, con
 }
 
 Continuations continuation_bleu(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& passages,
-                                int64_t prefix_tokens, int64_t continuation_tokens) {
+                                int64_t prefix_tokens, int64_t continuation_tokens, const model::CancelCheck& cancelled) {
   if (passages.empty()) throw Error("continuation BLEU: no passages");
   if (prefix_tokens < 1 || continuation_tokens < 1)
     throw Error("continuation BLEU: prefix and continuation lengths must be >= 1");
@@ -234,7 +249,10 @@ Continuations continuation_bleu(model::CausalLMImpl& model, const text::Tokenize
   model::SamplingOptions o;
   o.max_new_tokens = continuation_tokens;
   o.stop_at_eos = false;
-  for (const auto& g : model::generate(model, tok, c.prefixes, o)) c.hypotheses.push_back(g.text);
+  o.cancelled = cancelled;
+  const auto gens = model::generate(model, tok, c.prefixes, o);
+  throw_if_cancelled(gens, "continuations of the protected text");
+  for (const auto& g : gens) c.hypotheses.push_back(g.text);
   for (size_t i = 0; i < c.hypotheses.size(); ++i)
     c.sentence_bleu.push_back(sentence_bleu(c.hypotheses[i], {c.references[i]}).score);
   c.corpus = corpus_bleu(c.hypotheses, {c.references});

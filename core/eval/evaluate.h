@@ -33,7 +33,7 @@ struct HarmfulRate {
 // Generates `samples` answers per prompt in `format` (greedy when opts.do_sample is false: then
 // one), stops at the next "###" (paper format) or the end of the turn (chat), classifies
 // "### Question: p\n ### Answer: a" (the classifier's own input format, whatever the model's)
-// and counts P(harmful) >= 0.5.
+// and counts P(harmful) >= 0.5. Throws model::Cancelled when opts.cancelled fires.
 HarmfulRate harmful_rate(model::CausalLMImpl& model, const text::Tokenizer& tok, HarmClassifier& clf,
                          const std::vector<std::string>& prompts, model::SamplingOptions opts, int64_t samples = 1,
                          const data::PromptFormat& format = data::PromptFormat::paper());
@@ -49,11 +49,13 @@ struct Reduction {
 Reduction relative_reduction(const std::vector<double>& before, const std::vector<double>& after, int64_t resamples = 1000,
                              uint64_t seed = 0);
 
-// exp(total NLL / total predicted tokens) over the texts.
-double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts);
+// exp(total NLL / total predicted tokens) over the texts. The evaluations below take a cancel
+// check, asked per batch (per question for multiple choice), and throw model::Cancelled.
+double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts,
+                  const model::CancelCheck& cancelled = {});
 // The same over question/answer pairs in a prompt format (an empty question: the answer alone).
 double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<data::QaPair>& pairs,
-                  const data::PromptFormat& format);
+                  const data::PromptFormat& format, const model::CancelCheck& cancelled = {});
 
 struct MultipleChoice {
   int64_t n = 0, correct = 0;
@@ -63,7 +65,8 @@ struct MultipleChoice {
 // TruthfulQA-style: the model is right on a question when the best answer's length-normalised
 // log-likelihood (mean over its tokens, given the question) beats every incorrect answer's.
 MultipleChoice multiple_choice(model::CausalLMImpl& model, const text::Tokenizer& tok, const data::TruthfulQa& tqa,
-                               int64_t max_questions = 0, const data::PromptFormat& format = data::PromptFormat::paper());
+                               int64_t max_questions = 0, const data::PromptFormat& format = data::PromptFormat::paper(),
+                               const model::CancelCheck& cancelled = {});
 
 // Mean KL(original || model) per real position on the texts (0 when they are the same).
 double divergence(model::CausalLMImpl& model, model::CausalLMImpl& original, const text::Tokenizer& tok,
@@ -82,6 +85,6 @@ struct Continuations {
 // The copyright task: the first `prefix_tokens` tokens of each passage prompt the model (greedy),
 // `continuation_tokens` are generated and scored against the passage's true continuation.
 Continuations continuation_bleu(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& passages,
-                                int64_t prefix_tokens, int64_t continuation_tokens);
+                                int64_t prefix_tokens, int64_t continuation_tokens, const model::CancelCheck& cancelled = {});
 
 }  // namespace lethe::eval

@@ -8,7 +8,10 @@ HarmfulRate answers_only(model::CausalLMImpl& m, const text::Tokenizer& tok, con
   if (d.format.style() == data::PromptStyle::Paper) o.stop_strings.push_back("###");
   HarmfulRate r;
   r.prompts = d.prompts;
-  for (const auto& x : model::generate(m, tok, d.format, d.prompts, o)) r.answers.push_back({data::py_strip(x.text)});
+  for (const auto& x : model::generate(m, tok, d.format, d.prompts, o)) {
+    if (x.stop_reason == "cancelled") throw model::Cancelled("cancelled while generating answers for review");
+    r.answers.push_back({data::py_strip(x.text)});
+  }
   return r;
 }
 }  // namespace
@@ -19,10 +22,10 @@ Measured evaluate_model(model::CausalLMImpl& m, const text::Tokenizer& tok, Harm
   if (!d.prompts.empty())
     r.harmful = clf ? harmful_rate(m, tok, *clf, d.prompts, s.generation, s.samples, d.format) : answers_only(m, tok, d, s);
   if (!d.protected_passages.empty())
-    r.copyright = continuation_bleu(m, tok, d.protected_passages, s.prefix_tokens, s.continuation_tokens);
+    r.copyright = continuation_bleu(m, tok, d.protected_passages, s.prefix_tokens, s.continuation_tokens, s.generation.cancelled);
   if (s.retention && !d.normal.empty()) {
-    r.perplexity = perplexity(m, tok, d.normal, d.format);
-    if (d.tqa) r.mc = multiple_choice(m, tok, *d.tqa, s.mc_questions, d.format);
+    r.perplexity = perplexity(m, tok, d.normal, d.format, s.generation.cancelled);
+    if (d.tqa) r.mc = multiple_choice(m, tok, *d.tqa, s.mc_questions, d.format, s.generation.cancelled);
   }
   return r;
 }

@@ -25,8 +25,10 @@ struct EvalSets {
 };
 
 struct EvalSettings {
-  model::SamplingOptions generation;  // max_new_tokens, do_sample, temperature, top_p, seed
-  int64_t samples = 1;                // answers per prompt
+  // max_new_tokens, do_sample, temperature, top_p, seed; its `cancelled` check also stops the
+  // scoring (per batch) and multiple choice (per question): evaluate_model throws model::Cancelled.
+  model::SamplingOptions generation;
+  int64_t samples = 1;  // answers per prompt
   bool retention = true;
   int64_t mc_questions = 0;  // 0: all
   int64_t prefix_tokens = 32, continuation_tokens = 32;

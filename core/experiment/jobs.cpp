@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include "text/load_tokenizer.h"
 #include "unlearn/export.h"
 #include "util/error.h"
+#include "util/paths.h"
 
 namespace lethe::experiment {
 namespace fs = std::filesystem;
@@ -32,19 +34,12 @@ void require_folder(const fs::path& p, const std::string& option) {
   if (!fs::is_directory(p, ec)) throw Error(option + " " + p.string() + ": expected a folder");
 }
 
-// The output folder: creatable or an existing folder, writable, and not an input.
-void check_output_folder(const fs::path& out, const fs::path& model) {
+// True when `inner` lies inside `outer` (a checkpoint inside the run's own output folder).
+bool inside(const fs::path& inner, const fs::path& outer) {
   std::error_code ec;
-  if (fs::exists(out, ec) && !fs::is_directory(out, ec)) throw Error("--out " + out.string() + ": exists and is not a folder");
-  if (fs::exists(out, ec) && fs::exists(model, ec) && fs::equivalent(out, model, ec))
-    throw Error("--out " + out.string() + " is the model folder: the input model would be overwritten");
-  fs::path probe = fs::absolute(out);
-  while (!probe.empty() && !fs::exists(probe, ec)) probe = probe.parent_path();
-  const fs::path test = probe / (".lethe-write-test-" + std::to_string(::getpid()));
-  std::ofstream f(test);
-  if (!f) throw Error("--out " + out.string() + ": cannot write in " + probe.string());
-  f.close();
-  fs::remove(test, ec);
+  const fs::path a = fs::weakly_canonical(inner, ec), b = fs::weakly_canonical(outer, ec);
+  auto [end, _] = std::mismatch(b.begin(), b.end(), a.begin(), a.end());
+  return end == b.end();
 }
 
 }  // namespace
@@ -68,8 +63,29 @@ void check_train_job(const TrainJob& j) {
   if (j.passage_tokens < 8) throw Error("--passage-tokens must be at least 8, got " + std::to_string(j.passage_tokens));
   if (!j.options.lora.enabled() && (j.save == unlearn::SaveKind::Adapter || j.save == unlearn::SaveKind::Both))
     throw Error(std::string("--save ") + unlearn::save_kind_name(j.save) + " needs LoRA (--lora-rank > 0)");
-  check_output_folder(j.out, j.model);
+  // Resuming from a checkpoint inside --out continues that run: its files are the run's own.
+  const bool resuming_here = j.resume && inside(*j.resume, j.out);
+  check_output_folder(j.out, j.overwrite || resuming_here, {j.model});
 }
+
+namespace {
+// What a cancel before the first step leaves: nothing written (no checkpoint of an untrained model).
+TrainOutcome cancelled_before_training(const std::string& when) {
+  TrainOutcome res;
+  res.result.outcome = unlearn::Outcome::Cancelled;
+  res.result.reason = "cancelled " + when + ", before the first step; nothing was written";
+  return res;
+}
+
+// After a completed run, the checkpoints it wrote (or resumed from) inside the output folder are
+// of no further use: removed, so the finished model folder holds the model only.
+void remove_checkpoints(const TrainJob& j) {
+  std::error_code ec;
+  const fs::path dir = j.out / "checkpoints";
+  for (const char* name : {"cancelled", "cancelled.tmp", "last", "last.tmp"}) fs::remove_all(dir / name, ec);
+  if (fs::is_directory(dir, ec) && fs::is_empty(dir, ec)) fs::remove(dir, ec);
+}
+}  // namespace
 
 TrainOutcome run_train_job(const TrainJob& j, unlearn::Observer& obs, const unlearn::CancelToken& cancel,
                            const std::function<void()>& ready) {
@@ -78,11 +94,16 @@ TrainOutcome run_train_job(const TrainJob& j, unlearn::Observer& obs, const unle
   if (o.checkpoint_every > 0) o.checkpoint_dir = j.out / "checkpoints";
   o.validate();
   TrainOutcome res;
+  obs.on_phase("load");
+  // A cancel while loading is honoured between the loading stages.
+  if (cancel.cancelled()) return cancelled_before_training("before loading");
   auto tok = text::load_tokenizer(j.model);
+  if (cancel.cancelled()) return cancelled_before_training("while loading");
   auto loaded = model::load_model(j.model, {j.dtype, j.device});
   text::check_tokenizer_fits(*tok, loaded.info.vocab_size, j.model.string());
   res.warnings = loaded.warnings;
   if (o.lora.enabled()) unlearn::validate_lora(o.lora, *loaded.config);
+  if (cancel.cancelled()) return cancelled_before_training("while loading");
   data::SourceOptions so;
   so.passage_tokens = so.passage_stride = j.passage_tokens;
   so.seed = o.seed;
@@ -100,13 +121,21 @@ TrainOutcome run_train_job(const TrainJob& j, unlearn::Observer& obs, const unle
   }
   unlearn::Unlearner u(loaded.model, *tok, std::move(data), o);
   if (j.resume) u.load_checkpoint(*j.resume);
+  const int64_t first_step = u.step();
   if (ready) ready();
   res.result = u.run(obs, cancel);
   if (res.result.outcome == unlearn::Outcome::Cancelled) {
-    res.checkpoint = j.out / "checkpoints" / "cancelled";
-    u.save_checkpoint(res.checkpoint);
+    // A checkpoint only when there is something new to keep: no step since the start (or since
+    // the checkpoint it resumed from) leaves the folder as it was.
+    if (u.step() > first_step) {
+      res.checkpoint = j.out / "checkpoints" / "cancelled";
+      u.save_checkpoint(res.checkpoint);
+    } else if (j.resume) {
+      res.checkpoint = *j.resume;
+    }
     return res;
   }
+  obs.on_phase("save");
   unlearn::export_model(j.out, u.model(), o.lora, j.save, j.model);
   io::write_json_file(j.out / "lethe_run.json", {{"command", o.method == unlearn::Method::Finetune ? "finetune" : "unlearn"},
                                                  {"options", u.options().to_json()},
@@ -115,6 +144,7 @@ TrainOutcome run_train_job(const TrainJob& j, unlearn::Observer& obs, const unle
                                                  {"reason", res.result.reason},
                                                  {"steps", res.result.steps},
                                                  {"base_model", j.model.string()}});
+  remove_checkpoints(j);
   return res;
 }
 
@@ -154,12 +184,19 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
   es.mc_questions = j.mc_questions;
   es.prefix_tokens = j.prefix_tokens;
   es.continuation_tokens = j.continuation_tokens;
+  es.generation.cancelled = j.cancelled;
+  // Between loads too: a Ctrl-C while a large model loads stops before the next one.
+  auto stop_if_cancelled = [&j] {
+    if (j.cancelled && j.cancelled()) throw model::Cancelled("cancelled while loading");
+  };
   auto tok = text::load_tokenizer(j.model);
   auto m = model::load_model(j.model, {j.dtype, j.device});
+  stop_if_cancelled();
   text::check_tokenizer_fits(*tok, m.info.vocab_size, j.model.string());
   std::optional<model::LoadedModel> original;
   if (j.original) {
     original = model::load_model(*j.original, {j.dtype, j.device});
+    stop_if_cancelled();
     if (original->info.vocab_size != m.info.vocab_size)
       throw Error("--original " + j.original->string() + " has a vocabulary of " + std::to_string(original->info.vocab_size) +
                   ", --model " + j.model.string() + " of " + std::to_string(m.info.vocab_size) + ": they cannot be compared");
@@ -182,6 +219,7 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
   }
   std::unique_ptr<eval::HarmClassifier> clf;
   if (j.classifier) clf = eval::HarmClassifier::load(*j.classifier, j.dtype, j.device);
+  stop_if_cancelled();
   if (ready) ready();
 
   io::Json report = {{"model", j.model.string()},

@@ -27,6 +27,7 @@ struct TrainJob {
   unlearn::UnlearnOptions options;  // method Finetune: fine-tuning
   unlearn::SaveKind save = unlearn::SaveKind::Merged;
   std::optional<std::filesystem::path> resume;  // a checkpoint folder
+  bool overwrite = false;                       // write into a non-empty `out`
 };
 
 // Everything that can be checked without loading weights: the input files exist, the output
@@ -36,13 +37,16 @@ void check_train_job(const TrainJob& job);
 
 struct TrainOutcome {
   unlearn::UnlearnResult result;
-  std::filesystem::path checkpoint;   // when cancelled: where the state was saved
+  // When cancelled: where the state to resume from is (empty when cancelled before the first step:
+  // nothing was written).
+  std::filesystem::path checkpoint;
   std::vector<std::string> warnings;  // the loader's
 };
 
-// Loads, trains, and saves the model (or, when cancelled, a checkpoint to resume from) and
-// OUT/lethe_run.json. `ready` is called once everything is loaded and checked, before the
-// first step (the CLI counts failures after it as failures while running, not bad input).
+// Loads, trains, and saves the model (or, when cancelled after a step, a checkpoint to resume
+// from) and OUT/lethe_run.json; a completed run removes OUT/checkpoints (its own and the one it
+// resumed from). The cancel token is checked between the loading stages and before every step. `ready` is called once everything
+// is loaded and checked, before the first step (the CLI counts failures after it as failures while running, not bad input).
 TrainOutcome run_train_job(const TrainJob& job, unlearn::Observer& obs, const unlearn::CancelToken& cancel,
                            const std::function<void()>& ready = {});
 
@@ -56,6 +60,7 @@ struct EvalJob {
   bool sample = false;
   double temperature = 1.0, top_p = 1.0;
   uint64_t seed = 0;
+  std::function<bool()> cancelled;  // asked between loads and per generated token / scored batch
 };
 
 // Checks the job before any model loads (something to measure, the classifier given with the

@@ -2,7 +2,13 @@
 
 #include <ATen/ATen.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <fstream>
+#include <new>
 
 #include "data/sources.h"
 #include "eval/classifier.h"
@@ -21,6 +27,40 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// A folder that disappears mid-run (removed, or its disk unmounted) is not re-created: writing
+// into a fresh folder on the mount point would hide the loss. The run fails naming it.
+void require_output_folder(const fs::path& out) {
+  if (out.empty()) return;
+  std::error_code ec;
+  if (!fs::is_directory(out, ec))
+    throw Error("the output folder " + out.string() +
+                " disappeared during the run (removed, or its disk unmounted); nothing more is written there, "
+                "and what the run measured so far is in the store");
+}
+
+// The output folder before anything loads: created (or an existing folder) and writable, so a
+// run never computes for hours to find it cannot save (root ignores permission bits: only an
+// actual write tells).
+void prepare_output_folder(const fs::path& out) {
+  std::error_code ec;
+  if (fs::exists(out, ec) && !fs::is_directory(out, ec))
+    throw Error("output.dir " + out.string() + ": exists and is not a folder");
+  fs::create_directories(out, ec);
+  if (ec) throw Error("output.dir " + out.string() + ": cannot create the folder: " + ec.message());
+  const fs::path probe = out / (".lethe-write-test-" + std::to_string(::getpid()));
+  {
+    std::ofstream f(probe);
+    f << "x";
+    f.flush();
+    if (!f) {
+      const std::string why = std::strerror(errno);
+      fs::remove(probe, ec);
+      throw Error("output.dir " + out.string() + ": cannot write there (" + why + ")");
+    }
+  }
+  fs::remove(probe, ec);
+}
+
 // Forwards everything to the caller's observer and writes steps to the store in batches
 // (every 16 steps or 2 s), so the store stays cheap and a crash loses at most that much.
 class StoringObserver : public unlearn::Observer {
@@ -38,6 +78,7 @@ class StoringObserver : public unlearn::Observer {
     user_.on_phase(p);
   }
   void on_step(const unlearn::StepMetrics& m) override {
+    require_output_folder(out_);
     store::StepRow row;
     row.run_id = run_;
     row.phase = phase_;
@@ -63,8 +104,11 @@ class StoringObserver : public unlearn::Observer {
     pending_.clear();
     last_ = Clock::now();
   }
+  // The run's output folder, checked after every step once set.
+  void watch(const fs::path& out) { out_ = out; }
 
  private:
+  fs::path out_;
   store::Store* store_;
   int64_t run_;
   RunObserver& user_;
@@ -201,7 +245,7 @@ std::vector<store::EvaluationRow> evaluations_of(int64_t run, const Measured& m,
 }
 
 // Mean KL(reference || model) per real position on the normal evaluation texts.
-double kl_from_reference(unlearn::Unlearner& u, const text::Tokenizer& tok, const Sets& d) {
+double kl_from_reference(unlearn::Unlearner& u, const text::Tokenizer& tok, const Sets& d, const unlearn::CancelToken& cancel) {
   const auto& texts = d.eval.normal;
   if (!u.has_reference() || texts.empty()) return -1;
   at::NoGradGuard g;
@@ -209,6 +253,7 @@ double kl_from_reference(unlearn::Unlearner& u, const text::Tokenizer& tok, cons
   m.eval();
   double sum = 0, n = 0;
   for (size_t s = 0; s < texts.size(); s += 8) {
+    if (cancel.cancelled()) throw model::Cancelled("cancelled while measuring the KL from the original");
     std::vector<unlearn::Example> ex;
     for (size_t i = s; i < std::min(texts.size(), s + 8); ++i) {
       const auto& p = texts[i];
@@ -240,12 +285,24 @@ struct Run {
   bool resuming = false;
   fs::path out;
   io::Json stored_spec, versions;
+  std::string phase;  // the phase running (for messages)
   std::unique_ptr<text::Tokenizer> tok;
   model::LoadedModel loaded;
   Sets d;
   std::unique_ptr<eval::HarmClassifier> clf;
   unlearn::UnlearnOptions uo;
+  std::unique_ptr<unlearn::Unlearner> u;  // once built: a cancel after a step saves its state
+  int64_t steps_at_start = 0;             // the step it started (or resumed) from
 
+  void enter(const std::string& p) {
+    phase = p;
+    sobs.on_phase(p);
+    check_cancel();
+  }
+  // Between units of work outside the training loop: a cancel unwinds to run_pipeline.
+  void check_cancel() const {
+    if (cancel.cancelled()) throw model::Cancelled("cancelled during " + phase);
+  }
   void artefact(const std::string& kind, const fs::path& path) {
     if (!st) return;
     store::ArtefactRow a;
@@ -259,23 +316,33 @@ struct Run {
   }
 };
 
-// Load: the tokenizer, the model (the fine-tuned one when resuming after a fine-tune phase),
-// the datasets and the classifier.
+// Load: the output folder checked, then the tokenizer, the model (the fine-tuned one when
+// resuming after a fine-tune phase), the datasets and the classifier, with a cancel check
+// between each.
 void load_phase(Run& r) {
-  r.sobs.on_phase("load");
-  fs::create_directories(r.out);
+  r.enter("load");
+  prepare_output_folder(r.out);
+  r.sobs.watch(r.out);
   const fs::path finetuned = r.out / "finetuned";
   const fs::path base = r.resuming && r.s.finetune && fs::exists(finetuned / "config.json") ? finetuned : r.s.model;
   r.tok = text::load_tokenizer(r.s.model);
+  r.check_cancel();
   r.loaded = model::load_model(base, {r.s.dtype, r.s.device});
   text::check_tokenizer_fits(*r.tok, r.loaded.info.vocab_size, r.s.model.string());
+  r.check_cancel();
   r.d = load_sets(r.s, *r.tok);
+  r.check_cancel();
   if (r.s.classifier) r.clf = eval::HarmClassifier::load(*r.s.classifier, "fp32", r.s.device);
+  r.check_cancel();
 }
 
-// Fine-tune (the copyright variant teaches the protected text first). False when cancelled.
-bool finetune_phase(Run& r) {
-  r.sobs.on_phase("finetune");
+// Whether the fine-tune phase still has to run: not when a resumed run already saved its model.
+bool needs_finetune(const Run& r) { return r.s.finetune && !(r.resuming && fs::exists(r.out / "finetuned" / "config.json")); }
+
+// Fine-tune (the copyright variant teaches the protected text first). A cancel unwinds; a
+// resumed run fine-tunes again from the start (only the saved fine-tuned model is kept).
+void finetune_phase(Run& r) {
+  r.enter("finetune");
   unlearn::UnlearnData fd;
   for (const auto& p : r.d.eval.protected_passages) {
     data::QaPair passage;  // a corpus passage: no question, the text is the answer
@@ -287,22 +354,26 @@ bool finetune_phase(Run& r) {
   unlearn::Unlearner ft(r.loaded.model, *r.tok, fd, fo);
   auto outcome = ft.run(r.sobs, r.cancel);
   r.sobs.flush();
-  if (outcome.outcome == unlearn::Outcome::Cancelled) {
-    r.finish(store::RunStatus::Cancelled, "cancelled during fine-tuning");
-    return false;
-  }
+  if (outcome.outcome == unlearn::Outcome::Cancelled) throw model::Cancelled("cancelled during fine-tuning: " + outcome.reason);
   if (r.s.finetune_options.lora.enabled()) unlearn::merge_lora(*r.loaded.model);
+  require_output_folder(r.out);
   const fs::path finetuned = r.out / "finetuned";
   model::save_model(finetuned, *r.loaded.model);
   unlearn::copy_tokenizer_files(r.s.model, finetuned);
   r.artefact("finetuned", finetuned);
-  return true;
+}
+
+// The evaluation settings of the run, stopping (per generated token, per scored batch) on cancel.
+eval::EvalSettings cancellable_eval_settings(const Run& r) {
+  eval::EvalSettings e = eval_settings(r.s);
+  e.generation.cancelled = [&cancel = r.cancel] { return cancel.cancelled(); };
+  return e;
 }
 
 // Before: generations and metrics of the model as loaded (or fine-tuned), stored at once.
 Measured before_phase(Run& r) {
-  r.sobs.on_phase("evaluate before");
-  Measured before = eval::evaluate_model(*r.loaded.model, *r.tok, r.clf.get(), r.d.eval, eval_settings(r.s));
+  r.enter("evaluate before");
+  Measured before = eval::evaluate_model(*r.loaded.model, *r.tok, r.clf.get(), r.d.eval, cancellable_eval_settings(r));
   auto rows = rows_of(r.id, before, false);
   if (r.st) {
     r.st->add_generations(rows);
@@ -318,32 +389,39 @@ Measured before_phase(Run& r) {
   return before;
 }
 
-// Unlearn: the steps, from the last checkpoint when resuming. A cancel saves a checkpoint.
+// Whether the store holds unlearning steps of this run (a resume without a checkpoint after them
+// would silently start the curve again).
+bool has_unlearn_steps(const Run& r) {
+  if (!r.st) return false;
+  for (const auto& row : r.st->steps(r.id))
+    if (row.phase == "unlearn") return true;
+  return false;
+}
+
+// Unlearn: the steps, from the last checkpoint when resuming (from the start when the run was
+// cancelled before its first step). A cancel unwinds; run_pipeline saves the state.
 unlearn::UnlearnResult unlearn_phase(Run& r, unlearn::Unlearner& u) {
   if (r.resuming) {
     const fs::path ck = r.out / "checkpoints" / "last";
-    if (!fs::exists(ck / "state.json"))
+    if (fs::exists(ck / "state.json")) u.load_checkpoint(ck);
+    else if (has_unlearn_steps(r))
       throw Error("cannot resume run " + std::to_string(r.id) + ": no checkpoint in " + ck.string() +
                   " (set unlearn.checkpoint_every)");
-    u.load_checkpoint(ck);
   }
-  r.sobs.on_phase("unlearn");
+  r.steps_at_start = u.step();
+  r.enter("unlearn");
   auto outcome = u.run(r.sobs, r.cancel);
   r.sobs.flush();
-  if (outcome.outcome == unlearn::Outcome::Cancelled) {
-    u.save_checkpoint(r.out / "checkpoints" / "last");
-    r.artefact("checkpoint", r.out / "checkpoints" / "last");
-    r.finish(store::RunStatus::Cancelled, outcome.reason);
-  }
+  if (outcome.outcome == unlearn::Outcome::Cancelled) throw model::Cancelled(outcome.reason);
   return outcome;
 }
 
 // After: the same measurements, the KL from the original, the reduction and the report.
 io::Json after_phase(Run& r, unlearn::Unlearner& u, const unlearn::UnlearnResult& outcome,
                      const std::optional<Measured>& before) {
-  r.sobs.on_phase("evaluate after");
-  Measured after = eval::evaluate_model(u.model(), *r.tok, r.clf.get(), r.d.eval, eval_settings(r.s));
-  const double kl = kl_from_reference(u, *r.tok, r.d);
+  r.enter("evaluate after");
+  Measured after = eval::evaluate_model(u.model(), *r.tok, r.clf.get(), r.d.eval, cancellable_eval_settings(r));
+  const double kl = kl_from_reference(u, *r.tok, r.d, r.cancel);
   auto rows = rows_of(r.id, after, true);
   std::vector<store::EvaluationRow> evals = evaluations_of(r.id, after, "after", r.clf != nullptr);
   if (kl >= 0) add_eval(evals, r.id, "kl_from_original", kl);
@@ -361,6 +439,7 @@ io::Json after_phase(Run& r, unlearn::Unlearner& u, const unlearn::UnlearnResult
     report["classifier_validation"] = r.clf->validation_metrics().to_json();
   }
   if (kl >= 0) report["kl_from_original"] = kl;
+  r.check_cancel();
   if (r.st) {
     r.st->update_generations_after(rows);
     r.st->add_evaluations(evals);
@@ -370,16 +449,96 @@ io::Json after_phase(Run& r, unlearn::Unlearner& u, const unlearn::UnlearnResult
   return report;
 }
 
-// Save: the model or adapter, and the report.
+// A finished run's checkpoints are of no further use: removed, with their store records.
+void remove_checkpoints(Run& r) {
+  std::error_code ec;
+  for (const char* name : {"checkpoints", "checkpoints-finetune"}) fs::remove_all(r.out / name, ec);
+  if (r.st) r.st->remove_artefacts(r.id, "checkpoint");
+}
+
+// Save: the model or adapter (written beside, then moved into place: a failure leaves no
+// half-written model), and the report. A cancel is honoured until the model write starts; that
+// write is the phase's one step, after which the run completes.
 void save_phase(Run& r, unlearn::Unlearner& u, const io::Json& report) {
-  r.sobs.on_phase("save");
+  r.enter("save");
+  require_output_folder(r.out);
   if (r.s.save != unlearn::SaveKind::None) {
-    unlearn::export_model(r.out / "model", u.model(), r.uo.lora, r.s.save, r.s.model);
-    r.artefact(r.s.save == unlearn::SaveKind::Adapter ? "adapter" : "model", r.out / "model");
+    const fs::path tmp = r.out / "model.tmp", dest = r.out / "model";
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    try {
+      unlearn::export_model(tmp, u.model(), r.uo.lora, r.s.save, r.s.model);
+    } catch (...) {
+      fs::remove_all(tmp, ec);
+      throw;
+    }
+    require_output_folder(r.out);
+    fs::remove_all(dest);
+    fs::rename(tmp, dest);
+    r.artefact(r.s.save == unlearn::SaveKind::Adapter ? "adapter" : "model", dest);
   }
   io::write_json_file(r.out / "report.json", report);
   r.artefact("report", r.out / "report.json");
+  remove_checkpoints(r);
   r.finish(store::RunStatus::Completed);
+}
+
+// A cancel: the unlearning state is saved when steps were taken since the run (re)started (a
+// resume continues from it; a run cancelled before its first step writes nothing), and the run
+// is marked cancelled.
+void end_cancelled(Run& r, const std::string& why) {
+  r.sobs.flush();
+  if (r.u && r.u->step() > r.steps_at_start) {
+    require_output_folder(r.out);
+    r.u->save_checkpoint(r.out / "checkpoints" / "last");
+    r.artefact("checkpoint", r.out / "checkpoints" / "last");
+  }
+  r.finish(store::RunStatus::Cancelled, why);
+}
+
+// The message of an allocation failure: the phase, the sizes it was working with and what to
+// change (a step's own message, from the trainer, already names its batch).
+std::string out_of_memory_in(const Run& r) {
+  const auto& s = r.s;
+  std::string m = "out of memory during " + r.phase + " on " + s.device;
+  if (r.phase == "load")
+    return m + " (loading " + s.model.string() + " in " + s.dtype +
+           "): load the model in bf16 (model.dtype), or use a machine with more memory. Nothing stored so far is lost.";
+  if (r.phase.rfind("evaluate", 0) == 0)
+    return m + " (generation batches of 8 prompts, up to " + std::to_string(s.max_new_tokens) +
+           " new tokens each): lower evaluation.max_new_tokens or evaluation.prompts.limit, or load the model in bf16 "
+           "(model.dtype). Nothing stored so far is lost.";
+  return m + " (batch " + std::to_string(s.unlearn.batch_size) + ", passages of " + std::to_string(s.passage_tokens) +
+         " tokens): lower unlearn.batch or datasets.passage_tokens. Nothing stored so far is lost.";
+}
+
+// A failure: stored with its message; a store that cannot take it (locked, full) is named in the
+// message instead of ending the process.
+void end_failed(Run& r, RunResult& res, const std::string& what) {
+  res.status = store::RunStatus::Failed;
+  res.error = what;
+  try {
+    r.sobs.flush();
+    r.finish(store::RunStatus::Failed, res.error);
+  } catch (const std::exception& e) {
+    res.error += " (the store could not record this failure: " + std::string(e.what()) + ")";
+  }
+}
+
+// The phases in order; exceptions go to run_pipeline.
+void run_phases(Run& r, RunResult& res) {
+  load_phase(r);
+  if (needs_finetune(r)) finetune_phase(r);
+  std::optional<Measured> before;
+  if (!(r.resuming && r.st && !r.st->generations(r.id).empty())) before = before_phase(r);
+  r.check_cancel();
+  r.uo = r.s.unlearn;
+  r.uo.checkpoint_dir = r.out / "checkpoints";
+  r.u = std::make_unique<unlearn::Unlearner>(
+      r.loaded.model, *r.tok, unlearn::UnlearnData{r.d.forget, r.d.normal_train, r.d.answer_pool, r.d.eval.format}, r.uo);
+  const auto outcome = unlearn_phase(r, *r.u);
+  res.report = after_phase(r, *r.u, outcome, before);
+  save_phase(r, *r.u, res.report);
 }
 
 }  // namespace
@@ -405,14 +564,28 @@ RunResult run_pipeline(const Spec& s, store::Store* st, RunObserver& obs, const 
   io::Json versions = {{"lethe", rt.lethe_version}, {"libtorch", rt.torch_version}, {"sqlite", rt.sqlite_version}};
   io::Json stored_spec = s.source;
   // A new run gets a folder of its own; the stored spec records it (privately: re-running the
-  // spec makes a new folder), so a resume finds it again.
-  res.output_dir = resume_run_id > 0 ? s.output_dir : choose_output_dir(s);
+  // spec makes a new folder), so a resume finds it again. A folder that cannot be made is the
+  // run's failure, recorded like any other.
+  std::string early_error;
+  res.output_dir = s.output_dir;
+  if (resume_run_id == 0) {
+    try {
+      res.output_dir = choose_output_dir(s);
+    } catch (const std::exception& e) {
+      early_error = e.what();
+    }
+  }
   stored_spec["_output_dir"] = res.output_dir.string();
-  if (resume_run_id > 0) {
-    res.run_id = resume_run_id;
-    if (st) st->set_status(resume_run_id, store::RunStatus::Running);
-  } else if (st) {
-    res.run_id = st->create_run(s.name, stored_spec.dump(), versions.dump());
+  try {
+    if (resume_run_id > 0) {
+      res.run_id = resume_run_id;
+      if (st) st->set_status(resume_run_id, store::RunStatus::Running);
+    } else if (st) {
+      res.run_id = st->create_run(s.name, stored_spec.dump(), versions.dump());
+    }
+  } catch (const std::exception& e) {
+    res.error = "cannot record the run in the store: " + std::string(e.what());
+    return res;
   }
   obs.on_run(res.run_id);
   StoringObserver sobs(st, res.run_id, obs);
@@ -422,33 +595,28 @@ RunResult run_pipeline(const Spec& s, store::Store* st, RunObserver& obs, const 
   r.out = res.output_dir;
   r.stored_spec = stored_spec;
   r.versions = versions;
+  r.phase = "load";
   try {
-    load_phase(r);
-    if (s.finetune && !r.resuming && !finetune_phase(r)) {
-      res.status = store::RunStatus::Cancelled;
-      return res;
-    }
-    std::optional<Measured> before;
-    if (!(r.resuming && st && !st->generations(res.run_id).empty())) before = before_phase(r);
-    r.uo = s.unlearn;
-    r.uo.checkpoint_dir = r.out / "checkpoints";
-    unlearn::Unlearner u(r.loaded.model, *r.tok, {r.d.forget, r.d.normal_train, r.d.answer_pool, r.d.eval.format}, r.uo);
-    const auto outcome = unlearn_phase(r, u);
-    if (outcome.outcome == unlearn::Outcome::Cancelled) {
-      res.status = store::RunStatus::Cancelled;
-      return res;
-    }
-    res.report = after_phase(r, u, outcome, before);
-    save_phase(r, u, res.report);
+    if (!early_error.empty()) throw Error(early_error);
+    run_phases(r, res);
     res.status = store::RunStatus::Completed;
-    return res;
+  } catch (const model::Cancelled& e) {
+    res.status = store::RunStatus::Cancelled;
+    try {
+      end_cancelled(r, e.what());
+    } catch (const std::exception& x) {
+      end_failed(r, res, "cancelled, but the state could not be saved: " + std::string(x.what()));
+    }
+  } catch (const std::bad_alloc&) {
+    end_failed(r, res, out_of_memory_in(r));
   } catch (const std::exception& e) {
-    sobs.flush();
-    res.status = store::RunStatus::Failed;
-    res.error = e.what();
-    r.finish(store::RunStatus::Failed, res.error);
-    return res;
+    const std::string what = e.what();
+    end_failed(r, res,
+               unlearn::is_out_of_memory(what) && what.find("out of memory on ") == std::string::npos
+                   ? out_of_memory_in(r) + " (" + what.substr(0, what.find('\n')) + ")"
+                   : what);
   }
+  return res;
 }
 
 }  // namespace lethe::experiment

@@ -79,7 +79,12 @@ struct GenerateContext {
   const int64_t pad;
   std::set<int64_t> stop;  // the tokenizer's stop ids and the config's eos ids
   at::Generator gen;       // one draw sequence across the batches
-  bool cancelled = false;  // the callback asked to stop
+  bool cancelled = false;  // the callback or the cancel check asked to stop
+  // Asks the caller's cancel check (once it said yes, the answer stays yes).
+  bool cancel_requested() {
+    if (!cancelled && o.cancelled && o.cancelled()) cancelled = true;
+    return cancelled;
+  }
 };
 
 // Copies the batch's prompts [start, end) into `out`, checked against the model's positions;
@@ -188,11 +193,11 @@ void generate_batch(GenerateContext& c, const std::vector<std::vector<int64_t>>&
   at::Tensor logits = prefill(c.model, ids, mask, cache, L);
   std::vector<bool> done(static_cast<size_t>(B), false);
   int64_t remaining = B;
-  for (int64_t step = 0; step < n_new && remaining > 0 && !c.cancelled; ++step) {
+  for (int64_t step = 0; step < n_new && remaining > 0 && !c.cancel_requested(); ++step) {
     at::Tensor next = pick(logits, seen, c.o, c.gen);  // (B)
     at::Tensor next_cpu = next.to(at::kCPU);
     remaining -= take_tokens(c, next_cpu, start, done, out);
-    if (remaining == 0 || c.cancelled || step + 1 == n_new) break;
+    if (remaining == 0 || c.cancel_requested() || step + 1 == n_new) break;
     next = next_cpu.to(c.dev).unsqueeze(1);  // (B, 1)
     seen = at::cat({seen, next}, 1);
     mask = at::cat({mask, at::ones({B, 1}, mask.options())}, 1);
@@ -232,15 +237,22 @@ std::vector<Generation> generate_ids(CausalLMImpl& model, const text::Tokenizer&
   model.eval();
   GenerateContext c(model, tok, o, on_token);
   std::vector<Generation> out(prompts.size());
+  // The prompts of the batches not started end as cancelled, with nothing generated.
+  auto end_unstarted = [&](size_t from) {
+    for (size_t i = from; i < prompts.size(); ++i) {
+      out[i].prompt_ids = prompts[i];
+      out[i].stop_reason = "cancelled";
+    }
+  };
   for (size_t start = 0; start < prompts.size(); start += static_cast<size_t>(o.batch_size)) {
     const size_t end = std::min(prompts.size(), start + static_cast<size_t>(o.batch_size));
+    if (c.cancel_requested()) {
+      end_unstarted(start);
+      break;
+    }
     generate_batch(c, prompts, start, end, out);
     if (c.cancelled) {
-      // The prompts of the batches not started end as cancelled, with nothing generated.
-      for (size_t i = end; i < prompts.size(); ++i) {
-        out[i].prompt_ids = prompts[i];
-        out[i].stop_reason = "cancelled";
-      }
+      end_unstarted(end);
       break;
     }
   }
@@ -249,14 +261,14 @@ std::vector<Generation> generate_ids(CausalLMImpl& model, const text::Tokenizer&
 }
 
 std::vector<Scored> score_texts(CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts,
-                                int64_t batch_size, std::vector<at::Tensor>* logits_out) {
+                                int64_t batch_size, std::vector<at::Tensor>* logits_out, const CancelCheck& cancelled) {
   std::vector<std::vector<int64_t>> ids;
   for (const auto& t : texts) ids.push_back(tok.encode_for_model(t));
-  return score_ids(model, tok.pad_id() >= 0 ? tok.pad_id() : 0, ids, batch_size, logits_out);
+  return score_ids(model, tok.pad_id() >= 0 ? tok.pad_id() : 0, ids, batch_size, logits_out, cancelled);
 }
 
 std::vector<Scored> score_ids(CausalLMImpl& model, int64_t pad, const std::vector<std::vector<int64_t>>& texts,
-                              int64_t batch_size, std::vector<at::Tensor>* logits_out) {
+                              int64_t batch_size, std::vector<at::Tensor>* logits_out, const CancelCheck& cancelled) {
   if (batch_size < 1) throw Error("batch size must be at least 1");
   at::NoGradGuard no_grad;
   const bool was_training = model.is_training();
@@ -265,6 +277,10 @@ std::vector<Scored> score_ids(CausalLMImpl& model, int64_t pad, const std::vecto
   const int64_t max_pos = model.info().max_positions;
   std::vector<Scored> out(texts.size());
   for (size_t start = 0; start < texts.size(); start += static_cast<size_t>(batch_size)) {
+    if (cancelled && cancelled()) {
+      if (was_training) model.train();
+      throw Cancelled("cancelled while scoring texts " + std::to_string(start + 1) + ".." + std::to_string(texts.size()));
+    }
     const size_t end = std::min(texts.size(), start + static_cast<size_t>(batch_size));
     const int64_t B = static_cast<int64_t>(end - start);
     int64_t T = 0;

@@ -4,6 +4,7 @@
 // (per-token log-probabilities). A per-token callback streams text and can stop the call.
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,16 @@
 #include "text/tokenizer.h"
 
 namespace lethe::model {
+
+// Asked between units of work (a generated token, a scored batch); true stops the call.
+using CancelCheck = std::function<bool()>;
+
+// Thrown by the functions that cannot return a partial result (scoring, the evaluations built on
+// generation) when their CancelCheck fires. Not a lethe::Error: a cancel is not a failure.
+class Cancelled : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 struct SamplingOptions {
   int64_t max_new_tokens = 64;
@@ -24,6 +35,9 @@ struct SamplingOptions {
   bool stop_at_eos = true;
   uint64_t seed = 0;
   int64_t batch_size = 8;
+  // Checked before each batch and after each generated token: true ends the call, the unfinished
+  // sequences (and the batches not started) with stop_reason "cancelled".
+  CancelCheck cancelled;
   // Throws lethe::Error for out-of-range values.
   void validate() const;
 };
@@ -64,10 +78,13 @@ struct Scored {
 };
 
 // Right-padded batches; `logits_out`, when given, receives each sequence's logits (T, V) in fp32.
+// `cancelled` is asked before each batch; when it answers true the call throws Cancelled.
 std::vector<Scored> score_texts(CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<std::string>& texts,
-                                int64_t batch_size = 8, std::vector<at::Tensor>* logits_out = nullptr);
+                                int64_t batch_size = 8, std::vector<at::Tensor>* logits_out = nullptr,
+                                const CancelCheck& cancelled = {});
 // The same for sequences already tokenised (e.g. a chat-template rendering); `pad` fills batches.
 std::vector<Scored> score_ids(CausalLMImpl& model, int64_t pad, const std::vector<std::vector<int64_t>>& ids,
-                              int64_t batch_size = 8, std::vector<at::Tensor>* logits_out = nullptr);
+                              int64_t batch_size = 8, std::vector<at::Tensor>* logits_out = nullptr,
+                              const CancelCheck& cancelled = {});
 
 }  // namespace lethe::model

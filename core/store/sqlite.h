@@ -13,9 +13,12 @@ namespace lethe::store {
 
 class Db {
  public:
+  static constexpr int kBusyTimeoutMs = 10000;
   // Opens (creating) the database in WAL mode with a busy timeout, so a reader and the run's
-  // writer each use their own connection without "database is locked".
-  explicit Db(const std::filesystem::path& path);
+  // writer (or two processes' runs) each use their own connection without "database is locked";
+  // a lock held longer than the timeout, a file that is not a database, a full disk end in an
+  // Error that says which.
+  explicit Db(const std::filesystem::path& path, int busy_timeout_ms = kBusyTimeoutMs);
   ~Db();
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
@@ -24,10 +27,14 @@ class Db {
   int64_t last_insert_id() const;
   sqlite3* handle() const { return db_; }
   const std::filesystem::path& path() const { return path_; }
+  // The Error for a failed call that returned `rc`: the path, what it means for a person, SQLite's
+  // own message and the statement.
+  std::string describe(int rc, const std::string& sqlite_message, const std::string& sql) const;
 
  private:
   sqlite3* db_ = nullptr;
   std::filesystem::path path_;
+  int busy_timeout_ms_;
 };
 
 class Stmt {

@@ -94,7 +94,7 @@ const char* kMigrations[] = {
 };
 }  // namespace
 
-Store::Store(const std::filesystem::path& path) : db_(path) {
+Store::Store(const std::filesystem::path& path, int busy_timeout_ms) : db_(path, busy_timeout_ms) {
   migrate();
   mark_interrupted();
 }
@@ -177,6 +177,19 @@ RunStatus parse_run_status(const std::string& s) {
   throw Error("run status '" + s + "': expected running, completed, cancelled, failed or interrupted");
 }
 
+bool mark_cancelled_now(const std::filesystem::path& store_path, int64_t run_id, const std::string& reason,
+                        int busy_timeout_ms) noexcept {
+  try {
+    Db db(store_path, busy_timeout_ms);
+    Stmt s(db, "UPDATE runs SET status = 'cancelled', error = ?, finished_at = ? WHERE id = ? AND status = 'running'");
+    s.bind(1, reason).bind(2, now_utc()).bind(3, run_id);
+    s.run();
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
 void Store::set_status(int64_t run_id, RunStatus run_status, const std::string& error) {
   const std::string status = run_status_name(run_status);
   Stmt s(db_, "UPDATE runs SET status = ?, error = ?, finished_at = CASE WHEN ? = 'running' THEN '' ELSE ? END WHERE id = ?");
@@ -234,6 +247,12 @@ void Store::add_evaluations(const std::vector<EvaluationRow>& rows) {
 void Store::add_artefact(const ArtefactRow& a) {
   Stmt s(db_, "INSERT INTO artefacts VALUES (?, ?, ?)");
   s.bind(1, a.run_id).bind(2, a.kind).bind(3, a.path);
+  s.run();
+}
+
+void Store::remove_artefacts(int64_t run_id, const std::string& kind) {
+  Stmt s(db_, "DELETE FROM artefacts WHERE run_id = ? AND kind = ?");
+  s.bind(1, run_id).bind(2, kind);
   s.run();
 }
 

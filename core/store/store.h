@@ -68,7 +68,8 @@ class Store {
  public:
   static constexpr int kSchemaVersion = 1;
 
-  explicit Store(const std::filesystem::path& path);
+  // `busy_timeout_ms`: how long a write waits for another connection's transaction.
+  explicit Store(const std::filesystem::path& path, int busy_timeout_ms = Db::kBusyTimeoutMs);
   int schema_version();
   const std::filesystem::path& path() const { return db_.path(); }
 
@@ -81,6 +82,8 @@ class Store {
   void update_generations_after(const std::vector<GenerationRow>& rows);
   void add_evaluations(const std::vector<EvaluationRow>& rows);
   void add_artefact(const ArtefactRow& a);
+  // Forgets a run's artefacts of one kind (e.g. the checkpoints a finished run removed).
+  void remove_artefacts(int64_t run_id, const std::string& kind);
   int64_t add_review(int64_t generation_id, const std::string& reviewer, const std::string& label, const std::string& note);
 
   std::vector<RunRecord> runs();
@@ -97,6 +100,12 @@ class Store {
   void migrate();
   Db db_;
 };
+
+// Marks one run cancelled through a connection of its own that waits at most `busy_timeout_ms`
+// (the CLI's second Ctrl-C, which exits right after); returns false, never throws, when it could
+// not (the store locked, gone).
+bool mark_cancelled_now(const std::filesystem::path& store_path, int64_t run_id, const std::string& reason,
+                        int busy_timeout_ms = 500) noexcept;
 
 std::string now_utc();
 // $LETHE_STORE, else $XDG_DATA_HOME/lethe/lethe.db, else ~/.local/share/lethe/lethe.db.

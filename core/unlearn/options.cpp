@@ -366,10 +366,10 @@ std::deque<OptionDef>& schema_storage() {
 }
 
 // Flags the training commands define themselves: an option may not take them.
-const char* const kReservedFlags[] = {"--help",          "--model",     "--dtype",          "--device", "--forget",
-                                      "--normal",        "--random",    "--data",           "--out",    "--save",
-                                      "--prompt-format", "--seed",      "--passage-tokens", "--resume", "--log-json",
-                                      "--dump-batches",  "--no-dropout"};
+const char* const kReservedFlags[] = {"--help",          "--model",      "--dtype",          "--device", "--forget",
+                                      "--normal",        "--random",     "--data",           "--out",    "--save",
+                                      "--prompt-format", "--seed",       "--passage-tokens", "--resume", "--log-json",
+                                      "--dump-batches",  "--no-dropout", "--overwrite"};
 
 // Whether every loss weight the method uses is 0 (graddiff has no eps2 term).
 bool nothing_weighted(const UnlearnOptions& o) {

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <initializer_list>
 #include <mutex>
+#include <new>
 #include <numeric>
 #include <sstream>
 
@@ -476,6 +477,11 @@ void Unlearner::finish_step(StepMetrics& m, double seconds) {
   }
 }
 
+std::string Unlearner::step_out_of_memory() const {
+  return out_of_memory_message(model_->options().device().str(), step_ + 1, o_.batch_size, longest_, o_.K,
+                               model_->info().vocab_size, o_.lora.enabled(), o_.precision);
+}
+
 UnlearnResult Unlearner::run(Observer& obs, const CancelToken& cancel) {
   obs.on_phase(o_.method == Method::Finetune ? "finetune" : "unlearn");
   for (const auto& w : warnings_) obs.on_warning(w);
@@ -487,6 +493,11 @@ UnlearnResult Unlearner::run(Observer& obs, const CancelToken& cancel) {
     model_->eval();
     return r;
   };
+  auto stop = [&](std::string why) {
+    stopped_ = why;  // kept in checkpoints: a resumed run does not train past its stop rule
+    return finish(Outcome::Stopped, std::move(why));
+  };
+  if (!stopped_.empty()) return finish(Outcome::Stopped, stopped_);
   const bool faithful = o_.mode == Mode::Faithful && o_.method == Method::Paper;
   while (true) {
     if (cancel.cancelled()) return finish(Outcome::Cancelled, "cancelled at step " + std::to_string(step_));
@@ -495,7 +506,7 @@ UnlearnResult Unlearner::run(Observer& obs, const CancelToken& cancel) {
       // bad_loss is the (negative) ascent loss, so the rule never fires; the budget is checked
       // only when a pass ends.
       if (cursor_ >= pass_len_ || step_ == 0) {
-        if (!(last_fgt_ < o_.stop_forget_ce)) return finish(Outcome::Stopped, "forget loss reached the threshold");
+        if (!(last_fgt_ < o_.stop_forget_ce)) return stop("forget loss reached the threshold");
         if (step_ >= o_.max_steps) return finish(Outcome::Completed, "step budget reached at the end of a pass");
       }
     } else if (step_ >= o_.max_steps) {
@@ -506,17 +517,16 @@ UnlearnResult Unlearner::run(Observer& obs, const CancelToken& cancel) {
       m = train_step(obs);
     } catch (const c10::Error& e) {
       if (!is_out_of_memory(e.what())) throw;
-      const auto dev = model_->options().device();
-      throw Error(out_of_memory_message(dev.str(), step_ + 1, o_.batch_size, longest_, o_.K, model_->info().vocab_size,
-                                        o_.lora.enabled(), o_.precision));
+      throw Error(step_out_of_memory());
+    } catch (const std::bad_alloc&) {  // the host allocator (std::vector, the tokenizer) ran out
+      throw Error(step_out_of_memory());
     }
     last_fgt_ = m.loss_fgt;
     curve_.push_back(m);
     obs.on_step(m);
     if (o_.checkpoint_every > 0 && step_ % o_.checkpoint_every == 0) save_checkpoint(o_.checkpoint_dir / "last");
     if (!faithful && o_.method != Method::Finetune && m.forget_ce > o_.stop_forget_ce)
-      return finish(Outcome::Stopped,
-                    "forget cross-entropy " + std::to_string(m.forget_ce) + " exceeded " + std::to_string(o_.stop_forget_ce));
+      return stop("forget cross-entropy " + std::to_string(m.forget_ce) + " exceeded " + std::to_string(o_.stop_forget_ce));
   }
 }
 
@@ -557,6 +567,7 @@ void Unlearner::save_checkpoint(const fs::path& dir) {
                                            {"torch_rng", trng},
                                            {"last_fgt", last_fgt_},
                                            {"elapsed_s", elapsed_},
+                                           {"stopped", stopped_},
                                            {"options", o_.to_json()},
                                            {"curve", curve}});
   fs::remove_all(dir);
@@ -596,6 +607,7 @@ void Unlearner::load_checkpoint(const fs::path& dir) {
   }
   last_fgt_ = s["last_fgt"].get<double>();
   elapsed_ = s["elapsed_s"].get<double>();
+  stopped_ = s.value("stopped", std::string());
   curve_.clear();
   for (const auto& m : s["curve"]) {
     StepMetrics x;

@@ -132,6 +132,8 @@ class Unlearner {
   double clip_and_step();
   void finish_step(StepMetrics& m, double seconds);
   void start_pass();
+  // The out-of-memory message for the step being taken (its batch and longest sequence).
+  std::string step_out_of_memory() const;
   at::Tensor reference_logits(const TokenBatch& b);
   double current_lr() const;
 
@@ -151,6 +153,7 @@ class Unlearner {
   int64_t step_ = 0;
   double last_fgt_ = 0;
   double elapsed_ = 0;
+  std::string stopped_;  // the stop rule's reason once it fired
   std::vector<StepMetrics> curve_;
 };
 

@@ -67,8 +67,7 @@ void check_output_file(const fs::path& file, bool overwrite, const std::string& 
   if (!can_create_in(dir)) throw Error(name + ": cannot write in " + dir.string());
 }
 
-void check_output_folder(const fs::path& folder, bool overwrite, const std::vector<fs::path>& inputs,
-                         const std::string& option) {
+void check_output_folder(const fs::path& folder, bool overwrite, const std::vector<fs::path>& inputs, const std::string& option) {
   const std::string name = option + " " + folder.string();
   std::error_code ec;
   if (folder.empty()) throw Error(option + ": expected a folder");

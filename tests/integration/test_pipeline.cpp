@@ -1,14 +1,18 @@
 // Specs (validation with exact messages), the pipeline end to end on a tiny model, determinism,
-// and a run killed with SIGKILL mid-step that is found interrupted and resumes on the same curve.
+// a run killed with SIGKILL mid-step that is found interrupted and resumes on the same curve, and
+// a cancel in every phase (in-process and by Ctrl-C to `lethe run`) within a second.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <thread>
 
+#include "experiment/jobs.h"
 #include "experiment/pipeline.h"
 #include "experiment/spec.h"
 #include "store/store.h"
@@ -223,6 +227,270 @@ TEST(Pipeline, SigkillMidRunIsInterruptedAndResumeContinuesTheCurve) {
   auto steps = st.steps(run_id);
   ASSERT_EQ(steps.size(), reference.size());
   for (size_t i = 0; i < steps.size(); ++i) EXPECT_EQ(steps[i].total, reference[i]) << "step " << i + 1;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Cancels when `phase` begins (or, with `at_step` > 0, after that unlearning step), records every
+// phase seen and the time of the cancel.
+struct CancelAt : experiment::RunObserver {
+  CancelAt(unlearn::CancelToken& c, std::string phase, int64_t at_step = 0)
+      : cancel(c), phase(std::move(phase)), at_step(at_step) {}
+  unlearn::CancelToken& cancel;
+  std::string phase;
+  int64_t at_step;
+  std::vector<std::string> phases, after_cancel;
+  Clock::time_point fired_at;
+  bool fired = false;
+  void fire() {
+    fired = true;
+    fired_at = Clock::now();
+    cancel.cancel();
+  }
+  void on_phase(const std::string& p) override {
+    if (fired && p != phase) after_cancel.push_back(p);
+    phases.push_back(p);
+    if (!fired && p == phase && at_step == 0) fire();
+  }
+  void on_step(const unlearn::StepMetrics& m) override {
+    if (!fired && at_step > 0 && m.step == at_step) fire();
+  }
+};
+
+struct Cancelled {
+  experiment::RunResult res;
+  double latency_ms = 0;
+  std::vector<std::string> after_cancel;
+};
+
+Cancelled cancel_in(const io::Json& j, const fs::path& dir, store::Store& st, const std::string& phase, int64_t at_step = 0) {
+  auto spec = experiment::parse_spec(j, dir);
+  unlearn::CancelToken cancel;
+  CancelAt obs(cancel, phase, at_step);
+  Cancelled c;
+  c.res = experiment::run_pipeline(spec, &st, obs, cancel);
+  EXPECT_TRUE(obs.fired) << "phase " << phase << " never began; seen: " << ::testing::PrintToString(obs.phases);
+  c.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - obs.fired_at).count();
+  c.after_cancel = obs.after_cancel;
+  std::printf("[cancel latency] %s%s: %.1f ms\n", phase.c_str(), at_step ? (" step " + std::to_string(at_step)).c_str() : "",
+              c.latency_ms);
+  return c;
+}
+
+void expect_cancelled(const Cancelled& c, store::Store& st, bool checkpoint) {
+  EXPECT_EQ(c.res.status, store::RunStatus::Cancelled) << c.res.error;
+  EXPECT_EQ(st.run(c.res.run_id)->status, "cancelled");
+  EXPECT_LT(c.latency_ms, 1000.0);  // a bound on a tiny model, not a benchmark
+  EXPECT_TRUE(c.after_cancel.empty()) << "phases run after the cancel: " << ::testing::PrintToString(c.after_cancel);
+  EXPECT_EQ(fs::exists(c.res.output_dir / "checkpoints" / "last" / "state.json"), checkpoint) << c.res.output_dir;
+  EXPECT_FALSE(fs::exists(c.res.output_dir / "model")) << "a cancelled run saved its model";
+  EXPECT_FALSE(fs::exists(c.res.output_dir / "report.json"));
+}
+
+}  // namespace
+
+TEST(Cancel, EveryPhaseStopsWithinASecondAndOnlyStepsLeaveACheckpoint) {
+  TempDir d;
+  io::Json j = make_experiment(d.path);
+  j["unlearn"]["steps"] = 8;
+  store::Store st(d / "lethe.db");
+  const std::vector<std::pair<std::string, int64_t>> cases = {{"load", 0},    {"evaluate before", 0}, {"unlearn", 0},
+                                                              {"unlearn", 2}, {"evaluate after", 0},  {"save", 0}};
+  int k = 0;
+  for (const auto& [phase, step] : cases) {
+    SCOPED_TRACE(phase + " " + std::to_string(step));
+    j["output"]["dir"] = "out-" + std::to_string(k++);
+    const bool stepped = step > 0 || phase == "evaluate after" || phase == "save";
+    const auto c = cancel_in(j, d.path, st, phase, step);
+    expect_cancelled(c, st, stepped);
+    // Before the first step nothing but the folder: no checkpoint, no half-written file.
+    if (!stepped) {
+      EXPECT_FALSE(fs::exists(c.res.output_dir / "checkpoints"));
+    }
+    // What the run stored before the cancel stays; the baseline only once it was complete.
+    const bool baseline = phase != "load" && phase != "evaluate before";
+    EXPECT_EQ(st.generations(c.res.run_id).size(), baseline ? 5u : 0u);
+  }
+}
+
+TEST(Cancel, FineTuningStopsWithinASecond) {
+  TempDir d;
+  io::Json j = make_experiment(d.path);
+  std::string text;
+  for (int i = 0; i < 20; ++i) text += "The lantern drifted past the mill and the ferryman counted every light. ";
+  lethe::testing::write_text(d / "protected.txt", text);
+  j["datasets"]["protected"] = {{"path", "protected.txt"}};
+  j["finetune"] = {{"enabled", true}, {"steps", 50}};
+  store::Store st(d / "lethe.db");
+  const auto at_start = cancel_in(j, d.path, st, "finetune");
+  expect_cancelled(at_start, st, false);
+  EXPECT_FALSE(fs::exists(at_start.res.output_dir / "finetuned"));
+  EXPECT_TRUE(st.generations(at_start.res.run_id).empty());
+}
+
+TEST(Cancel, AResumeAfterACancelCompletesAndRemovesTheCheckpoints) {
+  TempDir d;
+  io::Json j = make_experiment(d.path);
+  store::Store st(d / "lethe.db");
+  for (const std::string phase : {"load", "evaluate after"}) {
+    SCOPED_TRACE(phase);
+    j["output"]["dir"] = "out-" + std::string(phase == "load" ? "load" : "after");
+    const auto c = cancel_in(j, d.path, st, phase);
+    ASSERT_EQ(c.res.status, store::RunStatus::Cancelled) << c.res.error;
+    auto spec = experiment::parse_spec(j, d.path);
+    Quiet obs;
+    unlearn::CancelToken none;
+    const auto res = experiment::run_pipeline(spec, &st, obs, none, c.res.run_id);
+    ASSERT_EQ(res.status, store::RunStatus::Completed) << res.error;
+    EXPECT_EQ(st.run(c.res.run_id)->status, "completed");
+    EXPECT_EQ(st.steps(c.res.run_id).size(), 6u);
+    EXPECT_TRUE(fs::exists(res.output_dir / "model" / "model.safetensors"));
+    EXPECT_FALSE(fs::exists(res.output_dir / "checkpoints")) << "the finished run keeps its cancel checkpoint";
+    EXPECT_FALSE(fs::exists(res.output_dir / "model.tmp"));
+    for (const auto& a : st.artefacts(c.res.run_id)) EXPECT_NE(a.kind, "checkpoint") << a.path;
+  }
+}
+
+TEST(Cancel, TrainJobCancelledBeforeItsFirstStepWritesNothing) {
+  TempDir d;
+  make_experiment(d.path);
+  experiment::TrainJob job;
+  job.model = d / "model";
+  job.out = d / "trained";
+  job.device = "cpu";
+  job.data = d / "forget.jsonl";
+  job.normal = d / "normal.csv";
+  job.options.max_steps = 6;
+  job.options.K = 2;
+  unlearn::CancelToken cancel;
+  Quiet obs;
+  // Ctrl-C while loading: `ready` comes after the loading, before the first step.
+  auto res = experiment::run_train_job(job, obs, cancel, [&] { cancel.cancel(); });
+  EXPECT_EQ(res.result.outcome, unlearn::Outcome::Cancelled);
+  EXPECT_EQ(res.result.steps, 0);
+  EXPECT_TRUE(res.checkpoint.empty());
+  EXPECT_FALSE(fs::exists(job.out)) << "a run cancelled before any step wrote into its output folder";
+  EXPECT_TRUE(obs.steps.empty());
+}
+
+TEST(Cancel, TrainJobResumedFromItsCancelCheckpointLeavesOnlyTheModel) {
+  TempDir d;
+  make_experiment(d.path);
+  experiment::TrainJob job;
+  job.model = d / "model";
+  job.out = d / "trained";
+  job.device = "cpu";
+  job.data = d / "forget.jsonl";
+  job.normal = d / "normal.csv";
+  job.options.max_steps = 6;
+  job.options.K = 2;
+  struct StopAt2 : Quiet {
+    unlearn::CancelToken* c = nullptr;
+    void on_step(const unlearn::StepMetrics& m) override {
+      Quiet::on_step(m);
+      if (m.step == 2) c->cancel();
+    }
+  } obs;
+  unlearn::CancelToken cancel;
+  obs.c = &cancel;
+  auto res = experiment::run_train_job(job, obs, cancel);
+  ASSERT_EQ(res.result.outcome, unlearn::Outcome::Cancelled);
+  ASSERT_EQ(res.checkpoint, job.out / "checkpoints" / "cancelled");
+  ASSERT_TRUE(fs::exists(res.checkpoint / "state.json"));
+  job.resume = res.checkpoint;
+  unlearn::CancelToken none;
+  Quiet obs2;
+  res = experiment::run_train_job(job, obs2, none);
+  ASSERT_EQ(res.result.outcome, unlearn::Outcome::Completed);
+  EXPECT_EQ(obs2.steps.size(), 4u);
+  EXPECT_TRUE(fs::exists(job.out / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(job.out / "checkpoints")) << "the cancel checkpoint stayed inside the finished model folder";
+}
+
+TEST(Cancel, CtrlCStopsLetheRunAtTheNextStepAndASecondAtOnce) {
+  TempDir d;
+  io::Json j = make_experiment(d.path);
+  j["unlearn"]["steps"] = 2000;
+  io::write_json_file(d / "spec.json", j);
+  const std::string db = (d / "lethe.db").string();
+  auto start = [&](const std::string& out) {
+    const pid_t child = fork();
+    if (child == 0) {
+      const int fd = ::open((d / (out + ".log")).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, 2);
+      dup2(fd, 1);
+      const std::string set = "output.dir=\"" + out + "\"";
+      execl(LETHE_CLI, LETHE_CLI, "run", (d / "spec.json").c_str(), "--store", db.c_str(), "--set", set.c_str(),
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    return child;
+  };
+  // Waits until run `n` has stored some steps; returns its id and the longest step (ms).
+  auto wait_for_steps = [&](size_t n, double& longest_step_ms) -> int64_t {
+    for (int tries = 0; tries < 2400; ++tries) {  // 2 minutes on a loaded machine
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (!fs::exists(db)) continue;
+      store::Store st(db);
+      auto runs = st.runs();
+      if (runs.size() < n) continue;
+      auto steps = st.steps(runs[n - 1].id);
+      if (steps.size() < 16) continue;
+      for (size_t i = 1; i < steps.size(); ++i)
+        longest_step_ms = std::max(longest_step_ms, 1000 * (steps[i].elapsed_s - steps[i - 1].elapsed_s));
+      return runs[n - 1].id;
+    }
+    return 0;
+  };
+  auto exit_code = [](pid_t child, Clock::time_point t0, double& ms) {
+    int status = 0;
+    waitpid(child, &status, 0);
+    ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  };
+  auto log = [&](const std::string& out) {
+    std::ifstream f(d / (out + ".log"));
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  {
+    double step_ms = 0;
+    const pid_t child = start("out-1");
+    const int64_t id = wait_for_steps(1, step_ms);
+    ASSERT_GT(id, 0);
+    const auto t0 = Clock::now();
+    kill(child, SIGINT);
+    double ms = 0;
+    EXPECT_EQ(exit_code(child, t0, ms), 130) << log("out-1");
+    // The step in progress finishes first: the bound is a second beyond the longest step.
+    std::printf("[cancel latency] lethe run, Ctrl-C during unlearning: %.1f ms (longest step %.1f ms)\n", ms, step_ms);
+    EXPECT_LT(ms, 1000.0 + step_ms);
+    store::Store st(db);
+    EXPECT_EQ(st.run(id)->status, "cancelled");
+    EXPECT_TRUE(fs::exists(d / "out-1" / "checkpoints" / "last" / "state.json"));
+  }
+  {
+    double step_ms = 0;
+    const pid_t child = start("out-2");
+    const int64_t id = wait_for_steps(2, step_ms);
+    ASSERT_GT(id, 0);
+    const auto t0 = Clock::now();
+    kill(child, SIGINT);
+    // The second once the first was seen (two at once would merge into one pending signal).
+    for (int i = 0; i < 400 && log("out-2").find("stopping at the next step") == std::string::npos; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    kill(child, SIGINT);
+    double ms = 0;
+    EXPECT_EQ(exit_code(child, t0, ms), 130) << log("out-2");
+    std::printf("[cancel latency] lethe run, two Ctrl-C: %.1f ms\n", ms);
+    EXPECT_LT(ms, 1000.0);
+    EXPECT_NE(log("out-2").find("stopped at once (second Ctrl-C)"), std::string::npos) << log("out-2");
+    store::Store st(db);
+    EXPECT_EQ(st.run(id)->status, "cancelled");
+    EXPECT_EQ(st.run(id)->error, "stopped at once (second Ctrl-C)");
+    EXPECT_GE(st.steps(id).size(), 16u) << "the steps stored before the second Ctrl-C are kept";
+  }
 }
 
 TEST(Presets, EveryPresetIsAValidSpecOnceItsFilesExist) {

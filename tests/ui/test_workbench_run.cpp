@@ -1,12 +1,15 @@
 // The workbench driven like a person would, offscreen: open a spec, start a run on a tiny model,
 // watch the curves grow, stop, restart, complete; generations, metrics, history filled; a review
 // stored; the content warning, the redaction and the playground.
+#include <QElapsedTimer>
 #include <QLineEdit>
 #include <QPushButton>
 #include <QSignalSpy>
 #include <QSpinBox>
 #include <QStandardPaths>
 #include <QtTest>
+#include <cstdio>
+#include <filesystem>
 
 #include "datasets_panel.h"
 #include "generations_panel.h"
@@ -121,6 +124,34 @@ class WorkbenchRunTest : public QObject {
     QVERIFY2(w.metricsPanel()->headline().contains("Harmful rate"), qPrintable(w.metricsPanel()->headline()));
     QVERIFY(!w.metricsPanel()->value("harmful_rate_reduction").isEmpty());
     QVERIFY(w.metricsPanel()->value("harmful_rate_reduction").toDouble() >= 0.75);
+  }
+
+  // Closing the window during a run: the run is cancelled, its state saved and the store says
+  // so, and the window is gone within two seconds.
+  void closingDuringARunCancelsItWithinTwoSeconds() {
+    lethe::testing::TempDir d;
+    auto spec = lethe::testing::write_experiment(d.path);
+    spec["unlearn"]["steps"] = 2000;
+    lethe::io::write_json_file(d / "spec.json", spec);
+    auto* w = new MainWindow;
+    w->setStorePath(QString::fromStdString((d / "lethe.db").string()));
+    w->show();
+    QVERIFY(w->openSpec(QString::fromStdString((d / "spec.json").string())));
+    qint64 run = 0;
+    connect(w->runController(), &RunController::started, [&run](qint64 id) { run = id; });
+    w->findChild<QPushButton*>("run_start")->click();
+    QTRY_VERIFY_WITH_TIMEOUT(w->lossPanel()->pointCount() >= 3, 60000);
+    QElapsedTimer t;
+    t.start();
+    w->close();
+    delete w;  // the controller's destructor waits for the worker
+    const qint64 ms = t.elapsed();
+    std::printf("[cancel latency] workbench closed during a run: %lld ms\n", static_cast<long long>(ms));
+    QVERIFY2(ms < 2000, qPrintable(QString("closing took %1 ms").arg(ms)));
+    QVERIFY(run > 0);
+    lethe::store::Store st((d / "lethe.db").string());
+    QCOMPARE(QString::fromStdString(st.run(run)->status), QString("cancelled"));
+    QVERIFY(std::filesystem::exists(d / "out" / "checkpoints" / "last" / "state.json"));
   }
 
   void invalidSpecIsShownInlineAndNotRun() {

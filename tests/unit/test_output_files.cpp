@@ -51,7 +51,8 @@ TEST(OutputFiles, AtomicWriteReplacesAndLeavesNoTemporaryFile) {
 TEST(OutputFiles, AtomicWriteOntoAFolderFailsAndLeavesNothing) {
   TempDir d;
   fs::create_directory(d / "x");
-  EXPECT_EQ(error_of([&] { lethe::io::write_file_atomic(d / "x", "content"); }), (d / "x").string() + ": is a folder; give a file name");
+  EXPECT_EQ(error_of([&] { lethe::io::write_file_atomic(d / "x", "content"); }),
+            (d / "x").string() + ": is a folder; give a file name");
   EXPECT_TRUE(others(d.path, "x").empty());
 }
 
