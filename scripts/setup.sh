@@ -21,6 +21,7 @@ PACKAGES=(
   protobuf-compiler libprotobuf-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   xvfb xauth libicu-dev clang-format
+  clang-14 libclang-rt-14-dev llvm-14
   python3-torch python3-numpy python3-nltk python3-venv
 )
 

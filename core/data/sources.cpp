@@ -23,7 +23,7 @@ bool first_record_has(const fs::path& p, const char* field) {
     try {
       auto j = io::Json::parse(line);
       return j.is_object() && j.contains(field);
-    } catch (const nlohmann::json::parse_error&) {
+    } catch (const nlohmann::json::exception&) {
       return false;  // the reader reports the bad line
     }
   }

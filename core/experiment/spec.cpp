@@ -3,6 +3,7 @@
 #include <set>
 #include <sstream>
 
+#include "io/jsonl.h"
 #include "model/model_config.h"
 #include "text/chat_template.h"
 #include "util/error.h"
@@ -114,10 +115,12 @@ void apply_override(io::Json& j, const std::string& assignment) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) throw Error("--set '" + assignment + "': expected key.path=value");
   const std::string key = assignment.substr(0, eq), value = assignment.substr(eq + 1);
+  // Bytes that are not UTF-8 would become a JSON string no message can print (found by fuzzing).
+  io::check_text(assignment, "--set " + key);
   io::Json v;
   try {
     v = io::Json::parse(value);
-  } catch (const nlohmann::json::parse_error&) {
+  } catch (const nlohmann::json::exception&) {  // not JSON (or a number beyond double): the text itself
     v = value;
   }
   io::Json* cur = &j;

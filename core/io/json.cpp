@@ -92,6 +92,13 @@ Json parse_json(const std::string& text, const std::string& source) {
     auto colon = why.find(": ");
     if (colon != std::string::npos) why = why.substr(colon + 2);
     throw Error(source + " line " + std::to_string(line) + " column " + std::to_string(col) + ": invalid JSON: " + why);
+  } catch (const nlohmann::json::exception& e) {
+    // Valid syntax the library cannot hold, e.g. a number beyond double's range (1e400): found
+    // by fuzzing; it escaped as nlohmann's out_of_range, an "internal error".
+    std::string why = e.what();
+    auto bracket = why.find("] ");
+    if (bracket != std::string::npos) why = why.substr(bracket + 2);
+    throw Error(source + ": invalid JSON: " + why);
   }
 }
 

@@ -30,6 +30,10 @@ Json parse_line(const std::string& line, const std::string& where) {
     std::string why = e.what();
     auto colon = why.find(": ");
     throw Error(where + ": invalid JSON: " + (colon == std::string::npos ? why : why.substr(colon + 2)));
+  } catch (const nlohmann::json::exception& e) {  // valid syntax beyond the library, e.g. 1e400
+    std::string why = e.what();
+    auto bracket = why.find("] ");
+    throw Error(where + ": invalid JSON: " + (bracket == std::string::npos ? why : why.substr(bracket + 2)));
   }
 }
 

@@ -51,6 +51,7 @@ std::optional<DType> dtype_from_name(std::string_view name) {
 }
 
 int64_t TensorInfo::numel() const {
+  // open() accepted only shapes whose bytes fit the file, so this cannot overflow there.
   int64_t n = 1;
   for (int64_t s : shape) n *= s;
   return n;
@@ -125,7 +126,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) {
     if (!dt) throw Error(tw + ": unknown dtype '" + v["dtype"].get<std::string>() + "'");
     t.dtype = *dt;
     for (const Json& s : v["shape"]) {
-      if (!s.is_number_unsigned()) throw Error(tw + ": shape entries must be non-negative integers");
+      if (!s.is_number_unsigned() || s.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+        throw Error(tw + ": shape entries must be non-negative integers below 2^63");
       t.shape.push_back(s.get<int64_t>());
     }
     for (int k = 0; k < 2; ++k)
@@ -136,7 +138,14 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) {
     if (t.end > data_size)
       throw Error(tw + ": data_offsets [" + std::to_string(t.begin) + ", " + std::to_string(t.end) +
                   ") out of range: the data section has " + std::to_string(data_size) + " bytes");
-    const uint64_t expect = static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype);
+    // dtype x shape in bytes, refusing a product that wraps around 2^64 (it could match a small
+    // data range and make every later numel() and copy overflow).
+    uint64_t expect = dtype_size(t.dtype);
+    bool wraps = false;
+    for (int64_t s : t.shape) wraps |= __builtin_mul_overflow(expect, static_cast<uint64_t>(s), &expect);
+    if (wraps)
+      throw Error(tw + ": shape " + shape_string(t.shape) + " of dtype " + std::string(dtype_name(t.dtype)) +
+                  " has more bytes than 2^64");
     if (t.nbytes() != expect)
       throw Error(tw + ": " + std::to_string(t.nbytes()) + " bytes but dtype " + std::string(dtype_name(t.dtype)) + " x shape " +
                   shape_string(t.shape) + " needs " + std::to_string(expect));

@@ -166,6 +166,7 @@ LlamaConfig LlamaConfig::from_json(const io::Json& j, const std::string& src) {
   c.num_attention_heads = get_int(j, "num_attention_heads", c.num_attention_heads, src);
   c.num_key_value_heads = get_int(j, "num_key_value_heads", c.num_attention_heads, src);
   require_positive(src, "num_attention_heads", c.num_attention_heads);
+  require_positive(src, "num_hidden_layers", c.num_hidden_layers);  // before per-layer tables are sized
   if ((!j.contains("head_dim") || j["head_dim"].is_null()) && c.hidden_size % c.num_attention_heads != 0)
     throw Error(src + ": hidden_size " + std::to_string(c.hidden_size) + " is not divisible by num_attention_heads " +
                 std::to_string(c.num_attention_heads) + " (and there is no head_dim)");

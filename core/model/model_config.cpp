@@ -1,5 +1,7 @@
 #include "model/model_config.h"
 
+#include <limits>
+#include <map>
 #include <set>
 
 #include "model/llama_config.h"
@@ -33,8 +35,35 @@ const Entry kFamilies[] = {
 
 }  // namespace
 
+namespace {
+// Upper bounds far above any published model (the largest have ~128 layers, hidden 2^14-2^15,
+// vocabularies of 2^18) that keep every product of sizes (parameter counts, bytes) inside
+// int64: without them a config alone could ask for a 33 TB allocation or overflow a count
+// (found by fuzzing the config readers).
+int64_t size_limit(const std::string& field) {
+  static const std::map<std::string, int64_t> limits = {
+      {"vocab_size", int64_t{1} << 40},
+      {"num_hidden_layers", int64_t{1} << 16},
+      {"num_attention_heads", int64_t{1} << 16},
+      {"num_key_value_heads", int64_t{1} << 16},
+      {"hidden_size", int64_t{1} << 20},
+      {"intermediate_size", int64_t{1} << 20},
+      {"ffn_dim", int64_t{1} << 20},
+      {"word_embed_proj_dim", int64_t{1} << 20},
+      {"head_dim", int64_t{1} << 20},
+      {"max_position_embeddings", int64_t{1} << 24},
+  };
+  auto it = limits.find(field);
+  return it == limits.end() ? std::numeric_limits<int64_t>::max() : it->second;
+}
+}  // namespace
+
 void require_positive(const std::string& src, const char* field, int64_t v) {
   if (v <= 0) throw Error(src + ": field '" + field + "' must be positive, got " + std::to_string(v));
+  const int64_t limit = size_limit(field);
+  if (v > limit)
+    throw Error(src + ": field '" + field + "' is " + std::to_string(v) + ", more than Lethe accepts (" + std::to_string(limit) +
+                "; no model comes near it)");
 }
 
 void require_activation(const std::string& src, const char* field, const std::string& value) {

@@ -78,6 +78,8 @@ class ModelConfig {
 };
 
 // Checks shared by the families' config parsers; the messages name `source` and the field.
+// Sizes (vocab_size, hidden_size, layers, heads, ...) also have upper bounds that keep every
+// product of them inside int64.
 void require_positive(const std::string& source, const char* field, int64_t value);
 // relu, gelu, gelu_new, gelu_pytorch_tanh, silu, swish, tanh (what model::apply_activation runs).
 void require_activation(const std::string& source, const char* field, const std::string& value);

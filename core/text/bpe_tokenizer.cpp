@@ -188,19 +188,20 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const fs::path& 
   io::Json j = io::read_json_file(path);
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) throw Error(where + ": missing object field 'model'");
   const io::Json& m = j["model"];
-  const std::string type = m.value("type", "");
+  const std::string type = io::get_string(m, "type", "", where + ": model");
   if (type != "BPE") throw Error(where + ": model type '" + type + "' is not supported (Lethe reads byte-level BPE)");
   if (j.contains("pre_tokenizer") && j["pre_tokenizer"].is_object()) {
     const io::Json& pt = j["pre_tokenizer"];
-    if (pt.value("type", "") != "ByteLevel")
-      throw Error(where + ": pre_tokenizer '" + pt.value("type", "") + "' is not supported (expected ByteLevel)");
-    if (pt.value("add_prefix_space", false))
+    const std::string pt_type = io::get_string(pt, "type", "", where + ": pre_tokenizer");
+    if (pt_type != "ByteLevel") throw Error(where + ": pre_tokenizer '" + pt_type + "' is not supported (expected ByteLevel)");
+    if (io::get_bool(pt, "add_prefix_space", false, where + ": pre_tokenizer"))
       throw Error(where + ": add_prefix_space=true is not supported (OPT and GPT-2 use false)");
   }
   std::unique_ptr<BpeTokenizer> t(new BpeTokenizer());
   if (!m.contains("vocab") || !m["vocab"].is_object()) throw Error(where + ": missing object model.vocab");
   for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
-    if (!it.value().is_number_integer()) throw Error(where + ": model.vocab['" + it.key() + "'] must be an integer");
+    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0)
+      throw Error(where + ": model.vocab['" + it.key() + "'] must be a non-negative integer");
     t->token_to_id_[it.key()] = it.value().get<int64_t>();
   }
   int rank = 0;
@@ -216,7 +217,9 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const fs::path& 
   }
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const auto& a : j["added_tokens"]) {
-      if (!a.contains("content") || !a.contains("id")) continue;
+      if (!a.is_object() || !a.contains("content") || !a.contains("id")) continue;
+      if (!a["content"].is_string() || !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0)
+        throw Error(where + ": added_tokens: each needs a string 'content' and a non-negative integer 'id'");
       const std::string content = a["content"].get<std::string>();
       t->token_to_id_[content] = a["id"].get<int64_t>();
       t->add_special(content);
@@ -227,9 +230,16 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const fs::path& 
   return t;
 }
 
+// Ids index a dense table, so they must be (nearly) dense: a stray id of 10^12 would size it.
+constexpr int64_t kIdSlack = 1024;
+
 void BpeTokenizer::finish_load(const std::string& source) {
   int64_t max_id = -1;
   for (const auto& [tok, id] : token_to_id_) max_id = std::max(max_id, id);
+  const int64_t tokens = static_cast<int64_t>(token_to_id_.size());
+  if (max_id >= 2 * tokens + kIdSlack)
+    throw Error(source + ": token ids go up to " + std::to_string(max_id) + " for " + std::to_string(tokens) +
+                " tokens; a vocabulary's ids are 0..N-1");
   id_to_token_.assign(static_cast<size_t>(max_id + 1), std::string());
   for (const auto& [tok, id] : token_to_id_) id_to_token_[static_cast<size_t>(id)] = tok;
   special_ids_.assign(id_to_token_.size(), false);

@@ -2588,7 +2588,9 @@ class Parser {
         if (!root) continue;
         std::vector<std::pair<const Expr*, int>> stack = {{root, 1}};
         while (!stack.empty()) {
-          auto [e, d] = stack.back();
+          // Not a structured binding: clang before 16 cannot capture one in the lambda below.
+          const Expr* e = stack.back().first;
+          const int d = stack.back().second;
           stack.pop_back();
           if (d > 400) error("expression nested too deeply", e->offset);
           auto push = [&](const Expr* x) {

@@ -22,7 +22,8 @@ BpeModel::BpeModel(std::unordered_map<std::string, int64_t> vocab, Merges merges
   }
   const size_t prefix_len = options_.continuing_subword_prefix ? options_.continuing_subword_prefix->size() : 0;
   for (size_t r = 0; r < merges_.size(); ++r) {
-    const auto& [a, b] = merges_[r];
+    const std::string& a = merges_[r].first;  // no structured binding: clang < 16 cannot capture one
+    const std::string& b = merges_[r].second;
     auto need = [&](const std::string& t) {
       auto it = vocab_.find(t);
       if (it == vocab_.end())

@@ -302,9 +302,14 @@ void HfTokenizer::set_conventions(int64_t bos, int64_t eos, int64_t pad, int64_t
   stops_ = std::move(stop_ids);
 }
 
+// One past the largest id encoding can give. The post-processor's ids count too: the library takes
+// them from the file as written, so a TemplateProcessing id no token has must still be caught when
+// the tokenizer is checked against the model's embedding (check_tokenizer_fits).
 int64_t HfTokenizer::vocab_size() const {
   int64_t max = model_->max_id();
   for (const auto& [id, t] : added_map_r_) max = std::max(max, id);
+  for (int64_t id : post_.prefix) max = std::max(max, id);
+  for (int64_t id : post_.suffix) max = std::max(max, id);
   return max + 1;
 }
 

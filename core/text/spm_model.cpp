@@ -68,6 +68,9 @@ class Reader {
 
 int32_t as_int32(uint64_t v) { return static_cast<int32_t>(static_cast<uint32_t>(v)); }
 
+// ModelProto.SentencePiece.type is a proto2 enum: a value outside it is kept as an unknown field
+// and the accessor answers the default, NORMAL, in the library and in transformers' converter.
+int piece_type(uint64_t v) { return v >= SpmPiece::Normal && v <= SpmPiece::Byte ? static_cast<int>(v) : SpmPiece::Normal; }
 }  // namespace
 
 SpmModel parse_spm_model(const std::string& data, const std::string& where) {
@@ -86,7 +89,7 @@ SpmModel parse_spm_model(const std::string& data, const std::string& where) {
         const int pf = static_cast<int>(pk >> 3), pw = static_cast<int>(pk & 7);
         if (pf == 1 && pw == 2) p.piece = pr.bytes();
         else if (pf == 2 && pw == 5) p.score = pr.fixed32_float();
-        else if (pf == 3 && pw == 0) p.type = static_cast<int>(pr.varint());
+        else if (pf == 3 && pw == 0) p.type = piece_type(pr.varint());
         else pr.skip(pw);
       }
       m.pieces.push_back(std::move(p));

@@ -260,10 +260,14 @@ TEST(InspectBadInput, IndexShardOutsideTheFolder) {
   TinyOpt t;
   t.shards = 2;
   write_tiny_opt(d.path, t);
-  auto idx = io::read_json_file(d / "model.safetensors.index.json");
-  idx["weight_map"]["model.decoder.embed_tokens.weight"] = "../elsewhere.safetensors";
-  io::write_json_file(d / "model.safetensors.index.json", idx);
-  EXPECT_HAS(error_of(d.path), "must be a file in the same folder");
+  const auto original = io::read_json_file(d / "model.safetensors.index.json");
+  // Up and out, absolute, the folder itself, a detour through a subfolder: each refused.
+  for (const char* name : {"../elsewhere.safetensors", "../../etc/passwd", "/etc/passwd", "..", "sub/../x.safetensors"}) {
+    auto idx = original;
+    idx["weight_map"]["model.decoder.embed_tokens.weight"] = name;
+    io::write_json_file(d / "model.safetensors.index.json", idx);
+    EXPECT_HAS(error_of(d.path), "must be a file in the same folder");
+  }
 }
 
 TEST(InspectBadInput, ShardTensorMissingFromIndexIsAWarning) {
@@ -352,18 +356,37 @@ TEST(InspectBadInput, AbsurdVocabularyIsNamedBeforeAnythingIsAllocated) {
 TEST(InspectBadInput, AbsurdLayerCountIsNamedBeforeTheTensorListIsBuilt) {
   TempDir d;
   const int64_t written = write_tiny_opt(d.path);  // 36 tensors
-  edit_config(d.path, [](io::Json& c) { c["num_hidden_layers"] = 4000000000000; });
-  EXPECT_EQ(error_of(d.path),
-            (d / "config.json").string() + ": num_hidden_layers 4000000000000, but the weights hold 36 tensors in all");
+  edit_config(d.path, [](io::Json& c) { c["num_hidden_layers"] = 60000; });
+  EXPECT_EQ(error_of(d.path), (d / "config.json").string() + ": num_hidden_layers 60000, but the weights hold 36 tensors in all");
   // Without a tensor table, the layers' linear maps must fit in the file's bytes.
   fs::remove(d / "model.safetensors");
   write_text(d / "pytorch_model.bin", "PK");
   fs::resize_file(d / "pytorch_model.bin", static_cast<uintmax_t>(4 * written));
   EXPECT_EQ(error_of(d.path), (d / "config.json").string() +
-                                  ": num_hidden_layers 4000000000000 implies 8.19e+15 values in the layers' linear maps "
+                                  ": num_hidden_layers 60000 implies 122.9M values in the layers' linear maps "
                                   "alone, but the weights hold at most " +
                                   model::human_count(4 * written) + " (pytorch_model.bin has " + model::human_bytes(4 * written) +
                                   ")");
+}
+
+// Sizes beyond any model are refused as the config is read: a config alone once sized a 33 TB
+// per-layer table (Llama family) or overflowed the parameter count (found by fuzzing).
+TEST(InspectBadInput, SizesBeyondAnyModelAreRefusedAsTheConfigIsRead) {
+  TempDir d;
+  write_tiny_opt(d.path);
+  edit_config(d.path, [](io::Json& c) { c["num_hidden_layers"] = 4000000000000; });
+  EXPECT_EQ(error_of(d.path), (d / "config.json").string() +
+                                  ": field 'num_hidden_layers' is 4000000000000, more than Lethe accepts (65536; no model "
+                                  "comes near it)");
+  const fs::path llama = d / "llama";
+  fs::create_directories(llama);
+  fs::copy_file(d / "model.safetensors", llama / "model.safetensors");  // refused before any tensor is looked at
+  write_text(llama / "config.json",
+             R"({"model_type": "llama", "vocab_size": 64, "hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2,)"
+             R"( "num_hidden_layers": 266652225095629})");
+  EXPECT_EQ(error_of(llama), (llama / "config.json").string() +
+                                 ": field 'num_hidden_layers' is 266652225095629, more than Lethe accepts (65536; no model "
+                                 "comes near it)");
 }
 
 TEST(InspectBadInput, VocabularyThatDisagreesWithTheEmbeddingNamesTheField) {
