@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "experiment/jobs.h"
+#include "model/generate.h"
 #include "experiment/pipeline.h"
 #include "experiment/spec.h"
 #include "store/store.h"
@@ -407,6 +408,33 @@ TEST(Cancel, TrainJobResumedFromItsCancelCheckpointLeavesOnlyTheModel) {
   EXPECT_EQ(obs2.steps.size(), 4u);
   EXPECT_TRUE(fs::exists(job.out / "model.safetensors"));
   EXPECT_FALSE(fs::exists(job.out / "checkpoints")) << "the cancel checkpoint stayed inside the finished model folder";
+}
+
+// `lethe eval`'s job asks its cancel check between loads and inside the measurements (per
+// scored batch): cancelled at the first ask it stops before measuring, cancelled later it stops
+// inside perplexity or multiple choice, never returning a partial report.
+TEST(Cancel, EvalJobStopsBetweenLoadsAndInsideTheMeasurements) {
+  TempDir d;
+  make_experiment(d.path);
+  experiment::EvalJob j;
+  j.model = d / "model";
+  j.normal = d / "normal.csv";
+  bool ready = false;
+  int asked = 0, cancel_at = 1;
+  j.cancelled = [&] { return ++asked >= cancel_at; };
+  EXPECT_THROW(experiment::run_eval_job(j, [&] { ready = true; }), model::Cancelled);
+  EXPECT_FALSE(ready) << "cancelled while loading: nothing measured";
+  // How many times a whole evaluation asks, then a cancel halfway through it.
+  asked = 0;
+  cancel_at = 1 << 30;
+  ASSERT_NO_THROW(experiment::run_eval_job(j));
+  const int total = asked;
+  ASSERT_GT(total, 3) << "the measurements ask the cancel check as they go";
+  asked = 0;
+  cancel_at = total / 2 + 1;
+  ready = false;
+  EXPECT_THROW(experiment::run_eval_job(j, [&] { ready = true; }), model::Cancelled);
+  EXPECT_TRUE(ready) << "this cancel landed inside the measurements";
 }
 
 TEST(Cancel, CtrlCStopsLetheRunAtTheNextStepAndASecondAtOnce) {
