@@ -111,6 +111,17 @@ fs::path resolve_spec_path(const fs::path& base_dir, const std::string& path) {
   return p.is_absolute() ? p : base_dir / p;
 }
 
+namespace {
+// The JSON type as a user reads it, for messages.
+std::string kind_of(const io::Json& j) {
+  if (j.is_array()) return "a list";
+  if (j.is_string()) return "a string";
+  if (j.is_boolean()) return "true/false";
+  if (j.is_null()) return "null";
+  return "a number";
+}
+}  // namespace
+
 void apply_override(io::Json& j, const std::string& assignment) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) throw Error("--set '" + assignment + "': expected key.path=value");
@@ -123,13 +134,22 @@ void apply_override(io::Json& j, const std::string& assignment) {
   } catch (const nlohmann::json::exception&) {  // not JSON (or a number beyond double): the text itself
     v = value;
   }
-  io::Json* cur = &j;
   std::stringstream ss(key);
-  std::string part;
+  std::string part, path;
   std::vector<std::string> parts;
   while (std::getline(ss, part, '.')) parts.push_back(part);
-  for (size_t i = 0; i + 1 < parts.size(); ++i) {
-    if (!cur->contains(parts[i]) || !(*cur)[parts[i]].is_object()) (*cur)[parts[i]] = io::Json::object();
+  if (parts.empty() || key.back() == '.') throw Error("--set '" + key + "': expected key.path=value with no empty part");
+  // Sections are objects: a path through a value is refused (it once replaced the value with a
+  // section, or threw from inside the JSON library when the spec itself was not an object).
+  io::Json* cur = &j;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].empty()) throw Error("--set '" + key + "': expected key.path=value with no empty part");
+    if (!cur->is_object())
+      throw Error("--set '" + key + "': " + (path.empty() ? std::string("the spec") : "'" + path + "'") + " is " + kind_of(*cur) +
+                  ", not a section");
+    if (i + 1 == parts.size()) break;
+    path += (path.empty() ? "" : ".") + parts[i];
+    if (!cur->contains(parts[i])) (*cur)[parts[i]] = io::Json::object();
     cur = &(*cur)[parts[i]];
   }
   (*cur)[parts.back()] = v;

@@ -46,6 +46,29 @@ struct Quiet : experiment::RunObserver {
 
 }  // namespace
 
+// --set walks sections only (the spec fuzzer found paths through values throwing from inside
+// the JSON library, and the old walk silently replaced a value with a section).
+TEST(Spec, SetOverridesRefuseAPathThroughAValue) {
+  auto error_of = [](io::Json j, const std::string& set) {
+    try {
+      experiment::apply_override(j, set);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  const io::Json spec = {{"unlearn", {{"lr", 1e-4}}}, {"name", "x"}};
+  EXPECT_EQ(error_of(spec, "unlearn.lr.warmup=3"), "--set 'unlearn.lr.warmup': 'unlearn.lr' is a number, not a section");
+  EXPECT_EQ(error_of(spec, "name.first=3"), "--set 'name.first': 'name' is a string, not a section");
+  EXPECT_EQ(error_of(io::Json::array(), "unlearn.lr=3"), "--set 'unlearn.lr': the spec is a list, not a section");
+  EXPECT_EQ(error_of(spec, "unlearn..lr=3"), "--set 'unlearn..lr': expected key.path=value with no empty part");
+  EXPECT_EQ(error_of(spec, "unlearn.=3"), "--set 'unlearn.': expected key.path=value with no empty part");
+  EXPECT_EQ(error_of(spec, "output.dir=\"o\""), "(no error)");  // a new section is made
+  io::Json j = spec;
+  experiment::apply_override(j, "unlearn.lr=2e-4");
+  EXPECT_EQ(j["unlearn"]["lr"].get<double>(), 2e-4);
+}
+
 TEST(Spec, BadSpecsAreRejectedWithTheirJsonPaths) {
   TempDir d;
   const io::Json base = make_experiment(d.path);
