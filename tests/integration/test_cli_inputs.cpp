@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "io/json.h"
+#include "support/cli_run.h"
 #include "support/tiny_opt.h"
 
 using lethe::testing::EditableTensor;
@@ -18,22 +19,9 @@ using lethe::testing::write_text;
 namespace fs = std::filesystem;
 
 namespace {
-struct Result {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-Result run(const std::string& args) {
-  Result r;
-  std::string cmd = std::string(LETHE_CLI) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+using Result = lethe::testing::CliResult;
+Result run(const std::string& args) { return lethe::testing::run_cli(args); }
+std::string q(const fs::path& p) { return lethe::testing::quoted(p); }
 
 // A tiny OPT (vocab 50272, hidden 8, ffn 16, 2 layers) with GPT-2's tokenizer files beside it.
 void write_model(const fs::path& dir) {
