@@ -17,7 +17,7 @@ PACKAGES=(
   build-essential cmake ninja-build lld pkg-config git ca-certificates curl dpkg-dev
   libtorch-dev libopenblas0-openmp
   qt6-base-dev qt6-svg-dev libqt6svg6 libqcustomplot-dev libgl-dev
-  libsqlite3-dev nlohmann-json3-dev libcli11-dev
+  libsqlite3-dev nlohmann-json3-dev libcli11-dev zlib1g-dev
   protobuf-compiler libprotobuf-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   xvfb xauth libicu-dev clang-format
