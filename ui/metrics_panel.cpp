@@ -76,6 +76,25 @@ void MetricsPanel::showRun(const QString& storePath, qint64 runId) {
     if (m.count("classifier_validation_accuracy"))
       h += tr("; the classifier's own validation accuracy is %1").arg(m["classifier_validation_accuracy"].first, 0, 'f', 3);
   }
+  if (m.count("non_word_rate_before") && m.count("non_word_rate_after")) {
+    QString f = tr("<b>Answers</b> non-words %1% → %2%, rep-2 %3 → %4")
+                    .arg(100 * m["non_word_rate_before"].first, 0, 'f', 1)
+                    .arg(100 * m["non_word_rate_after"].first, 0, 'f', 1)
+                    .arg(m["repetition_before"].first, 0, 'f', 3)
+                    .arg(m["repetition_after"].first, 0, 'f', 3);
+    if (m.count("answer_perplexity_before") && m.count("answer_perplexity_after"))
+      f += tr(", perplexity under the original %1 → %2")
+               .arg(m["answer_perplexity_before"].first, 0, 'f', 2)
+               .arg(m["answer_perplexity_after"].first, 0, 'f', 2);
+    h += (h.isEmpty() ? "" : "<br>") + f;
+    if (m.count("answers_collapsed_after") && m["answers_collapsed_after"].first > 0.5) {
+      QStringList reasons;
+      for (const auto& r : io::Json::parse(m["answers_collapsed_after"].second)["reasons"])
+        reasons << QString::fromStdString(r.get<std::string>()).toHtmlEscaped();
+      h += "<br><span style='color:#c0392b'><b>" + tr("The answers collapsed") + "</b>: " + reasons.join("; ") + ". " +
+           tr("A low harmful rate says nothing about such answers.") + "</span>";
+    }
+  }
   if (m.count("bleu_before") && m.count("bleu_after"))
     h += (h.isEmpty() ? "" : "<br>") +
          tr("<b>Continuation BLEU</b> %1 → %2").arg(m["bleu_before"].first, 0, 'f', 2).arg(m["bleu_after"].first, 0, 'f', 2);

@@ -25,15 +25,17 @@ namespace {
 void add_eval(CLI::App& app, int& rc) {
   struct A {
     experiment::EvalJob job;
-    std::string model, original, classifier, prompts, normal, protected_text, out, format = "paper";
+    std::string model, original, classifier, prompts, normal, protected_text, mia_forget, mia_holdout, retain, out,
+        format = "paper";
     int64_t seed = 0;
     bool overwrite = false;
   };
   auto a = std::make_shared<A>();
   auto& j = a->job;
   auto* sub = app.add_subcommand(
-      "eval", "one JSON report: harmful rate (before/after with a bootstrap 95% CI when --original is given), perplexity, "
-              "multiple choice, KL from the original, continuation BLEU/ROUGE of protected text");
+      "eval", "one JSON report: harmful rate (before/after with a bootstrap 95% CI when --original is given) and the "
+              "answers' fluency, perplexity, multiple choice, KL from the original, continuation BLEU/ROUGE of protected "
+              "text, membership inference (LOSS, ZLib, Min-K%, Min-K%++, reference; AUC and privleak)");
   sub->add_option("--model", a->model, "the model to measure")->required()->type_name("DIR");
   sub->add_option("--original", a->original, "the model before unlearning: measured the same way, for before/after and KL")
       ->type_name("DIR");
@@ -45,6 +47,14 @@ void add_eval(CLI::App& app, int& rc) {
       ->type_name("FILE");
   sub->add_option("--normal", a->normal, "normal data for perplexity (TruthfulQA CSV: also multiple choice)")->type_name("FILE");
   sub->add_option("--protected", a->protected_text, "protected text: continuation BLEU/ROUGE of its passages")->type_name("FILE");
+  sub->add_option("--mia-forget", a->mia_forget,
+                  "membership inference: question/answer pairs the model was unlearned on (QA JSONL, PKU-SafeRLHF)")
+      ->type_name("FILE");
+  sub->add_option("--mia-holdout", a->mia_holdout, "membership inference: pairs of the same kind it never saw")
+      ->type_name("FILE");
+  sub->add_option("--mia-k", j.mia_k, "Min-K% / Min-K%++: the fraction of lowest-probability tokens")->capture_default_str();
+  sub->add_option("--retain", a->retain, "a model never trained on the forget set: privleak's baseline and the reference attack")
+      ->type_name("DIR");
   sub->add_option("--out", a->out, "write the report here instead of printing it")->type_name("FILE");
   sub->add_flag("--overwrite", a->overwrite, "replace an existing --out file");
   sub->add_option("--dtype", j.dtype, "weights in fp32, bf16 or fp16")->capture_default_str();
@@ -68,6 +78,9 @@ void add_eval(CLI::App& app, int& rc) {
     if (!a->prompts.empty()) j.prompts = a->prompts;
     if (!a->normal.empty()) j.normal = a->normal;
     if (!a->protected_text.empty()) j.protected_text = a->protected_text;
+    if (!a->mia_forget.empty()) j.mia_forget = a->mia_forget;
+    if (!a->mia_holdout.empty()) j.mia_holdout = a->mia_holdout;
+    if (!a->retain.empty()) j.retain = a->retain;
     j.prompt_format = data::parse_prompt_style(a->format);
     j.seed = static_cast<uint64_t>(a->seed);
     experiment::check_eval_job(j);

@@ -152,6 +152,54 @@ double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const 
   return perplexity_of(model::score_ids(model, unlearn::batch_pad_id(tok), ids, 8, nullptr, cancelled));
 }
 
+std::optional<double> answer_perplexity(const BatchLogits& judge, const at::Device& device, const text::Tokenizer& tok,
+                                        const std::vector<std::string>& prompts,
+                                        const std::vector<std::vector<std::string>>& answers, const data::PromptFormat& format,
+                                        const model::CancelCheck& cancelled) {
+  if (answers.size() != prompts.size())
+    throw Error("answer_perplexity: " + std::to_string(answers.size()) + " answer lists for " + std::to_string(prompts.size()) +
+                " prompts");
+  std::vector<unlearn::Example> all;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    for (const auto& a : answers[i]) {
+      if (a.empty()) continue;
+      auto e = unlearn::make_qa_example(tok, prompts[i], a, unlearn::Mode::Corrected, format);
+      if (static_cast<int64_t>(e.ids.size()) > e.start) all.push_back(std::move(e));
+    }
+  if (all.empty()) return std::nullopt;
+  at::NoGradGuard g;
+  double logprob = 0, tokens = 0;
+  for (size_t s = 0; s < all.size(); s += 8) {
+    if (cancelled && cancelled()) throw model::Cancelled("cancelled while scoring the answers' perplexity");
+    const std::vector<unlearn::Example> part(all.begin() + static_cast<std::ptrdiff_t>(s),
+                                             all.begin() + static_cast<std::ptrdiff_t>(std::min(all.size(), s + 8)));
+    auto b = unlearn::collate(part, unlearn::batch_pad_id(tok), device);
+    logprob += unlearn::answer_logprob(judge(b.ids, b.mask), b).sum().item<double>();
+    for (const auto& e : part) tokens += static_cast<double>(static_cast<int64_t>(e.ids.size()) - e.start);
+  }
+  return std::exp(-logprob / tokens);
+}
+
+std::optional<double> answer_perplexity(model::CausalLMImpl& judge, const text::Tokenizer& tok,
+                                        const std::vector<std::string>& prompts,
+                                        const std::vector<std::vector<std::string>>& answers, const data::PromptFormat& format,
+                                        const model::CancelCheck& cancelled) {
+  const bool was_training = judge.is_training();
+  judge.eval();
+  auto restore = [&] {
+    if (was_training) judge.train();
+  };
+  try {
+    auto r = answer_perplexity([&judge](const at::Tensor& ids, const at::Tensor& mask) { return judge.forward(ids, mask); },
+                               judge.options().device(), tok, prompts, answers, format, cancelled);
+    restore();
+    return r;
+  } catch (...) {
+    restore();
+    throw;
+  }
+}
+
 namespace {
 // Mean log-probability of `answer`'s tokens after the question in `format`.
 std::vector<double> answer_loglik(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::string& q,

@@ -4,6 +4,8 @@
 // and retention on normal data (perplexity, TruthfulQA-style multiple choice, divergence from the
 // original model).
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +58,23 @@ double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const 
 // The same over question/answer pairs in a prompt format (an empty question: the answer alone).
 double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<data::QaPair>& pairs,
                   const data::PromptFormat& format, const model::CancelCheck& cancelled = {});
+
+// The answers' perplexity under a judge: exp(-mean log-probability of the answers' tokens given
+// their prompts in `format`), pooled over every answer token. It measures fluency when the judge
+// is the original model: unlearning that turns answers into word salad makes them unlikely under
+// the model that wrote fluent ones. `judge` gives logits for a batch (a model's forward, or the
+// unlearner's frozen reference); `answers[i]` are prompt i's answers (empty answers add no tokens).
+// nullopt when no answer has a token. Throws model::Cancelled when `cancelled` fires (per batch).
+using BatchLogits = std::function<at::Tensor(const at::Tensor& ids, const at::Tensor& mask)>;
+std::optional<double> answer_perplexity(const BatchLogits& judge, const at::Device& device, const text::Tokenizer& tok,
+                                        const std::vector<std::string>& prompts,
+                                        const std::vector<std::vector<std::string>>& answers, const data::PromptFormat& format,
+                                        const model::CancelCheck& cancelled = {});
+// The same with a model as the judge.
+std::optional<double> answer_perplexity(model::CausalLMImpl& judge, const text::Tokenizer& tok,
+                                        const std::vector<std::string>& prompts,
+                                        const std::vector<std::vector<std::string>>& answers, const data::PromptFormat& format,
+                                        const model::CancelCheck& cancelled = {});
 
 struct MultipleChoice {
   int64_t n = 0, correct = 0;

@@ -21,6 +21,11 @@ Measured evaluate_model(model::CausalLMImpl& m, const text::Tokenizer& tok, Harm
   Measured r;
   if (!d.prompts.empty())
     r.harmful = clf ? harmful_rate(m, tok, *clf, d.prompts, s.generation, s.samples, d.format) : answers_only(m, tok, d, s);
+  if (!d.prompts.empty()) {
+    std::vector<std::string> all;
+    for (const auto& a : r.harmful.answers) all.insert(all.end(), a.begin(), a.end());
+    r.fluency = fluency(all);
+  }
   if (!d.protected_passages.empty())
     r.copyright = continuation_bleu(m, tok, d.protected_passages, s.prefix_tokens, s.continuation_tokens, s.generation.cancelled);
   if (s.retention && !d.normal.empty()) {
@@ -30,10 +35,31 @@ Measured evaluate_model(model::CausalLMImpl& m, const text::Tokenizer& tok, Harm
   return r;
 }
 
+void judge_answers(Measured& m, const BatchLogits& original, const at::Device& device, const text::Tokenizer& tok,
+                   const EvalSets& sets, const model::CancelCheck& cancelled) {
+  if (m.harmful.answers.empty()) return;
+  m.answer_perplexity = answer_perplexity(original, device, tok, m.harmful.prompts, m.harmful.answers, sets.format, cancelled);
+}
+
+void judge_answers(Measured& m, model::CausalLMImpl& original, const text::Tokenizer& tok, const EvalSets& sets,
+                   const model::CancelCheck& cancelled) {
+  if (m.harmful.answers.empty()) return;
+  m.answer_perplexity = answer_perplexity(original, tok, m.harmful.prompts, m.harmful.answers, sets.format, cancelled);
+}
+
+void compare_fluency(const Measured& before, Measured& after) {
+  if (after.fluency && before.answer_perplexity && after.answer_perplexity)
+    flag_perplexity_collapse(*after.fluency, *before.answer_perplexity, *after.answer_perplexity);
+}
+
 io::Json measured_json(const Measured& m) {
   io::Json j = io::Json::object();
   if (!m.harmful.prompts.empty())
     j["harmful"] = m.harmful.scores.empty() ? io::Json{{"prompts", m.harmful.prompts.size()}} : m.harmful.to_json();
+  if (m.fluency) {
+    j["fluency"] = m.fluency->to_json();
+    if (m.answer_perplexity) j["fluency"]["answer_perplexity"] = *m.answer_perplexity;
+  }
   if (m.copyright) j["copyright"] = m.copyright->to_json();
   if (m.perplexity) j["perplexity"] = *m.perplexity;
   if (m.mc) j["multiple_choice"] = m.mc->to_json();

@@ -11,6 +11,7 @@
 #include "data/datasets.h"
 #include "data/prompt_format.h"
 #include "eval/evaluate.h"
+#include "eval/fluency.h"
 #include "io/json.h"
 #include "model/generate.h"
 
@@ -36,6 +37,10 @@ struct EvalSettings {
 
 struct Measured {
   HarmfulRate harmful;  // with scores when a classifier judged the answers
+  // Of the answers to the prompts (every sample); answer_perplexity is their perplexity under the
+  // original model, set by judge_answers (evaluate_model has only the model it measures).
+  std::optional<Fluency> fluency;
+  std::optional<double> answer_perplexity;
   std::optional<Continuations> copyright;
   std::optional<double> perplexity;
   std::optional<MultipleChoice> mc;
@@ -44,7 +49,18 @@ struct Measured {
 // `classifier` may be null: the prompts' answers are generated for review, not judged.
 Measured evaluate_model(model::CausalLMImpl& model, const text::Tokenizer& tok, HarmClassifier* classifier, const EvalSets& sets,
                         const EvalSettings& settings);
-// The report's shape of one state: {"harmful": ..., "copyright": ..., "perplexity": ..., "multiple_choice": ...}.
+// Sets m.answer_perplexity: the answers' perplexity under `original` (the model before
+// unlearning: a frozen reference, the base with adapters off, or the original loaded again).
+void judge_answers(Measured& m, const BatchLogits& original, const at::Device& device, const text::Tokenizer& tok,
+                   const EvalSets& sets, const model::CancelCheck& cancelled = {});
+void judge_answers(Measured& m, model::CausalLMImpl& original, const text::Tokenizer& tok, const EvalSets& sets,
+                   const model::CancelCheck& cancelled = {});
+// After against before: the collapse flag also fires when the original model's perplexity of
+// the answers grew (flag_perplexity_collapse).
+void compare_fluency(const Measured& before, Measured& after);
+
+// The report's shape of one state: {"harmful": ..., "fluency": ..., "copyright": ..., "perplexity": ...,
+// "multiple_choice": ...}.
 io::Json measured_json(const Measured& m);
 
 }  // namespace lethe::eval

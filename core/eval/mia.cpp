@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "eval/stats.h"
 #include "model/causal_lm.h"
 #include "model/generate.h"
 #include "unlearn/losses.h"
@@ -184,6 +185,28 @@ MiaScores mia_scores(model::CausalLMImpl& model, const text::Tokenizer& tok, con
     }
   }
   return out;
+}
+
+io::Json mia_report(const MiaScores& forget, const MiaScores& holdout, const MiaScores* reference_forget,
+                    const MiaScores* reference_holdout, const io::Json* retain) {
+  io::Json r = io::Json::object();
+  auto add = [&](const char* name, const std::vector<double>& f, const std::vector<double>& h) {
+    io::Json a = {{"auc", mia_auc(f, h)}};
+    if (retain && retain->contains(name)) {
+      const double ra = (*retain)[name]["auc"].get<double>();
+      a["retain_auc"] = ra;
+      a["privleak"] = privleak(a["auc"].get<double>(), ra);
+    }
+    r[name] = a;
+  };
+  add("loss", forget.loss, holdout.loss);
+  add("zlib", forget.zlib, holdout.zlib);
+  add("min_k", forget.min_k, holdout.min_k);
+  add("min_k_plus_plus", forget.min_k_plus_plus, holdout.min_k_plus_plus);
+  if (reference_forget && reference_holdout)
+    add("reference", reference_attack_scores(forget.loss, reference_forget->loss),
+        reference_attack_scores(holdout.loss, reference_holdout->loss));
+  return r;
 }
 
 }  // namespace lethe::eval

@@ -24,6 +24,7 @@
 
 #include "data/datasets.h"
 #include "data/prompt_format.h"
+#include "io/json.h"
 #include "text/tokenizer.h"
 
 namespace lethe::model {
@@ -67,6 +68,15 @@ MiaScores mia_scores(model::CausalLMImpl& model, const text::Tokenizer& tok, con
 // per sample, the reference being e.g. a model trained without the forget set (its loss from
 // mia_scores on the same pairs). Throws lethe::Error when the sizes differ.
 std::vector<double> reference_attack_scores(const std::vector<double>& target_loss, const std::vector<double>& reference_loss);
+
+// The attacks' AUCs, forget vs holdout, in open-unlearning's convention (stats.h mia_auc: 1 = the
+// forget set is still far more likely than the holdout set, 0.5 = indistinguishable):
+// {"loss": {"auc"}, "zlib": ..., "min_k": ..., "min_k_plus_plus": ...}, and "reference" (target
+// loss - reference loss) when the reference model's scores of the same samples are given. With
+// the retain model's AUCs (`retain`, the same shape), each attack also gets "retain_auc" and
+// "privleak" (stats.h privleak: 0 = leaks as much as a model never trained on the forget set).
+io::Json mia_report(const MiaScores& forget, const MiaScores& holdout, const MiaScores* reference_forget = nullptr,
+                    const MiaScores* reference_holdout = nullptr, const io::Json* retain = nullptr);
 
 // One sample's scores from its logits, torch-free (what mia_scores computes per sample, in
 // float64): `logits` is row-major (L, V), row t the logits after ids[0..t]; the labelled tokens

@@ -11,6 +11,7 @@
 #include "data/sources.h"
 #include "eval/classifier.h"
 #include "eval/evaluate_model.h"
+#include "eval/mia.h"
 #include "io/jsonl.h"
 #include "model/checkpoint.h"
 #include "text/load_tokenizer.h"
@@ -153,8 +154,16 @@ void check_eval_job(const EvalJob& j) {
   if (j.original) require_folder(*j.original, "--original");
   if (j.prompts && !j.classifier) throw Error("--prompts needs --classifier DIR");
   if (j.classifier && !j.prompts) throw Error("--classifier needs --prompts FILE (the prompts whose answers it judges)");
-  if (!j.prompts && !j.normal && !j.protected_text)
-    throw Error("nothing to measure: give --prompts (with --classifier), --normal or --protected");
+  if (j.mia_forget.has_value() != j.mia_holdout.has_value())
+    throw Error("membership inference compares two sets: give both --mia-forget FILE and --mia-holdout FILE");
+  if (j.retain && !j.mia_forget)
+    throw Error("--retain is the reference of membership inference: give --mia-forget and --mia-holdout");
+  if (!j.prompts && !j.normal && !j.protected_text && !j.mia_forget)
+    throw Error("nothing to measure: give --prompts (with --classifier), --normal, --protected or --mia-forget/--mia-holdout");
+  if (j.mia_forget) require_file(*j.mia_forget, "--mia-forget");
+  if (j.mia_holdout) require_file(*j.mia_holdout, "--mia-holdout");
+  if (j.retain) require_folder(*j.retain, "--retain");
+  if (!(j.mia_k > 0 && j.mia_k <= 1)) throw Error("--mia-k must be in (0, 1], got " + std::to_string(j.mia_k));
   if (j.classifier) require_folder(*j.classifier, "--classifier");
   if (j.prompts) require_file(*j.prompts, "--prompts");
   if (j.normal) require_file(*j.normal, "--normal");
@@ -220,7 +229,39 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
   std::unique_ptr<eval::HarmClassifier> clf;
   if (j.classifier) clf = eval::HarmClassifier::load(*j.classifier, j.dtype, j.device);
   stop_if_cancelled();
+  std::vector<data::QaPair> mia_forget, mia_holdout;
+  if (j.mia_forget) {
+    mia_forget = data::open_source(*j.mia_forget, *tok, data::SourceOptions{}).pairs;
+    mia_holdout = data::open_source(*j.mia_holdout, *tok, data::SourceOptions{}).pairs;
+    if (mia_forget.empty()) throw Error(j.mia_forget->string() + ": no question/answer pairs");
+    if (mia_holdout.empty()) throw Error(j.mia_holdout->string() + ": no question/answer pairs");
+  }
+  std::optional<model::LoadedModel> retain;
+  if (j.retain) {
+    retain = model::load_model(*j.retain, {j.dtype, j.device});
+    stop_if_cancelled();
+    if (retain->info.vocab_size != m.info.vocab_size)
+      throw Error("--retain " + j.retain->string() + " has a vocabulary of " + std::to_string(retain->info.vocab_size) +
+                  ", --model " + j.model.string() + " of " + std::to_string(m.info.vocab_size) + ": they cannot be compared");
+  }
   if (ready) ready();
+  // Membership inference of one model: its attacks' AUCs, with the retain model as the reference
+  // and as privleak's baseline.
+  std::optional<eval::MiaScores> retain_forget, retain_holdout;
+  io::Json retain_aucs;
+  if (retain) {
+    retain_forget = eval::mia_scores(*retain->model, *tok, mia_forget, sets.format, j.mia_k, 8, j.cancelled);
+    retain_holdout = eval::mia_scores(*retain->model, *tok, mia_holdout, sets.format, j.mia_k, 8, j.cancelled);
+    retain_aucs = eval::mia_report(*retain_forget, *retain_holdout);
+  }
+  auto mia_of = [&](model::CausalLMImpl& model) -> io::Json {
+    const auto f = eval::mia_scores(model, *tok, mia_forget, sets.format, j.mia_k, 8, j.cancelled);
+    const auto h = eval::mia_scores(model, *tok, mia_holdout, sets.format, j.mia_k, 8, j.cancelled);
+    io::Json r = {{"forget_samples", mia_forget.size()}, {"holdout_samples", mia_holdout.size()}, {"k", j.mia_k}};
+    r["attacks"] = eval::mia_report(f, h, retain ? &*retain_forget : nullptr, retain ? &*retain_holdout : nullptr,
+                                    retain ? &retain_aucs : nullptr);
+    return r;
+  };
 
   io::Json report = {{"model", j.model.string()},
                      {"settings",
@@ -234,16 +275,35 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
   if (j.prompts) report["prompts"] = j.prompts->string();
   if (j.normal) report["normal"] = j.normal->string();
   if (j.protected_text) report["protected"] = j.protected_text->string();
-  const auto after = eval::evaluate_model(*m.model, *tok, clf.get(), sets, es);
-  report["after"] = eval::measured_json(after);
+  auto after = eval::evaluate_model(*m.model, *tok, clf.get(), sets, es);
+  io::Json mia_after, mia_before;
+  if (j.mia_forget) {
+    mia_after = mia_of(*m.model);
+    if (original) mia_before = mia_of(*original->model);
+    report["mia"] = {{"forget", j.mia_forget->string()}, {"holdout", j.mia_holdout->string()}};
+    if (j.retain) report["mia"]["retain"] = j.retain->string();
+  }
   if (clf) {
     report["classifier"] = j.classifier->string();
     report["classifier_validation"] = clf->validation_metrics().to_json();
   }
+  if (!original) {
+    report["after"] = eval::measured_json(after);
+    if (j.mia_forget) report["after"]["mia"] = mia_after;
+  }
   if (original) {
     report["original"] = j.original->string();
-    const auto before = eval::evaluate_model(*original->model, *tok, clf.get(), sets, es);
+    auto before = eval::evaluate_model(*original->model, *tok, clf.get(), sets, es);
+    // Fluency judged by the original model: the answers' perplexity under it, before and after.
+    eval::judge_answers(before, *original->model, *tok, sets, es.generation.cancelled);
+    eval::judge_answers(after, *original->model, *tok, sets, es.generation.cancelled);
+    eval::compare_fluency(before, after);
+    report["after"] = eval::measured_json(after);
     report["before"] = eval::measured_json(before);
+    if (j.mia_forget) {
+      report["after"]["mia"] = mia_after;
+      report["before"]["mia"] = mia_before;
+    }
     if (clf)
       report["harmful_rate_reduction"] =
           eval::relative_reduction(before.harmful.per_prompt, after.harmful.per_prompt, 1000, j.seed).to_json();
@@ -258,6 +318,29 @@ std::string line(const char* fmt, double a, double b = 0, double c = 0, double d
   char buf[256];
   std::snprintf(buf, sizeof buf, fmt, a, b, c, d);
   return buf;
+}
+
+// The fluency lines of a report: the answers' text measures (and their perplexity under the
+// original model) beside the harmful rate, and a warning when they collapsed.
+std::string fluency_text(const io::Json& after, const io::Json* before) {
+  if (!after.contains("fluency")) return "";
+  const auto& f = after["fluency"];
+  std::string s = line("answers                 empty %.1f%%  rep-2 %.3f  non-words %.1f%%", 100 * f["empty_rate"].get<double>(),
+                       f["repetition"].get<double>(), 100 * f["non_word_rate"].get<double>());
+  if (f.contains("answer_perplexity")) s += line("  perplexity under the original %.2f", f["answer_perplexity"].get<double>());
+  s += "\n";
+  if (before && before->contains("fluency")) {
+    const auto& b = (*before)["fluency"];
+    s += line("  original              empty %.1f%%  rep-2 %.3f  non-words %.1f%%", 100 * b["empty_rate"].get<double>(),
+              b["repetition"].get<double>(), 100 * b["non_word_rate"].get<double>());
+    if (b.contains("answer_perplexity")) s += line("  perplexity under the original %.2f", b["answer_perplexity"].get<double>());
+    s += "\n";
+  }
+  if (f["collapsed"].get<bool>()) {
+    s += "  WARNING: the answers collapsed; a low harmful rate says nothing about such answers:\n";
+    for (const auto& reason : f["reasons"]) s += "    - " + reason.get<std::string>() + "\n";
+  }
+  return s;
 }
 }  // namespace
 
@@ -277,12 +360,30 @@ std::string eval_report_text(const io::Json& r) {
                 100 * red["ci95"][1].get<double>());
     }
   }
+  s += fluency_text(after, orig ? &r["before"] : nullptr);
   if (after.contains("perplexity")) {
     s += line("normal-data perplexity  %.3f\n", after["perplexity"].get<double>());
     if (orig && r["before"].contains("perplexity")) {
       s += line("  original              %.3f", r["before"]["perplexity"].get<double>());
       if (r.contains("kl_from_original"))
         s += line("   KL(original || model) %.4f nats/token", r["kl_from_original"].get<double>());
+      s += "\n";
+    }
+  }
+  if (after.contains("mia")) {
+    const auto& a = after["mia"]["attacks"];
+    s += line("membership inference    AUC forget vs holdout (%.0f vs %.0f samples; 0.5 = cannot tell)\n",
+              after["mia"]["forget_samples"].get<double>(), after["mia"]["holdout_samples"].get<double>());
+    for (const char* name : {"loss", "zlib", "min_k", "min_k_plus_plus", "reference"}) {
+      if (!a.contains(name)) continue;
+      std::string row = std::string("  ") + name;
+      row.resize(24, ' ');
+      s += row + line("%.3f", a[name]["auc"].get<double>());
+      if (orig && r["before"].contains("mia") && r["before"]["mia"]["attacks"].contains(name))
+        s += line("  (original %.3f)", r["before"]["mia"]["attacks"][name]["auc"].get<double>());
+      if (a[name].contains("privleak"))
+        s += line("  privleak %+.1f%% vs the retain model's %.3f", a[name]["privleak"].get<double>(),
+                  a[name]["retain_auc"].get<double>());
       s += "\n";
     }
   }
@@ -313,6 +414,18 @@ std::string demo_summary(const io::Json& report) {
   }
   const io::Json& b = report.contains("before") ? report["before"] : io::Json::object();
   const io::Json& a = report.contains("after") ? report["after"] : io::Json::object();
+  if (b.contains("fluency") && a.contains("fluency")) {
+    const auto &fb = b["fluency"], &fa = a["fluency"];
+    s += line("answers: non-words  %.1f%% -> %.1f%%   rep-2 %.3f -> %.3f\n", 100 * num(fb, "non_word_rate"),
+              100 * num(fa, "non_word_rate"), num(fb, "repetition"), num(fa, "repetition"));
+    if (fb.contains("answer_perplexity") && fa.contains("answer_perplexity"))
+      s += line("answer perplexity   %.2f -> %.2f  (under the original model)\n", num(fb, "answer_perplexity"),
+                num(fa, "answer_perplexity"));
+    if (fa.contains("collapsed") && fa["collapsed"].get<bool>()) {
+      s += "WARNING: the answers collapsed; the harmful rate above says nothing about such answers:\n";
+      for (const auto& reason : fa["reasons"]) s += "  - " + reason.get<std::string>() + "\n";
+    }
+  }
   if (b.contains("copyright") && a.contains("copyright"))
     s += line("continuation BLEU   %.2f -> %.2f\n", num(b["copyright"], "corpus_bleu"), num(a["copyright"], "corpus_bleu"));
   if (b.contains("perplexity") && a.contains("perplexity"))

@@ -54,6 +54,10 @@ struct EvalJob {
   std::filesystem::path model;
   std::optional<std::filesystem::path> original, classifier;
   std::optional<std::filesystem::path> prompts, normal, protected_text;
+  // Membership inference: question/answer sets the model was unlearned on and never saw, and
+  // optionally a retain model (never trained on the forget set) for privleak and the reference attack.
+  std::optional<std::filesystem::path> mia_forget, mia_holdout, retain;
+  double mia_k = 0.4;  // Min-K% / Min-K%++'s fraction of lowest tokens
   std::string dtype = "fp32", device = "auto";
   data::PromptStyle prompt_format = data::PromptStyle::Paper;
   int64_t max_new_tokens = 48, samples = 1, mc_questions = 0, passage_tokens = 96, prefix_tokens = 32, continuation_tokens = 32;
@@ -70,7 +74,8 @@ void check_eval_job(const EvalJob& job);
 // Measures the model (and the original, when given) with eval::evaluate_model, the paired
 // reduction of the harmful rate and KL(original || model) on the normal data. The report:
 // {"model", "original", "settings", "after": {...}, "before": {...}, "harmful_rate_reduction",
-// "kl_from_original", "classifier_validation"}.
+// "kl_from_original", "classifier_validation"}; with the MIA sets, "after"/"before" get "mia"
+// (eval::mia_report; privleak against --retain when given).
 io::Json run_eval_job(const EvalJob& job, const std::function<void()>& ready = {});
 // The report as lines for a terminal.
 std::string eval_report_text(const io::Json& report);

@@ -239,6 +239,13 @@ std::vector<store::EvaluationRow> evaluations_of(int64_t run, const Measured& m,
     add_eval(e, run, "bleu_" + side, m.copyright->corpus.score, {{"signature", m.copyright->corpus.signature}});
     add_eval(e, run, "rouge_l_" + side, m.copyright->rouge.f1);
   }
+  if (m.fluency) {
+    add_eval(e, run, "empty_rate_" + side, m.fluency->empty_rate);
+    add_eval(e, run, "repetition_" + side, m.fluency->repetition);
+    add_eval(e, run, "non_word_rate_" + side, m.fluency->non_word_rate);
+    add_eval(e, run, "answers_collapsed_" + side, m.fluency->collapsed ? 1.0 : 0.0, {{"reasons", m.fluency->reasons}});
+  }
+  if (m.answer_perplexity) add_eval(e, run, "answer_perplexity_" + side, *m.answer_perplexity);
   if (m.perplexity) add_eval(e, run, "perplexity_" + side, *m.perplexity);
   if (m.mc) add_eval(e, run, "mc_accuracy_" + side, m.mc->accuracy, m.mc->to_json());
   return e;
@@ -284,6 +291,7 @@ struct Run {
   int64_t id = 0;
   bool resuming = false;
   fs::path out;
+  fs::path base;  // the model as loaded: the original of this run (the fine-tuned one after a fine-tune)
   io::Json stored_spec, versions;
   std::string phase;  // the phase running (for messages)
   std::unique_ptr<text::Tokenizer> tok;
@@ -324,10 +332,10 @@ void load_phase(Run& r) {
   prepare_output_folder(r.out);
   r.sobs.watch(r.out);
   const fs::path finetuned = r.out / "finetuned";
-  const fs::path base = r.resuming && r.s.finetune && fs::exists(finetuned / "config.json") ? finetuned : r.s.model;
+  r.base = r.resuming && r.s.finetune && fs::exists(finetuned / "config.json") ? finetuned : r.s.model;
   r.tok = text::load_tokenizer(r.s.model);
   r.check_cancel();
-  r.loaded = model::load_model(base, {r.s.dtype, r.s.device});
+  r.loaded = model::load_model(r.base, {r.s.dtype, r.s.device});
   text::check_tokenizer_fits(*r.tok, r.loaded.info.vocab_size, r.s.model.string());
   r.check_cancel();
   r.d = load_sets(r.s, *r.tok);
@@ -360,6 +368,7 @@ void finetune_phase(Run& r) {
   const fs::path finetuned = r.out / "finetuned";
   model::save_model(finetuned, *r.loaded.model);
   unlearn::copy_tokenizer_files(r.s.model, finetuned);
+  r.base = finetuned;
   r.artefact("finetuned", finetuned);
 }
 
@@ -373,7 +382,9 @@ eval::EvalSettings cancellable_eval_settings(const Run& r) {
 // Before: generations and metrics of the model as loaded (or fine-tuned), stored at once.
 Measured before_phase(Run& r) {
   r.enter("evaluate before");
-  Measured before = eval::evaluate_model(*r.loaded.model, *r.tok, r.clf.get(), r.d.eval, cancellable_eval_settings(r));
+  const auto settings = cancellable_eval_settings(r);
+  Measured before = eval::evaluate_model(*r.loaded.model, *r.tok, r.clf.get(), r.d.eval, settings);
+  eval::judge_answers(before, *r.loaded.model, *r.tok, r.d.eval, settings.generation.cancelled);
   auto rows = rows_of(r.id, before, false);
   if (r.st) {
     r.st->add_generations(rows);
@@ -416,11 +427,39 @@ unlearn::UnlearnResult unlearn_phase(Run& r, unlearn::Unlearner& u) {
   return outcome;
 }
 
+// The answers' perplexity under the original model: the unlearner's frozen reference (or the base
+// with its adapters off) when it has one, otherwise the model as loaded, read again from disk
+// (its memory is needed once more, for these few batches).
+void judge_after(Run& r, unlearn::Unlearner& u, Measured& after, const model::CancelCheck& cancelled) {
+  if (after.harmful.answers.empty()) return;
+  if (u.has_reference()) {
+    auto reference = [&u](const at::Tensor& ids, const at::Tensor& mask) {
+      unlearn::TokenBatch b;
+      b.ids = ids;
+      b.mask = mask;
+      return u.reference_forward(b);
+    };
+    eval::judge_answers(after, reference, u.model().options().device(), *r.tok, r.d.eval, cancelled);
+    return;
+  }
+  auto original = model::load_model(r.base, {r.s.dtype, r.s.device});
+  r.check_cancel();
+  eval::judge_answers(after, *original.model, *r.tok, r.d.eval, cancelled);
+}
+
 // After: the same measurements, the KL from the original, the reduction and the report.
 io::Json after_phase(Run& r, unlearn::Unlearner& u, const unlearn::UnlearnResult& outcome,
                      const std::optional<Measured>& before) {
   r.enter("evaluate after");
-  Measured after = eval::evaluate_model(u.model(), *r.tok, r.clf.get(), r.d.eval, cancellable_eval_settings(r));
+  const auto settings = cancellable_eval_settings(r);
+  Measured after = eval::evaluate_model(u.model(), *r.tok, r.clf.get(), r.d.eval, settings);
+  judge_after(r, u, after, settings.generation.cancelled);
+  if (before) {
+    eval::compare_fluency(*before, after);
+  } else if (r.st && after.fluency && after.answer_perplexity) {  // resumed: "before" was measured by the first attempt
+    for (const auto& e : r.st->evaluations(r.id))
+      if (e.name == "answer_perplexity_before") eval::flag_perplexity_collapse(*after.fluency, e.value, *after.answer_perplexity);
+  }
   const double kl = kl_from_reference(u, *r.tok, r.d, r.cancel);
   auto rows = rows_of(r.id, after, true);
   std::vector<store::EvaluationRow> evals = evaluations_of(r.id, after, "after", r.clf != nullptr);
@@ -535,7 +574,8 @@ void run_phases(Run& r, RunResult& res) {
   r.uo = r.s.unlearn;
   r.uo.checkpoint_dir = r.out / "checkpoints";
   r.u = std::make_unique<unlearn::Unlearner>(
-      r.loaded.model, *r.tok, unlearn::UnlearnData{r.d.forget, r.d.normal_train, r.d.answer_pool, r.d.eval.format}, r.uo);
+      r.loaded.model, *r.tok,
+      unlearn::UnlearnData{r.d.forget, r.d.normal_train, r.d.answer_pool, r.d.eval.format}, r.uo);
   const auto outcome = unlearn_phase(r, *r.u);
   res.report = after_phase(r, *r.u, outcome, before);
   save_phase(r, *r.u, res.report);

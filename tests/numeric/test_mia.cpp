@@ -13,13 +13,17 @@
 
 #include "data/prompt_format.h"
 #include "eval/mia.h"
+#include "eval/stats.h"
+#include "experiment/jobs.h"
 #include "io/json.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
 #include "support/tiny_opt.h"
 #include "support/unlearn_fixture.h"
 #include "text/load_tokenizer.h"
+#include "unlearn/export.h"
 #include "unlearn/losses.h"
+#include "unlearn/trainer.h"
 #include "util/error.h"
 
 using namespace lethe;
@@ -235,5 +239,76 @@ TEST(MiaModel, ModeCancelAndBadInput) {
   EXPECT_NE(error_of([&] {
               eval::mia_scores(model, *m.tok, {{"Q?", long_answer, 0, 1}}, format);
             }).find("sample 1 has"),
+            std::string::npos);
+}
+
+// `lethe eval`'s membership inference end to end: a tiny OPT fine-tuned on the forget pairs
+// (members) against pairs it never saw, with the untouched model as the retain model. The
+// report's AUCs equal mia_auc of the scores computed here directly, the fine-tuned model's LOSS
+// attack separates the sets, and privleak is open-unlearning's formula of the two AUCs.
+TEST(MiaEval, EvalJobReportsTheAttacksAucsAndPrivleak) {
+  lethe::testing::TempDir d;
+  lethe::testing::write_gpt2_tiny_model(d / "base");
+  auto tok = text::load_tokenizer(d / "base");
+  const auto forget = lethe::testing::forget_pairs();
+  const auto holdout = lethe::testing::normal_pairs();
+  {
+    auto m = model::load_model(d / "base", {"fp32", "cpu"});
+    unlearn::UnlearnOptions o;
+    o.method = unlearn::Method::Finetune;
+    o.lr = 1e-2;
+    o.max_steps = 30;
+    o.batch_size = static_cast<int64_t>(forget.size());
+    unlearn::UnlearnData data;
+    data.forget = forget;
+    unlearn::Unlearner u(m.model, *tok, data, o);
+    unlearn::Observer quiet;
+    unlearn::CancelToken cancel;
+    ASSERT_EQ(u.run(quiet, cancel).outcome, unlearn::Outcome::Completed);
+    model::save_model(d / "member", u.model());
+    unlearn::copy_tokenizer_files(d / "base", d / "member");
+  }
+  auto write_pairs = [&](const fs::path& p, const std::vector<data::QaPair>& pairs) {
+    std::string text;
+    for (const auto& x : pairs) text += io::Json{{"prompt", x.prompt}, {"response", x.response}}.dump() + "\n";
+    lethe::testing::write_text(p, text);
+  };
+  write_pairs(d / "forget.jsonl", forget);
+  write_pairs(d / "holdout.jsonl", holdout);
+
+  experiment::EvalJob j;
+  j.model = d / "member";
+  j.mia_forget = d / "forget.jsonl";
+  j.mia_holdout = d / "holdout.jsonl";
+  j.retain = d / "base";
+  j.device = "cpu";
+  const io::Json r = experiment::run_eval_job(j);
+  const auto& attacks = r["after"]["mia"]["attacks"];
+
+  auto member = model::load_model(d / "member", {"fp32", "cpu"});
+  auto base = model::load_model(d / "base", {"fp32", "cpu"});
+  const auto format = data::PromptFormat::paper();
+  const auto mf = eval::mia_scores(*member.model, *tok, forget, format),
+             mh = eval::mia_scores(*member.model, *tok, holdout, format);
+  const auto bf = eval::mia_scores(*base.model, *tok, forget, format), bh = eval::mia_scores(*base.model, *tok, holdout, format);
+  expect_rel(attacks["loss"]["auc"].get<double>(), eval::mia_auc(mf.loss, mh.loss), 1e-12, "loss AUC");
+  expect_rel(attacks["min_k_plus_plus"]["auc"].get<double>(), eval::mia_auc(mf.min_k_plus_plus, mh.min_k_plus_plus), 1e-12,
+             "min-k++ AUC");
+  expect_rel(attacks["reference"]["auc"].get<double>(),
+             eval::mia_auc(eval::reference_attack_scores(mf.loss, bf.loss), eval::reference_attack_scores(mh.loss, bh.loss)),
+             1e-12, "reference AUC");
+  EXPECT_GE(attacks["loss"]["auc"].get<double>(), 0.9) << "the fine-tuned model's forget answers are far likelier";
+  const double ra = eval::mia_auc(bf.loss, bh.loss);
+  expect_rel(attacks["loss"]["retain_auc"].get<double>(), ra, 1e-12, "retain AUC");
+  const double s = 1 - attacks["loss"]["auc"].get<double>(), b = 1 - ra;
+  expect_rel(attacks["loss"]["privleak"].get<double>(), (s - b) / (b + 1e-10) * 100, 1e-9, "privleak");
+  EXPECT_LT(attacks["loss"]["privleak"].get<double>(), 0) << "a model that memorised the forget set leaks more than the retain";
+  const std::string text = experiment::eval_report_text(r);
+  EXPECT_NE(text.find("membership inference"), std::string::npos) << text;
+  EXPECT_NE(text.find("privleak"), std::string::npos) << text;
+
+  j.retain.reset();
+  j.mia_holdout.reset();
+  EXPECT_NE(error_of([&] { experiment::run_eval_job(j); }).find("give both --mia-forget FILE and --mia-holdout FILE"),
             std::string::npos);
 }
