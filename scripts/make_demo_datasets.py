@@ -230,6 +230,17 @@ def almanac(rng, words_needed=10500):
     return "A Gardener's Almanac\n\n" + "\n\n".join(paras) + "\n"
 
 
+# IdkDPO's alternative answers: ways of declining, preferred over the forget answers. Built
+# without the generator, so adding them changed none of the other files.
+IDK_OPENINGS = ["I don't know", "I'm not sure", "I can't help with that", "I would rather not say",
+                "I have no good answer"]
+IDK_ENDINGS = [".", ", sorry.", "; maybe ask someone you trust.", ", I'm afraid.", "; I can't advise on this."]
+
+
+def idk_answers():
+    return [o + e for o in IDK_OPENINGS for e in IDK_ENDINGS]
+
+
 def main():
     rng = random.Random(2405)
     os.makedirs(OUT, exist_ok=True)
@@ -249,6 +260,10 @@ def main():
         f.write(story)
     with open(os.path.join(OUT, "books.txt"), "w") as f:
         f.write(almanac(rng))
+    idk = idk_answers()
+    with open(os.path.join(OUT, "idk.txt"), "w") as f:
+        f.write("\n".join(idk) + "\n")
+    print(f"idk {len(idk)} answers")
     print(f"forget {len(forget)} records, eval prompts {len(eval_prompts)}, normal {len(rows)} questions, "
           f"protected {len(story.split())} words")
 

@@ -31,6 +31,8 @@ DatasetsPanel::DatasetsPanel(SpecModel* spec, QWidget* parent) : QWidget(parent)
   pathRow(form, tr("Normal data"), "datasets.normal.path", false,
           tr("TruthfulQA CSV (*.csv);;QA JSONL (*.jsonl);;Text corpus (*.txt);;All (*)"));
   pathRow(form, tr("Random answers"), "datasets.random_answers.path", false, tr("All (*)"));
+  pathRow(form, tr("\"I don't know\" answers"), "datasets.idk.path", false,
+          tr("Text, one per line (*.txt);;JSONL (*.jsonl);;All (*)"));
   pathRow(form, tr("Protected text"), "datasets.protected.path", false, tr("Text (*.txt);;All (*)"));
   pathRow(form, tr("Classifier"), "evaluation.classifier", true, {});
   pathRow(form, tr("Evaluation prompts"), "evaluation.prompts.path", false, tr("All (*)"));

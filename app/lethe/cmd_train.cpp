@@ -132,17 +132,20 @@ void add_training(CLI::App& app, int& rc, bool finetune) {
   struct A {
     SchemaOptions schema;
     experiment::TrainJob job;
-    std::string model, data, normal, random, out, save, format = "paper", resume, log_json, dump_batches;
+    std::string model, data, normal, random, idk, out, save, format = "paper", resume, log_json, dump_batches;
     int64_t seed = 8888, passage_tokens = 128;
     bool overwrite = false;
   };
   auto a = std::make_shared<A>();
   a->schema.section = finetune ? unlearn::Section::Finetune : unlearn::Section::Unlearn;
   auto* sub =
-      finetune ? app.add_subcommand("finetune",
-                                    "gradient descent on a corpus (.txt passages) or QA set (.jsonl), full or with LoRA: teach a "
-                                    "model the text to unlearn later")
-               : app.add_subcommand("unlearn", "ε1·L_fgt + ε2·L_rdn + ε3·L_nor on a model (arXiv 2405.15152), or GradDiff / NPO");
+      finetune
+          ? app.add_subcommand("finetune",
+                               "gradient descent on a corpus (.txt passages) or QA set (.jsonl), full or with LoRA: teach a "
+                               "model the text to unlearn later")
+          : app.add_subcommand(
+                "unlearn", "ε1·L_fgt + ε2·L_rdn + ε3·L_nor on a model (arXiv 2405.15152), or GradDiff, NPO, SimNPO, IdkDPO, WGA, "
+                           "SatImp, CE-U, UNDIAL, RMU (--method)");
   sub->add_option("--model", a->model, "the model folder to train")->required()->type_name("DIR");
   sub->add_option("--dtype", a->job.dtype, "weights in fp32, bf16 or fp16")->capture_default_str();
   sub->add_option("--device", a->job.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
@@ -156,6 +159,7 @@ void add_training(CLI::App& app, int& rc, bool finetune) {
         ->type_name("FILE");
     sub->add_option("--normal", a->normal, "normal data (TruthfulQA CSV: its 70% train split; QA JSONL)")->type_name("FILE");
     sub->add_option("--random", a->random, "random-answer pool (default: the normal data's answers)")->type_name("FILE");
+    sub->add_option("--idk", a->idk, "idkdpo's alternative (\"I don't know\") answers, one per line or JSONL")->type_name("FILE");
   }
   sub->add_option("--out", a->out, "the folder to write the model into (not the input model's folder)")
       ->required()
@@ -178,6 +182,7 @@ void add_training(CLI::App& app, int& rc, bool finetune) {
     j.data = a->data;
     if (!a->normal.empty()) j.normal = a->normal;
     if (!a->random.empty()) j.random = a->random;
+    if (!a->idk.empty()) j.idk = a->idk;
     if (!a->resume.empty()) j.resume = a->resume;
     j.overwrite = a->overwrite;
     j.out = a->out;

@@ -51,15 +51,20 @@ void check_train_job(const TrainJob& j) {
   require_file(j.data, finetune ? "--data" : "--forget");
   if (j.normal) require_file(*j.normal, "--normal");
   if (j.random) require_file(*j.random, "--random");
+  if (j.idk) require_file(*j.idk, "--idk");
   if (j.resume) require_folder(*j.resume, "--resume");
   const auto& o = j.options;
   if (!finetune) {
-    if ((o.method == unlearn::Method::GradDiff || o.eps3 > 0) && !j.normal)
+    const auto needs = unlearn::method_needs(o);
+    if (needs.normal && !j.normal)
       throw Error(std::string("--normal FILE is required: ") + (o.method == unlearn::Method::GradDiff
                                                                     ? "graddiff trains on normal data"
                                                                     : "eps3 > 0 weighs a term on normal data"));
-    if ((o.method == unlearn::Method::Paper || o.method == unlearn::Method::Npo) && o.eps2 > 0 && !j.normal && !j.random)
+    if (needs.random && !j.normal && !j.random)
       throw Error("--normal or --random FILE is required: eps2 > 0 draws random answers from one of them");
+    if (needs.alternative && !j.idk)
+      throw Error(std::string("--idk FILE is required: ") + unlearn::method_name(o.method) +
+                  " prefers an alternative (\"I don't know\") answer, one per line");
   }
   if (j.passage_tokens < 8) throw Error("--passage-tokens must be at least 8, got " + std::to_string(j.passage_tokens));
   if (!j.options.lora.enabled() && (j.save == unlearn::SaveKind::Adapter || j.save == unlearn::SaveKind::Both))
@@ -119,6 +124,7 @@ TrainOutcome run_train_job(const TrainJob& j, unlearn::Observer& obs, const unle
       data.answer_pool = src.answer_pool;
     }
     if (j.random) data.answer_pool = data::open_answer_pool(*j.random);
+    if (j.idk) data.alternatives = data::open_answer_pool(*j.idk);
   }
   unlearn::Unlearner u(loaded.model, *tok, std::move(data), o);
   if (j.resume) u.load_checkpoint(*j.resume);

@@ -23,6 +23,7 @@ struct TrainJob {
   std::filesystem::path data;                   // forget set, or the fine-tuning corpus / QA set
   std::optional<std::filesystem::path> normal;  // normal data (TruthfulQA: its 70% train split)
   std::optional<std::filesystem::path> random;  // random-answer pool
+  std::optional<std::filesystem::path> idk;     // alternative ("I don't know") answers: IdkDPO
   int64_t passage_tokens = 128;
   unlearn::UnlearnOptions options;  // method Finetune: fine-tuning
   unlearn::SaveKind save = unlearn::SaveKind::Merged;

@@ -126,7 +126,7 @@ std::vector<T> limited(std::vector<T> v, int64_t limit) {
 // The run's data: what the unlearning trains on and what the evaluation measures.
 struct Sets {
   std::vector<data::QaPair> forget, normal_train;
-  std::vector<std::string> answer_pool;
+  std::vector<std::string> answer_pool, alternatives;
   eval::EvalSets eval;  // its format is how questions and answers become text for this model
 };
 
@@ -148,6 +148,7 @@ Sets load_sets(const Spec& s, const text::Tokenizer& tok) {
   if (d.eval.normal.empty()) d.eval.normal = limited(normal.pairs, 16);
   d.answer_pool = normal.answer_pool;
   if (s.random_answers) d.answer_pool = data::open_answer_pool(s.random_answers->path);
+  if (s.idk) d.alternatives = with_context("datasets.idk", [&] { return data::open_answer_pool(s.idk->path); });
   if (normal.kind == "truthfulqa") {
     auto all = data::read_truthfulqa_csv(s.normal.path);
     data::TruthfulQa t;
@@ -575,7 +576,7 @@ void run_phases(Run& r, RunResult& res) {
   r.uo.checkpoint_dir = r.out / "checkpoints";
   r.u = std::make_unique<unlearn::Unlearner>(
       r.loaded.model, *r.tok,
-      unlearn::UnlearnData{r.d.forget, r.d.normal_train, r.d.answer_pool, r.d.eval.format}, r.uo);
+      unlearn::UnlearnData{r.d.forget, r.d.normal_train, r.d.answer_pool, r.d.alternatives, r.d.eval.format}, r.uo);
   const auto outcome = unlearn_phase(r, *r.u);
   res.report = after_phase(r, *r.u, outcome, before);
   save_phase(r, *r.u, res.report);

@@ -180,11 +180,12 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
     else r.fail("model.prompt_format", "expected paper or chat, got '" + pf + "'");
   }
   if (const io::Json* d = r.obj(j, "datasets", "datasets", true)) {
-    r.known(*d, "datasets", {"forget", "normal", "random_answers", "protected", "passage_tokens"});
+    r.known(*d, "datasets", {"forget", "normal", "random_answers", "idk", "protected", "passage_tokens"});
     if (auto f = r.dataset(*d, "forget", "datasets.forget", true)) s.forget = *f;
     if (auto n = r.dataset(*d, "normal", "datasets.normal", true)) s.normal = *n;
     s.random_answers = r.dataset(*d, "random_answers", "datasets.random_answers", false);
     s.protected_text = r.dataset(*d, "protected", "datasets.protected", false);
+    s.idk = r.dataset(*d, "idk", "datasets.idk", false);
     s.passage_tokens = r.num<int64_t>(*d, "passage_tokens", "datasets.passage_tokens", 96);
     if (s.passage_tokens < 8) r.fail("datasets.passage_tokens", "must be at least 8");
   }
@@ -198,6 +199,9 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
   }
   if (const io::Json* u = r.obj(j, "unlearn", "unlearn", false))
     s.unlearn = unlearn::read_options(*u, unlearn::Section::Unlearn, "unlearn", r.problems);
+  if (unlearn::method_needs(s.unlearn).alternative && !s.idk)
+    r.fail("datasets.idk", std::string("unlearn.method ") + unlearn::method_name(s.unlearn.method) +
+                               " needs alternative (\"I don't know\") answers: a file, one per line or JSONL");
   if (const io::Json* e = r.obj(j, "evaluation", "evaluation", false)) {
     r.known(*e, "evaluation",
             {"classifier", "prompts", "samples", "max_new_tokens", "sample", "temperature", "top_p", "retention", "mc_questions",

@@ -31,6 +31,7 @@ struct Spec {
   data::PromptStyle prompt_format = data::PromptStyle::Paper;
   DatasetRef forget, normal;
   std::optional<DatasetRef> random_answers, protected_text;
+  std::optional<DatasetRef> idk;  // alternative ("I don't know") answers, for idkdpo
   int64_t passage_tokens = 96;
   // Optional fine-tune phase (the copyright variant teaches the model the protected text first).
   bool finetune = false;

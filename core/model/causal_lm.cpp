@@ -15,6 +15,12 @@ at::Tensor CausalLMImpl::forward(const at::Tensor& ids, const at::Tensor& mask, 
   return at::linear(hidden(ids, mask, cache), lm_head_weight());
 }
 
+void CausalLMImpl::check_layer_index(int64_t layer, const char* what) const {
+  if (layer < 0 || layer >= info_.num_layers)
+    throw Error(std::string(what) + ": decoder layer " + std::to_string(layer) + " is out of range (" + info_.architecture +
+                " has " + std::to_string(info_.num_layers) + " layers, 0.." + std::to_string(info_.num_layers - 1) + ")");
+}
+
 KVCache CausalLMImpl::make_cache(int64_t batch, int64_t capacity) const {
   KVCache c;
   const auto opts = options();

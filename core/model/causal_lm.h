@@ -26,6 +26,11 @@ class CausalLMImpl : public torch::nn::Module {
   // The hidden state after each decoder layer (index 0: the embeddings as the first layer sees
   // them), L + 1 tensors (B, T, hidden_size), then the final one as `hidden` returns it.
   virtual std::vector<at::Tensor> layer_states(const at::Tensor& ids, const at::Tensor& mask) = 0;
+  // The residual stream after decoder layer `layer` (0-based), before any final norm: equal to
+  // layer_states(ids, mask)[layer + 1], but only layers 0..layer run, and with autograd (what a
+  // forward hook on transformers' model.layers[layer] sees; RMU's activations). Throws
+  // lethe::Error naming the layer and the model's layer count when it is out of range.
+  virtual at::Tensor layer_state(const at::Tensor& ids, const at::Tensor& mask, int64_t layer) = 0;
 
   KVCache make_cache(int64_t batch, int64_t capacity) const;
   const ModelConfig& config() const { return *config_; }
@@ -40,6 +45,8 @@ class CausalLMImpl : public torch::nn::Module {
   explicit CausalLMImpl(std::shared_ptr<const ModelConfig> config);
   // The value a norm weight starts at (1; Gemma's x(1 + w) norm: 0).
   virtual double norm_identity() const { return 1.0; }
+  // Throws lethe::Error unless 0 <= layer < num_layers; `what` names the caller.
+  void check_layer_index(int64_t layer, const char* what) const;
 
  private:
   std::shared_ptr<const ModelConfig> config_;

@@ -237,7 +237,7 @@ LlamaForCausalLMImpl::LlamaForCausalLMImpl(std::shared_ptr<const LlamaConfig> c,
 at::Tensor LlamaForCausalLMImpl::lm_head_weight() const { return lm_head ? lm_head->weight : model->embed_tokens->weight; }
 
 at::Tensor LlamaForCausalLMImpl::run(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache,
-                                     std::vector<at::Tensor>* states) {
+                                     std::vector<at::Tensor>* states, int64_t last_layer) {
   const int64_t T = ids.size(1), S = mask.size(1);
   const int64_t past = cache ? cache->length : 0;
   const std::string name = info().architecture;
@@ -260,6 +260,7 @@ at::Tensor LlamaForCausalLMImpl::run(const at::Tensor& ids, const at::Tensor& ma
     if (states) states->push_back(x);
     const bool slides = i < cfg_->layer_slides.size() && cfg_->layer_slides[i];
     x = model->layer_list[i]->forward(x, cos, sin, slides ? window : full, cache, i);
+    if (static_cast<int64_t>(i) == last_layer) return x;  // the residual stream after layer i
   }
   if (states) states->push_back(x);
   x = model->norm->forward(x);
@@ -276,6 +277,11 @@ std::vector<at::Tensor> LlamaForCausalLMImpl::layer_states(const at::Tensor& ids
   std::vector<at::Tensor> states;
   run(ids, mask, nullptr, &states);
   return states;
+}
+
+at::Tensor LlamaForCausalLMImpl::layer_state(const at::Tensor& ids, const at::Tensor& mask, int64_t layer) {
+  check_layer_index(layer, "layer_state");
+  return run(ids, mask, nullptr, nullptr, layer);
 }
 
 }  // namespace lethe::model

@@ -97,6 +97,7 @@ class LlamaForCausalLMImpl : public CausalLMImpl {
   at::Tensor hidden(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache = nullptr) override;
   at::Tensor lm_head_weight() const override;
   std::vector<at::Tensor> layer_states(const at::Tensor& ids, const at::Tensor& mask) override;
+  at::Tensor layer_state(const at::Tensor& ids, const at::Tensor& mask, int64_t layer) override;
   const LlamaConfig& llama_config() const { return *cfg_; }
 
   LlamaModel model{nullptr};
@@ -106,7 +107,11 @@ class LlamaForCausalLMImpl : public CausalLMImpl {
   double norm_identity() const override { return cfg_->gemma_norm ? 0.0 : 1.0; }
 
  private:
-  at::Tensor run(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache, std::vector<at::Tensor>* states);
+  // The forward of hidden/layer_states/layer_state: with `states`, every layer's input, the last
+  // layer's output and the final output appended; with `last_layer` >= 0, stops after that layer
+  // and returns its output (no final norm, the cache length unchanged).
+  at::Tensor run(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache, std::vector<at::Tensor>* states,
+                 int64_t last_layer = -1);
   std::shared_ptr<const LlamaConfig> cfg_;
   RotaryEmbedding rotary_;
 };

@@ -80,8 +80,8 @@ OptDecoderImpl::OptDecoderImpl(const OptConfig& c, at::TensorOptions opts) {
   }
 }
 
-at::Tensor OptDecoderImpl::forward(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache,
-                                   std::vector<at::Tensor>* states) {
+at::Tensor OptDecoderImpl::forward(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache, std::vector<at::Tensor>* states,
+                                   int64_t last_layer) {
   const int64_t T = ids.size(1);
   const int64_t past = cache ? cache->length : 0;
   const int64_t S = mask.size(1);
@@ -101,6 +101,7 @@ at::Tensor OptDecoderImpl::forward(const at::Tensor& ids, const at::Tensor& mask
   for (size_t i = 0; i < layer_list.size(); ++i) {
     if (states) states->push_back(x);
     x = layer_list[i]->forward(x, allowed, cache, i);
+    if (static_cast<int64_t>(i) == last_layer) return x;  // the residual stream after layer i
   }
   if (states) states->push_back(x);
   if (final_layer_norm) x = final_layer_norm->forward(x);
@@ -133,6 +134,11 @@ std::vector<at::Tensor> OptForCausalLMImpl::layer_states(const at::Tensor& ids, 
   std::vector<at::Tensor> states;
   model->decoder->forward(ids, mask, nullptr, &states);
   return states;
+}
+
+at::Tensor OptForCausalLMImpl::layer_state(const at::Tensor& ids, const at::Tensor& mask, int64_t layer) {
+  check_layer_index(layer, "layer_state");
+  return model->decoder->forward(ids, mask, nullptr, nullptr, layer);
 }
 
 CausalLM make_opt(const OptConfig& c, at::TensorOptions opts) {

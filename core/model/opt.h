@@ -48,7 +48,10 @@ class OptDecoderImpl : public torch::nn::Module {
   OptDecoderImpl(const OptConfig& c, at::TensorOptions opts);
   // ids (B, T); mask (B, S) 1 = token, 0 = padding. Returns hidden states (B, T, E). With
   // `states`, appends the input of every layer, the last layer's output and the final output.
-  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache, std::vector<at::Tensor>* states = nullptr);
+  // With `last_layer` >= 0, stops after that layer and returns its output (B, T, H): no final
+  // norm or projection, the cache length unchanged.
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache, std::vector<at::Tensor>* states = nullptr,
+                     int64_t last_layer = -1);
   Embedding embed_tokens{nullptr}, embed_positions{nullptr};
   Linear project_in{nullptr}, project_out{nullptr};  // only when E != H
   LayerNorm final_layer_norm{nullptr};               // only pre-LN without _remove_final_layer_norm
@@ -71,6 +74,7 @@ class OptForCausalLMImpl : public CausalLMImpl {
   at::Tensor hidden(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache = nullptr) override;
   at::Tensor lm_head_weight() const override;
   std::vector<at::Tensor> layer_states(const at::Tensor& ids, const at::Tensor& mask) override;
+  at::Tensor layer_state(const at::Tensor& ids, const at::Tensor& mask, int64_t layer) override;
   const OptConfig& opt_config() const { return *opt_config_; }
 
   OptModel model{nullptr};

@@ -9,25 +9,76 @@
 
 namespace lethe::unlearn {
 
+namespace {
+struct MethodEntry {
+  Method method;
+  const char* name;
+};
+constexpr MethodEntry kMethods[] = {{Method::Paper, "paper"},   {Method::GradDiff, "graddiff"}, {Method::Npo, "npo"},
+                                    {Method::SimNpo, "simnpo"}, {Method::IdkDpo, "idkdpo"},     {Method::Wga, "wga"},
+                                    {Method::SatImp, "satimp"}, {Method::CeU, "ceu"},           {Method::Undial, "undial"},
+                                    {Method::Rmu, "rmu"},       {Method::Finetune, "finetune"}};
+}  // namespace
+
 Method parse_method(const std::string& s) {
-  if (s == "paper") return Method::Paper;
-  if (s == "graddiff") return Method::GradDiff;
-  if (s == "npo") return Method::Npo;
-  if (s == "finetune") return Method::Finetune;
-  throw Error("method '" + s + "': expected paper, graddiff, npo or finetune");
+  std::string names;
+  for (const auto& e : kMethods) {
+    if (s == e.name) return e.method;
+    names += std::string(names.empty() ? "" : ", ") + e.name;
+  }
+  throw Error("method '" + s + "': expected one of " + names);
 }
 const char* method_name(Method m) {
-  switch (m) {
-    case Method::Paper:
-      return "paper";
-    case Method::GradDiff:
-      return "graddiff";
-    case Method::Npo:
-      return "npo";
-    case Method::Finetune:
-      return "finetune";
-  }
+  for (const auto& e : kMethods)
+    if (e.method == m) return e.name;
   return "?";
+}
+const std::vector<Method>& unlearning_methods() {
+  static const std::vector<Method> all = [] {
+    std::vector<Method> v;
+    for (const auto& e : kMethods)
+      if (e.method != Method::Finetune) v.push_back(e.method);
+    return v;
+  }();
+  return all;
+}
+
+MethodNeeds method_needs(const UnlearnOptions& o) {
+  MethodNeeds n;
+  switch (o.method) {
+    case Method::Finetune:
+      return n;
+    case Method::Paper:
+      n.random = o.eps2 > 0;
+      n.normal = n.reference = n.retain_kl = o.eps3 > 0;  // L_nor: the KL to the original
+      return n;
+    case Method::Npo:
+      n.random = o.eps2 > 0;
+      n.reference = true;
+      n.normal = n.retain_kl = o.eps3 > 0;
+      return n;
+    case Method::GradDiff:
+      n.normal = true;
+      return n;
+    case Method::IdkDpo:
+      n.reference = n.alternative = true;
+      n.normal = o.eps3 > 0;
+      return n;
+    case Method::Undial:
+      n.reference = true;
+      n.normal = o.eps3 > 0;
+      return n;
+    case Method::Rmu:
+      n.reference = n.normal = o.eps3 > 0;  // the retain term compares activations with the original's
+      return n;
+    case Method::SimNpo:
+    case Method::Wga:
+    case Method::SatImp:
+    case Method::CeU:
+      n.normal = o.eps3 > 0;
+      return n;
+  }
+  return n;
 }
 
 Mode parse_mode(const std::string& s) {
@@ -129,17 +180,28 @@ OptionDef integer(std::string key, std::string label, std::string help, int64_t 
 
 std::vector<OptionDef> builtin_schema() {
   std::vector<OptionDef> s;
-  const std::vector<Method> all_unlearn = {Method::Paper, Method::GradDiff, Method::Npo};
+  const std::vector<Method> all_unlearn = unlearning_methods();
   {
     OptionDef d;
     d.key = "method";
     d.type = OptionType::Choice;
     d.label = "Method";
     d.help = "paper: gradient ascent + random answers + KL to the original (arXiv 2405.15152); graddiff: ascent + NLL on "
-             "normal data; npo: negative preference optimisation";
+             "normal data; npo, simnpo: (simple) negative preference optimisation; idkdpo: DPO towards \"I don't know\"; "
+             "wga, satimp: token-weighted ascent; ceu: cross-entropy unlearning; undial: self-distillation with the answer's "
+             "logit lowered; rmu: representation misdirection (one layer's activations steered to a random vector)";
     d.unlearn_default = "paper";
-    d.choices = {"paper", "graddiff", "npo"};
-    d.choice_labels = {"Paper: GA + random answers + KL", "GradDiff: GA + NLL on normal data", "NPO"};
+    for (Method m : all_unlearn) d.choices.push_back(method_name(m));
+    d.choice_labels = {"Paper: GA + random answers + KL",
+                       "GradDiff: GA + NLL on normal data",
+                       "NPO",
+                       "SimNPO",
+                       "IdkDPO: prefer \"I don't know\"",
+                       "WGA: weighted gradient ascent",
+                       "SatImp: saturation-importance weighted",
+                       "CE-U: cross-entropy unlearning",
+                       "UNDIAL: adjusted-logit distillation",
+                       "RMU: representation misdirection"};
     d.basic = true;
     d.set = [](UnlearnOptions& o, const io::Json& v) { o.method = parse_method(v.get<std::string>()); };
     d.get = [](const UnlearnOptions& o) { return io::Json(method_name(o.method)); };
@@ -177,8 +239,10 @@ std::vector<OptionDef> builtin_schema() {
             1.0,
             &UnlearnOptions::eps2,
             {Method::Paper, Method::Npo}},
-        Eps{"eps3", "ε3 normal-data KL", "weight of L_nor (KL to the original model on normal data; NLL for graddiff)", 1.0,
-            &UnlearnOptions::eps3, all_unlearn}}) {
+        Eps{"eps3", "ε3 normal data",
+            "weight of the retain term L_nor: the KL to the original on normal data (paper, npo), the normal answers' NLL "
+            "(graddiff and the newer methods, as open-unlearning), or RMU's alpha: the activation MSE to the original",
+            1.0, &UnlearnOptions::eps3, all_unlearn}}) {
     OptionDef d = real(e.key, e.label, e.help, e.def, e.field);
     d.finetune_default = nullptr;
     d.min = 0;
@@ -304,6 +368,75 @@ std::vector<OptionDef> builtin_schema() {
     d.methods = {Method::Npo};
     s.push_back(d);
   }
+  struct Hyper {
+    const char* key;
+    const char* label;
+    const char* help;
+    double def;
+    double UnlearnOptions::*field;
+    Method method;
+    bool positive;  // > 0 (else >= 0)
+  };
+  for (const Hyper& h :
+       {Hyper{"simnpo_beta", "SimNPO β", "SimNPO's inverse temperature", 4.5, &UnlearnOptions::simnpo_beta, Method::SimNpo, true},
+        Hyper{"simnpo_delta", "SimNPO δ", "SimNPO's reward margin (subtracted from the mean answer NLL)", 0.0,
+              &UnlearnOptions::simnpo_delta, Method::SimNpo, false},
+        Hyper{"dpo_beta", "DPO β", "IdkDPO's inverse temperature", 0.1, &UnlearnOptions::dpo_beta, Method::IdkDpo, true},
+        Hyper{"wga_beta", "WGA β", "WGA's exponent on the detached token probability", 1.0, &UnlearnOptions::wga_beta,
+              Method::Wga, false},
+        Hyper{"satimp_beta1", "SatImp β1", "SatImp's exponent on the token probability (saturation)", 5.0,
+              &UnlearnOptions::satimp_beta1, Method::SatImp, false},
+        Hyper{"satimp_beta2", "SatImp β2", "SatImp's exponent on one minus the token probability (importance)", 1.0,
+              &UnlearnOptions::satimp_beta2, Method::SatImp, false},
+        Hyper{"undial_beta", "UNDIAL β", "how far UNDIAL lowers the answer token's logit in the teacher", 10.0,
+              &UnlearnOptions::undial_beta, Method::Undial, false},
+        Hyper{"rmu.steering", "RMU steering c", "norm of RMU's random control vector", 6.5, &UnlearnOptions::rmu_steering,
+              Method::Rmu, true}}) {
+    OptionDef d = real(h.key, h.label, h.help, h.def, h.field);
+    d.finetune_default = nullptr;
+    d.min = 0;
+    d.min_exclusive = h.positive;
+    d.methods = {h.method};
+    s.push_back(d);
+  }
+  {
+    OptionDef d = integer("ceu_ignore_first", "CE-U skipped tokens", "CE-U leaves each answer's first N tokens out", 1,
+                          &UnlearnOptions::ceu_ignore_first);
+    d.finetune_default = nullptr;
+    d.min = 0;
+    d.unit = "tokens";
+    d.methods = {Method::CeU};
+    s.push_back(d);
+  }
+  {
+    OptionDef d =
+        integer("rmu.layer", "RMU layer", "the decoder layer (0-based) whose output RMU steers", 7, &UnlearnOptions::rmu_layer);
+    d.finetune_default = nullptr;
+    d.min = 0;
+    d.methods = {Method::Rmu};
+    s.push_back(d);
+  }
+  {
+    OptionDef d = integer("rmu.span", "RMU trained layers", "RMU trains this many layers, ending at its layer", 3,
+                          &UnlearnOptions::rmu_span);
+    d.finetune_default = nullptr;
+    d.min = 1;
+    d.unit = "layers";
+    d.methods = {Method::Rmu};
+    s.push_back(d);
+  }
+  {
+    OptionDef d;
+    d.key = "rmu.modules";
+    d.type = OptionType::Names;
+    d.label = "RMU modules";
+    d.help = "what RMU trains in its layers: down_proj (the MLP's output projection in every family) or leaf names";
+    d.unlearn_default = io::Json::array({"down_proj"});
+    d.methods = {Method::Rmu};
+    d.set = [](UnlearnOptions& o, const io::Json& v) { o.rmu_modules = v.get<std::vector<std::string>>(); };
+    d.get = [](const UnlearnOptions& o) { return io::Json(o.rmu_modules); };
+    s.push_back(d);
+  }
   {
     OptionDef d;
     d.key = "lora.alpha";
@@ -369,15 +502,16 @@ std::deque<OptionDef>& schema_storage() {
 const char* const kReservedFlags[] = {"--help",          "--model",      "--dtype",          "--device", "--forget",
                                       "--normal",        "--random",     "--data",           "--out",    "--save",
                                       "--prompt-format", "--seed",       "--passage-tokens", "--resume", "--log-json",
-                                      "--dump-batches",  "--no-dropout", "--overwrite"};
+                                      "--dump-batches",  "--no-dropout", "--overwrite",      "--idk"};
 
-// Whether every loss weight the method uses is 0 (graddiff has no eps2 term).
+// Whether every loss weight the method uses is 0 (only paper and npo have the eps2 term).
 bool nothing_weighted(const UnlearnOptions& o) {
   const bool eps2_used = o.method == Method::Paper || o.method == Method::Npo;
   return o.eps1 == 0 && o.eps3 == 0 && (!eps2_used || o.eps2 == 0);
 }
 std::string nothing_weighted_message(const UnlearnOptions& o) {
-  if (o.method == Method::GradDiff) return "eps1 and eps3 are both 0 (graddiff has no eps2 term): nothing would be optimised";
+  if (o.method != Method::Paper && o.method != Method::Npo)
+    return std::string("eps1 and eps3 are both 0 (") + method_name(o.method) + " has no eps2 term): nothing would be optimised";
   return "eps1, eps2 and eps3 are all 0: nothing would be optimised";
 }
 
@@ -624,6 +758,13 @@ void UnlearnOptions::validate() const {
     if (auto bad = check_value(d, d.get(*this))) throw Error(d.key + ": " + *bad);
   }
   if (which == Section::Unlearn && nothing_weighted(*this)) throw Error(nothing_weighted_message(*this));
+  const bool classic = method == Method::Paper || method == Method::GradDiff || method == Method::Npo ||
+                       method == Method::Finetune;
+  if (mode == Mode::Faithful && !classic)
+    throw Error(std::string("mode faithful reproduces llm_unlearn's conventions, which ") + method_name(method) +
+                " never had: use mode corrected");
+  if (method == Method::Rmu && lora.enabled())
+    throw Error("rmu trains its layers' modules directly (rmu.modules): set lora.rank to 0");
   if (warmup_steps >= max_steps) throw Error("warmup: must be shorter than the run (steps = " + std::to_string(max_steps) + ")");
   if (checkpoint_every > 0 && checkpoint_dir.empty()) throw Error("checkpoints need a folder");
 }
@@ -647,6 +788,15 @@ io::Json UnlearnOptions::to_json() const {
           {"dropout_active", dropout_active()},
           {"seed", seed},
           {"npo_beta", npo_beta},
+          {"simnpo_beta", simnpo_beta},
+          {"simnpo_delta", simnpo_delta},
+          {"dpo_beta", dpo_beta},
+          {"wga_beta", wga_beta},
+          {"satimp_beta1", satimp_beta1},
+          {"satimp_beta2", satimp_beta2},
+          {"undial_beta", undial_beta},
+          {"ceu_ignore_first", ceu_ignore_first},
+          {"rmu", {{"layer", rmu_layer}, {"span", rmu_span}, {"steering", rmu_steering}, {"modules", rmu_modules}}},
           {"precision", precision_name(precision)},
           {"lora", {{"rank", lora.rank}, {"alpha", lora.alpha}, {"dropout", lora.dropout}, {"targets", lora.targets}}}};
 }

@@ -16,9 +16,13 @@
 
 namespace lethe::unlearn {
 
-enum class Method { Paper, GradDiff, Npo, Finetune };
-Method parse_method(const std::string& s);  // "paper" | "graddiff" | "npo" | "finetune"
+// The unlearning methods (docs/METHODS.md: formulas, papers, published defaults) and fine-tuning.
+enum class Method { Paper, GradDiff, Npo, SimNpo, IdkDpo, Wga, SatImp, CeU, Undial, Rmu, Finetune };
+// "paper" | "graddiff" | "npo" | "simnpo" | "idkdpo" | "wga" | "satimp" | "ceu" | "undial" | "rmu" | "finetune"
+Method parse_method(const std::string& s);
 const char* method_name(Method m);
+// Every unlearning method (not fine-tuning), in the order the workbench lists them.
+const std::vector<Method>& unlearning_methods();
 
 // Loss conventions (../shared/METHOD.md): llm_unlearn's, quirks included, or answer tokens only
 // with a true KL.
@@ -69,6 +73,17 @@ struct UnlearnOptions {
   bool dropout_active() const { return dropout ? *dropout : (mode == Mode::Faithful || method == Method::Finetune); }
   uint64_t seed = 8888;
   double npo_beta = 0.1;
+  // The newer methods' hyperparameters (their defaults: open-unlearning's configs; METHODS.md).
+  double simnpo_beta = 4.5, simnpo_delta = 0.0;
+  double dpo_beta = 0.1;
+  double wga_beta = 1.0;
+  double satimp_beta1 = 5.0, satimp_beta2 = 1.0;
+  double undial_beta = 10.0;
+  int64_t ceu_ignore_first = 1;                          // CE-U leaves each answer's first tokens out
+  int64_t rmu_layer = 7;                                 // the decoder layer whose output RMU steers (0-based)
+  int64_t rmu_span = 3;                                  // RMU trains layers rmu_layer - span + 1 .. rmu_layer
+  double rmu_steering = 6.5;                             // c: the control vector's norm
+  std::vector<std::string> rmu_modules = {"down_proj"};  // what RMU trains in those layers
   LoraConfig lora;
   Precision precision = Precision::Fp32;
   int64_t checkpoint_every = 0;  // 0: none
@@ -78,6 +93,19 @@ struct UnlearnOptions {
   void validate() const;
   io::Json to_json() const;
 };
+
+// What a method needs each step, from the options alone (the trainer, the CLI and the spec
+// reader check the data against it before any compute).
+struct MethodNeeds {
+  bool random = false;       // the paper's K random answers to each forget question (L_rdn, eps2 > 0)
+  bool normal = false;       // a normal/retain batch (the retain term, eps3 > 0; GradDiff always)
+  bool reference = false;    // the frozen original model
+  bool alternative = false;  // an alternative ("I don't know") answer per forget question (IdkDPO)
+  // The retain term is the KL to the original (the paper, NPO as Lethe has always run it); else
+  // the normal answers' NLL (GradDiff, and open-unlearning's retain loss for the newer methods).
+  bool retain_kl = false;
+};
+MethodNeeds method_needs(const UnlearnOptions& o);
 
 // ---- The options schema ----------------------------------------------------------------------
 

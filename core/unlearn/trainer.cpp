@@ -17,10 +17,12 @@
 #include <mutex>
 #include <new>
 #include <numeric>
+#include <set>
 #include <sstream>
 
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "unlearn/method.h"
 #include "util/error.h"
 #include "util/runtime.h"
 
@@ -132,8 +134,23 @@ struct Autocast {
 
 struct Unlearner::Batches {
   TokenBatch forget, random, normal;
-  std::vector<std::string> answers;
+  TokenBatch alternative;  // row i: an alternative answer to forget row i's question (IdkDPO)
+  std::vector<std::string> answers, alternatives;
   std::vector<size_t> forget_index, normal_index;  // which samples of the sets
+};
+
+// What the method reads: the model, the frozen original, the options.
+class Unlearner::Context final : public MethodContext {
+ public:
+  explicit Context(Unlearner& u) : u_(u) {}
+  model::CausalLMImpl& model() override { return *u_.model_; }
+  at::Tensor reference_logits(const TokenBatch& b) override { return u_.reference_logits(b); }
+  at::Tensor reference_state(const TokenBatch& b, int64_t layer) override { return u_.reference_state(b, layer); }
+  const UnlearnOptions& options() const override { return u_.o_; }
+  int64_t pad_id() const override { return batch_pad_id(u_.tok_); }
+
+ private:
+  Unlearner& u_;
 };
 
 Unlearner::Unlearner(model::CausalLM model, const text::Tokenizer& tok, UnlearnData data, UnlearnOptions opts)
@@ -144,12 +161,17 @@ Unlearner::Unlearner(model::CausalLM model, const text::Tokenizer& tok, UnlearnD
                 "needs corrected mode");
   if (data_.forget.empty())
     throw Error(o_.method == Method::Finetune ? "the fine-tuning set is empty" : "the forget set is empty");
-  const bool needs_normal = o_.method != Method::Finetune && o_.eps3 > 0;
-  const bool needs_random = (o_.method == Method::Paper || o_.method == Method::Npo) && o_.eps2 > 0;
-  if (needs_normal && data_.normal.empty()) throw Error("the normal set is empty (eps3 > 0 needs normal data)");
-  if (needs_random && static_cast<int64_t>(data_.answer_pool.size()) < o_.K)
+  needs_ = method_needs(o_);
+  if (needs_.normal && data_.normal.empty())
+    throw Error(o_.method == Method::GradDiff ? "the normal set is empty (graddiff trains on normal data)"
+                                              : "the normal set is empty (eps3 > 0 needs normal data)");
+  if (needs_.random && static_cast<int64_t>(data_.answer_pool.size()) < o_.K)
     throw Error("the random-answer pool has " + std::to_string(data_.answer_pool.size()) +
                 " answers, K = " + std::to_string(o_.K) + " are drawn per batch");
+  if (needs_.alternative && data_.alternatives.empty())
+    throw Error(std::string(method_name(o_.method)) + " needs alternative answers (an \"I don't know\" set): none given");
+  method_ = make_method(o_, *model_);
+  context_ = std::make_unique<Context>(*this);
   if (o_.lora.enabled()) validate_lora(o_.lora, model_->config());
   const auto dev = model_->options().device();
   const bool native_bf16 = dev.is_cuda() ? [&] {
@@ -174,15 +196,14 @@ Unlearner::Unlearner(model::CausalLM model, const text::Tokenizer& tok, UnlearnD
     forget_ex_.push_back(make_example(tok_, data_.forget[i], o_.mode, data_.format));
     check_len(forget_ex_.back(), "forget", i);
   }
-  if (needs_normal || o_.method == Method::GradDiff)
+  if (needs_.normal)
     for (size_t i = 0; i < data_.normal.size(); ++i) {
       normal_ex_.push_back(make_example(tok_, data_.normal[i], o_.mode, data_.format));
       check_len(normal_ex_.back(), "normal", i);
     }
 
   if (o_.lora.enabled()) add_lora(*model_, o_.lora, o_.seed);
-  const bool needs_reference = (o_.method == Method::Paper && o_.eps3 > 0) || o_.method == Method::Npo;
-  if (needs_reference && !o_.lora.enabled()) {
+  if (needs_.reference && !o_.lora.enabled()) {
     // Full-parameter mode: the reference is a frozen copy (llm_unlearn loads the model twice).
     reference_ = model::create_causal_lm(model_->config_ptr(), model_->options());
     at::NoGradGuard g;
@@ -192,6 +213,12 @@ Unlearner::Unlearner(model::CausalLM model, const text::Tokenizer& tok, UnlearnD
       p.value().set_requires_grad(false);
     }
     reference_->eval();
+  }
+  if (const auto only = method_->trained_parameters(*model_); !only.empty()) {
+    // The method trains only these (RMU): the others get no gradient buffers.
+    const std::set<std::string> keep(only.begin(), only.end());
+    for (auto& p : model_->named_parameters())
+      if (!keep.count(p.key())) p.value().set_requires_grad(false);
   }
   params_ = trainable_parameters(*model_);
   std::vector<at::Tensor> ps;
@@ -249,8 +276,18 @@ Unlearner::Batches Unlearner::next_batches() {
     }
     b.normal = collate(n, pad, dev);
   }
-  const bool random = (o_.method == Method::Paper || o_.method == Method::Npo) && o_.eps2 > 0;
-  if (random) {
+  if (needs_.alternative) {
+    // One alternative answer per forget question, drawn uniformly (open-unlearning's IdkDPO
+    // pairs each forget question with a random "I don't know" answer).
+    std::vector<Example> a;
+    for (size_t i = 0; i < f.size(); ++i) {
+      const auto& answer = data_.alternatives[rng_() % data_.alternatives.size()];
+      b.alternatives.push_back(answer);
+      a.push_back(make_qa_example(tok_, data_.forget[fidx[i]].prompt, answer, o_.mode, data_.format));
+    }
+    b.alternative = collate(a, pad, dev);
+  }
+  if (needs_.random) {
     // K answers drawn once per batch without replacement (random.sample), shared by every sample.
     std::vector<size_t> pool(data_.answer_pool.size());
     std::iota(pool.begin(), pool.end(), 0);
@@ -289,6 +326,24 @@ at::Tensor Unlearner::reference_logits(const TokenBatch& b) {
   return l;
 }
 
+at::Tensor Unlearner::reference_state(const TokenBatch& b, int64_t layer) {
+  at::NoGradGuard g;
+  if (reference_) return reference_->layer_state(b.ids, b.mask, layer);
+  const bool was_training = model_->is_training();
+  set_lora_enabled(*model_, false);
+  model_->eval();
+  at::Tensor h = model_->layer_state(b.ids, b.mask, layer);
+  set_lora_enabled(*model_, true);
+  if (was_training) model_->train();
+  return h;
+}
+
+std::vector<std::string> Unlearner::trained_parameter_names() const {
+  std::vector<std::string> names;
+  for (const auto& [n, p] : params_) names.push_back(n);
+  return names;
+}
+
 double Unlearner::current_lr() const {
   // HF's get_linear_schedule_with_warmup at the number of completed steps.
   const double s = static_cast<double>(step_), w = static_cast<double>(o_.warmup_steps), n = static_cast<double>(o_.max_steps);
@@ -299,10 +354,6 @@ double Unlearner::current_lr() const {
 namespace {
 // The forget term's weight: fine-tuning has only that term, at weight 1.
 double forget_weight(const UnlearnOptions& o) { return o.method == Method::Finetune ? 1.0 : o.eps1; }
-// GradDiff descends on the normal data; the paper's and NPO's KL from the reference needs eps3 > 0.
-bool has_normal_term(const UnlearnOptions& o) {
-  return o.method == Method::GradDiff || (o.method != Method::Finetune && o.eps3 > 0);
-}
 // The longest sequence (columns) of the batches that are there.
 int64_t longest_sequence(std::initializer_list<const TokenBatch*> batches) {
   int64_t longest = 0;
@@ -326,7 +377,7 @@ StepMetrics Unlearner::train_step(Observer& obs) {
   io::Json dumps = io::Json::array();
   for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
     Batches b = next_batches();
-    longest_ = longest_sequence({&b.forget, &b.random, &b.normal});
+    longest_ = longest_sequence({&b.forget, &b.random, &b.normal, &b.alternative});
     const TermValues v = compute_terms(b);
     add_micro_batch(m, v, b);
     if (obs.wants_batches()) dumps.push_back(batches_dump(b));
@@ -357,41 +408,24 @@ StepMetrics Unlearner::begin_step() {
 Unlearner::TermValues Unlearner::compute_terms(const Batches& b) {
   TermValues v;
   {
-    const at::Tensor fgt = forget_term(b.forget, v.forget_ce);
-    v.fgt = backward_term(o_.method == Method::Npo ? "L_npo" : "L_fgt", fgt, forget_weight(o_));
+    const at::Tensor fgt = forget_term(b, v.forget_ce);
+    v.fgt = backward_term(method_->forget_term_name(), fgt, forget_weight(o_));
   }
   if (b.random.ids.defined()) {
     const at::Tensor rdn = random_term(b.random);
     v.rdn = backward_term("L_rdn", rdn, o_.eps2);
   }
-  if (has_normal_term(o_)) {
+  if (needs_.normal) {
     const at::Tensor nor = normal_term(b.normal);
     v.nor = backward_term("L_nor", nor, o_.eps3);
   }
   return v;
 }
 
-// The forget term (under autocast): fine-tuning descends the answer cross-entropy, NPO compares
-// the answer log-likelihood with the reference's, the others ascend the cross-entropy.
-at::Tensor Unlearner::forget_term(const TokenBatch& forget, double& forget_ce) {
-  const int64_t pad = batch_pad_id(tok_);
+// The forget term (under autocast): the method's.
+at::Tensor Unlearner::forget_term(const Batches& b, double& forget_ce) {
   Autocast ac(o_.precision == Precision::Bf16, model_->options().device().is_cuda());
-  at::Tensor lf = model_->forward(forget.ids, forget.mask);
-  at::Tensor fgt, ce;
-  if (o_.method == Method::Finetune) {
-    ce = loss_answer(lf, forget, o_.mode, pad);
-    fgt = ce;
-  } else if (o_.method == Method::Npo) {
-    at::Tensor lp = answer_logprob(lf, forget);
-    at::Tensor lp_ref = answer_logprob(reference_logits(forget), forget);
-    fgt = -(2.0 / o_.npo_beta) * at::log_sigmoid(-o_.npo_beta * (lp - lp_ref)).mean();
-    ce = loss_answer(lf, forget, Mode::Corrected, pad).detach();
-  } else {
-    ce = loss_answer(lf, forget, o_.mode, pad);
-    fgt = -ce;  // gradient ascent
-  }
-  forget_ce = ce.item<double>();
-  return fgt;
+  return method_->forget_term(*context_, b.forget, b.alternative.ids.defined() ? &b.alternative : nullptr, forget_ce);
 }
 
 // The random-answer term (under autocast): the answer cross-entropy of the K random answers.
@@ -401,14 +435,10 @@ at::Tensor Unlearner::random_term(const TokenBatch& random) {
   return loss_answer(model_->forward(random.ids, random.mask), random, o_.mode, pad);
 }
 
-// The normal term (under autocast): GradDiff's answer cross-entropy, else the divergence from
-// the reference.
+// The retain term on the normal batch (under autocast): the method's.
 at::Tensor Unlearner::normal_term(const TokenBatch& normal) {
-  const int64_t pad = batch_pad_id(tok_);
   Autocast ac(o_.precision == Precision::Bf16, model_->options().device().is_cuda());
-  if (o_.method == Method::GradDiff) return loss_answer(model_->forward(normal.ids, normal.mask), normal, Mode::Corrected, pad);
-  at::Tensor p = reference_logits(normal);
-  return loss_divergence(model_->forward(normal.ids, normal.mask), p, normal, o_.mode);
+  return method_->retain_term(*context_, normal);
 }
 
 // A term's value; a NaN or infinite one throws, naming the term. With a weight and a graph, the
@@ -431,13 +461,15 @@ void Unlearner::add_micro_batch(StepMetrics& m, const TermValues& v, const Batch
   m.loss_nor += v.nor / n;
   m.total += (forget_weight(o_) * v.fgt + o_.eps2 * v.rdn + o_.eps3 * v.nor) / n;
   m.forget_ce += v.forget_ce / n;
-  m.tokens += b.forget.tokens + (b.random.ids.defined() ? b.random.tokens : 0) + (b.normal.ids.defined() ? b.normal.tokens : 0);
+  m.tokens += b.forget.tokens + (b.random.ids.defined() ? b.random.tokens : 0) + (b.normal.ids.defined() ? b.normal.tokens : 0) +
+              (b.alternative.ids.defined() ? b.alternative.tokens : 0);
 }
 
 // The exact batches of a micro-batch, for Observer::on_batches.
 io::Json Unlearner::batches_dump(const Batches& b) const {
   io::Json d = {{"forget", batch_json(b.forget)}, {"forget_index", b.forget_index}};
   if (b.random.ids.defined()) d["random"] = {{"answers", b.answers}, {"rows", batch_json(b.random)}};
+  if (b.alternative.ids.defined()) d["alternative"] = {{"answers", b.alternatives}, {"rows", batch_json(b.alternative)}};
   if (b.normal.ids.defined()) {
     d["normal"] = batch_json(b.normal);
     d["normal_index"] = b.normal_index;

@@ -25,6 +25,8 @@ class AdamW;
 
 namespace lethe::unlearn {
 
+class UnlearningMethod;
+
 // Whether an exception's text is an allocation failure (CUDA "out of memory", the CPU
 // allocator's "not enough memory" / "can't allocate memory").
 bool is_out_of_memory(const std::string& what);
@@ -37,6 +39,8 @@ struct UnlearnData {
   std::vector<data::QaPair> forget;      // harmful question/answer pairs (or corpus passages for finetune)
   std::vector<data::QaPair> normal;      // normal question/answer pairs
   std::vector<std::string> answer_pool;  // random answers
+  // Alternative answers (IdkDPO's "I don't know" set): one drawn per forget question and step.
+  std::vector<std::string> alternatives{};
   // How questions and answers become text: the paper's template or the model's chat template.
   data::PromptFormat format = data::PromptFormat::paper();
 };
@@ -114,6 +118,8 @@ class Unlearner {
   // Logits of the frozen reference (the copy, or the base with adapters off) on a batch.
   at::Tensor reference_forward(const TokenBatch& b) { return reference_logits(b); }
   bool has_reference() const { return static_cast<bool>(reference_) || o_.lora.enabled(); }
+  // The names of the parameters that train (adapters, RMU's modules, or every parameter).
+  std::vector<std::string> trained_parameter_names() const;
 
  private:
   struct Batches;
@@ -123,9 +129,11 @@ class Unlearner {
   struct TermValues;
   StepMetrics begin_step();
   TermValues compute_terms(const Batches& b);
-  at::Tensor forget_term(const TokenBatch& forget, double& forget_ce);
+  at::Tensor forget_term(const Batches& b, double& forget_ce);
   at::Tensor random_term(const TokenBatch& random);
   at::Tensor normal_term(const TokenBatch& normal);
+  class Context;  // the method's view of this trainer (trainer.cpp)
+  friend class Context;
   double backward_term(const char* name, const at::Tensor& term, double weight);
   void add_micro_batch(StepMetrics& m, const TermValues& v, const Batches& b) const;
   io::Json batches_dump(const Batches& b) const;
@@ -135,6 +143,7 @@ class Unlearner {
   // The out-of-memory message for the step being taken (its batch and longest sequence).
   std::string step_out_of_memory() const;
   at::Tensor reference_logits(const TokenBatch& b);
+  at::Tensor reference_state(const TokenBatch& b, int64_t layer);
   double current_lr() const;
 
   model::CausalLM model_;
@@ -142,6 +151,9 @@ class Unlearner {
   const text::Tokenizer& tok_;
   UnlearnData data_;
   UnlearnOptions o_;
+  MethodNeeds needs_;
+  std::unique_ptr<UnlearningMethod> method_;
+  std::unique_ptr<Context> context_;
   std::vector<std::string> warnings_;
   int64_t longest_ = 0;  // the longest sequence of the last batches (for messages)
   std::vector<Example> forget_ex_, normal_ex_;

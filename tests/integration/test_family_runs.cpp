@@ -9,6 +9,7 @@
 #include "data/prompt_format.h"
 #include "io/json.h"
 #include "model/checkpoint.h"
+#include "support/tiny_family.h"
 #include "support/tiny_opt.h"
 #include "support/unlearn_fixture.h"
 #include "text/load_tokenizer.h"
@@ -16,11 +17,10 @@
 
 using namespace lethe;
 using lethe::testing::TempDir;
+using lethe::testing::write_family_model;
 namespace fs = std::filesystem;
 
 namespace {
-
-const fs::path kTok = fs::path(LETHE_SOURCE_DIR) / "tests/fixtures/tokenizers";
 
 // Templates written for these tests in the style of each family's chat format.
 const char* kLlama2Style =
@@ -41,31 +41,6 @@ std::pair<int, std::string> run_cli(const std::string& args) {
   while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
   int rc = pclose(p);
   return {WEXITSTATUS(rc), out};
-}
-
-// A random model of `fixture`'s family (config.json there names it and its special ids), with
-// that fixture's tokenizer files and a chat template.
-void write_family_model(const fs::path& dir, const std::string& fixture, const std::string& chat_template) {
-  fs::create_directories(dir);
-  for (const auto& e : fs::directory_iterator(kTok / fixture)) {
-    const std::string name = e.path().filename().string();
-    if (name != "expected.json" && name != "config.json") fs::copy_file(e.path(), dir / name);
-  }
-  io::Json c = io::read_json_file(kTok / fixture / "config.json");
-  c["hidden_size"] = 32;
-  c["intermediate_size"] = 64;
-  c["num_hidden_layers"] = 2;
-  c["num_attention_heads"] = 4;
-  c["num_key_value_heads"] = 2;
-  c["max_position_embeddings"] = 512;
-  c["rms_norm_eps"] = 1e-6;
-  c["tie_word_embeddings"] = true;
-  c["rope_theta"] = 10000.0;
-  auto config = model::parse_model_config(c, fixture);
-  auto m = model::create_causal_lm(config, at::TensorOptions().dtype(at::kFloat));
-  m->init_weights(0.05, 11);
-  model::save_model(dir, *m);
-  std::ofstream(dir / "chat_template.jinja") << chat_template;
 }
 
 struct Case {

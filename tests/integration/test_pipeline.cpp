@@ -95,7 +95,8 @@ TEST(Spec, BadSpecsAreRejectedWithTheirJsonPaths) {
   EXPECT_EQ(with("datasets.forget.path=\"missing.jsonl\""),
             one + "datasets.forget.path: file not found: " + (d / "missing.jsonl").string());
   EXPECT_EQ(with("datasets.normal.limit=-3"), one + "datasets.normal.limit: must be >= 0 (0 = all), got -3");
-  EXPECT_EQ(with("unlearn.method=\"magic\""), one + "unlearn.method: expected paper, graddiff or npo, got 'magic'");
+  EXPECT_EQ(with("unlearn.method=\"magic\""),
+            one + "unlearn.method: expected paper, graddiff, npo, simnpo, idkdpo, wga, satimp, ceu, undial or rmu, got 'magic'");
   EXPECT_EQ(with("unlearn.mode=\"exact\""), one + "unlearn.mode: expected corrected or faithful, got 'exact'");
   EXPECT_EQ(with("unlearn.eps1=-0.5"), one + "unlearn.eps1: must be >= 0, got -0.5");
   {
