@@ -5,6 +5,7 @@
 # build/) is untouched. Idempotent.
 #
 #   scripts/setup_libtorch2.sh          install + configure + build
+#   LABELS='numeric' scripts/setup_libtorch2.sh   build only the tests of those ctest labels
 #   LETHE_TORCH2_VERSION=2.15.0         the torch wheel (pinned: the version this was tested with)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,4 +41,9 @@ cmake -S "$here" -B "$here/build-torch2" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DC10_CUDA_LIBRARY="$torch_dir/lib/libc10_cuda.so" \
   -DCMAKE_BUILD_RPATH="${nvidia_libs:+$(cd "$nvidia_libs" && pwd);}$torch_dir/lib" \
   "${cuda_args[@]}"
-cmake --build "$here/build-torch2" -j "$JOBS"
+if [ -n "${LABELS:-}" ]; then
+  mapfile -t targets < <("$here/scripts/label_targets.sh" "$LABELS")
+  cmake --build "$here/build-torch2" -j "$JOBS" --target "${targets[@]}"
+else
+  cmake --build "$here/build-torch2" -j "$JOBS"
+fi

@@ -24,9 +24,8 @@ cmake -S . -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLETHE_BUI
   -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
   -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
 
-# Only the executables of the selected labels (and the CLI some of them run), not the whole tree.
-mapfile -t targets < <(grep -oE "^lethe_gtest\(([a-z0-9_]+) ($LABELS) " tests/CMakeLists.txt | awk '{print $1}' | sed 's/lethe_gtest(//')
-targets+=(lethe)
+# Only the executables of the selected labels (and the CLI when some of them run it).
+mapfile -t targets < <("$here/scripts/label_targets.sh" "$LABELS")
 echo "test_sanitize: building ${#targets[@]} targets into $BUILD"
 cmake --build "$BUILD" -j "$JOBS" --target "${targets[@]}"
 echo "test_sanitize: built in $((SECONDS - start)) s"
