@@ -153,18 +153,16 @@ double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const 
 }
 
 std::optional<double> answer_perplexity(const BatchLogits& judge, const at::Device& device, const text::Tokenizer& tok,
-                                        const std::vector<std::string>& prompts,
-                                        const std::vector<std::vector<std::string>>& answers, const data::PromptFormat& format,
+                                        const std::vector<std::vector<std::string>>& answers,
                                         const model::CancelCheck& cancelled) {
-  if (answers.size() != prompts.size())
-    throw Error("answer_perplexity: " + std::to_string(answers.size()) + " answer lists for " + std::to_string(prompts.size()) +
-                " prompts");
   std::vector<unlearn::Example> all;
-  for (size_t i = 0; i < prompts.size(); ++i)
-    for (const auto& a : answers[i]) {
+  for (const auto& sample : answers)
+    for (const auto& a : sample) {
       if (a.empty()) continue;
-      auto e = unlearn::make_qa_example(tok, prompts[i], a, unlearn::Mode::Corrected, format);
-      if (static_cast<int64_t>(e.ids.size()) > e.start) all.push_back(std::move(e));
+      unlearn::Example e;
+      e.ids = tok.encode_for_model(a);
+      e.start = 1;  // position 0 (BOS, or the first token) predicts nothing
+      if (e.ids.size() > 1) all.push_back(std::move(e));
     }
   if (all.empty()) return std::nullopt;
   at::NoGradGuard g;
@@ -175,14 +173,13 @@ std::optional<double> answer_perplexity(const BatchLogits& judge, const at::Devi
                                              all.begin() + static_cast<std::ptrdiff_t>(std::min(all.size(), s + 8)));
     auto b = unlearn::collate(part, unlearn::batch_pad_id(tok), device);
     logprob += unlearn::answer_logprob(judge(b.ids, b.mask), b).sum().item<double>();
-    for (const auto& e : part) tokens += static_cast<double>(static_cast<int64_t>(e.ids.size()) - e.start);
+    for (const auto& e : part) tokens += static_cast<double>(e.ids.size() - 1);
   }
   return std::exp(-logprob / tokens);
 }
 
 std::optional<double> answer_perplexity(model::CausalLMImpl& judge, const text::Tokenizer& tok,
-                                        const std::vector<std::string>& prompts,
-                                        const std::vector<std::vector<std::string>>& answers, const data::PromptFormat& format,
+                                        const std::vector<std::vector<std::string>>& answers,
                                         const model::CancelCheck& cancelled) {
   const bool was_training = judge.is_training();
   judge.eval();
@@ -191,7 +188,7 @@ std::optional<double> answer_perplexity(model::CausalLMImpl& judge, const text::
   };
   try {
     auto r = answer_perplexity([&judge](const at::Tensor& ids, const at::Tensor& mask) { return judge.forward(ids, mask); },
-                               judge.options().device(), tok, prompts, answers, format, cancelled);
+                               judge.options().device(), tok, answers, cancelled);
     restore();
     return r;
   } catch (...) {

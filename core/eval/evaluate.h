@@ -59,21 +59,21 @@ double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const 
 double perplexity(model::CausalLMImpl& model, const text::Tokenizer& tok, const std::vector<data::QaPair>& pairs,
                   const data::PromptFormat& format, const model::CancelCheck& cancelled = {});
 
-// The answers' perplexity under a judge: exp(-mean log-probability of the answers' tokens given
-// their prompts in `format`), pooled over every answer token. It measures fluency when the judge
-// is the original model: unlearning that turns answers into word salad makes them unlikely under
-// the model that wrote fluent ones. `judge` gives logits for a batch (a model's forward, or the
-// unlearner's frozen reference); `answers[i]` are prompt i's answers (empty answers add no tokens).
-// nullopt when no answer has a token. Throws model::Cancelled when `cancelled` fires (per batch).
+// The answers' perplexity under a judge: exp(-mean log-probability of their tokens), pooled over
+// every answer, each scored as a text of its own (the tokenizer's BOS, then the answer; without a
+// BOS the first token is context, not scored). No question: a fluent answer that ignores the
+// question (what unlearning with random answers teaches) stays likely, while word salad, which
+// the model that wrote fluent answers finds unlikely in any context, does not; with the
+// original model as the judge it measures fluency. `judge` gives logits for a batch (a model's
+// forward, or the unlearner's frozen reference). Empty answers add no tokens; nullopt when no
+// answer has one. Throws model::Cancelled when `cancelled` fires (per batch).
 using BatchLogits = std::function<at::Tensor(const at::Tensor& ids, const at::Tensor& mask)>;
 std::optional<double> answer_perplexity(const BatchLogits& judge, const at::Device& device, const text::Tokenizer& tok,
-                                        const std::vector<std::string>& prompts,
-                                        const std::vector<std::vector<std::string>>& answers, const data::PromptFormat& format,
+                                        const std::vector<std::vector<std::string>>& answers,
                                         const model::CancelCheck& cancelled = {});
 // The same with a model as the judge.
 std::optional<double> answer_perplexity(model::CausalLMImpl& judge, const text::Tokenizer& tok,
-                                        const std::vector<std::string>& prompts,
-                                        const std::vector<std::vector<std::string>>& answers, const data::PromptFormat& format,
+                                        const std::vector<std::vector<std::string>>& answers,
                                         const model::CancelCheck& cancelled = {});
 
 struct MultipleChoice {

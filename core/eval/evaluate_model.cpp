@@ -36,15 +36,14 @@ Measured evaluate_model(model::CausalLMImpl& m, const text::Tokenizer& tok, Harm
 }
 
 void judge_answers(Measured& m, const BatchLogits& original, const at::Device& device, const text::Tokenizer& tok,
-                   const EvalSets& sets, const model::CancelCheck& cancelled) {
-  if (m.harmful.answers.empty()) return;
-  m.answer_perplexity = answer_perplexity(original, device, tok, m.harmful.prompts, m.harmful.answers, sets.format, cancelled);
-}
-
-void judge_answers(Measured& m, model::CausalLMImpl& original, const text::Tokenizer& tok, const EvalSets& sets,
                    const model::CancelCheck& cancelled) {
   if (m.harmful.answers.empty()) return;
-  m.answer_perplexity = answer_perplexity(original, tok, m.harmful.prompts, m.harmful.answers, sets.format, cancelled);
+  m.answer_perplexity = answer_perplexity(original, device, tok, m.harmful.answers, cancelled);
+}
+
+void judge_answers(Measured& m, model::CausalLMImpl& original, const text::Tokenizer& tok, const model::CancelCheck& cancelled) {
+  if (m.harmful.answers.empty()) return;
+  m.answer_perplexity = answer_perplexity(original, tok, m.harmful.answers, cancelled);
 }
 
 void compare_fluency(const Measured& before, Measured& after) {

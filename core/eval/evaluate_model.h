@@ -49,11 +49,12 @@ struct Measured {
 // `classifier` may be null: the prompts' answers are generated for review, not judged.
 Measured evaluate_model(model::CausalLMImpl& model, const text::Tokenizer& tok, HarmClassifier* classifier, const EvalSets& sets,
                         const EvalSettings& settings);
-// Sets m.answer_perplexity: the answers' perplexity under `original` (the model before
-// unlearning: a frozen reference, the base with adapters off, or the original loaded again).
+// Sets m.answer_perplexity: the answers' perplexity (each alone, eval::answer_perplexity) under
+// `original` (the model before unlearning: a frozen reference, the base with adapters off, or
+// the original loaded again).
 void judge_answers(Measured& m, const BatchLogits& original, const at::Device& device, const text::Tokenizer& tok,
-                   const EvalSets& sets, const model::CancelCheck& cancelled = {});
-void judge_answers(Measured& m, model::CausalLMImpl& original, const text::Tokenizer& tok, const EvalSets& sets,
+                   const model::CancelCheck& cancelled = {});
+void judge_answers(Measured& m, model::CausalLMImpl& original, const text::Tokenizer& tok,
                    const model::CancelCheck& cancelled = {});
 // After against before: the collapse flag also fires when the original model's perplexity of
 // the answers grew (flag_perplexity_collapse).

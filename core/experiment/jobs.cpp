@@ -301,8 +301,8 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
     report["original"] = j.original->string();
     auto before = eval::evaluate_model(*original->model, *tok, clf.get(), sets, es);
     // Fluency judged by the original model: the answers' perplexity under it, before and after.
-    eval::judge_answers(before, *original->model, *tok, sets, es.generation.cancelled);
-    eval::judge_answers(after, *original->model, *tok, sets, es.generation.cancelled);
+    eval::judge_answers(before, *original->model, *tok, es.generation.cancelled);
+    eval::judge_answers(after, *original->model, *tok, es.generation.cancelled);
     eval::compare_fluency(before, after);
     report["after"] = eval::measured_json(after);
     report["before"] = eval::measured_json(before);

@@ -385,7 +385,7 @@ Measured before_phase(Run& r) {
   r.enter("evaluate before");
   const auto settings = cancellable_eval_settings(r);
   Measured before = eval::evaluate_model(*r.loaded.model, *r.tok, r.clf.get(), r.d.eval, settings);
-  eval::judge_answers(before, *r.loaded.model, *r.tok, r.d.eval, settings.generation.cancelled);
+  eval::judge_answers(before, *r.loaded.model, *r.tok, settings.generation.cancelled);
   auto rows = rows_of(r.id, before, false);
   if (r.st) {
     r.st->add_generations(rows);
@@ -440,12 +440,12 @@ void judge_after(Run& r, unlearn::Unlearner& u, Measured& after, const model::Ca
       b.mask = mask;
       return u.reference_forward(b);
     };
-    eval::judge_answers(after, reference, u.model().options().device(), *r.tok, r.d.eval, cancelled);
+    eval::judge_answers(after, reference, u.model().options().device(), *r.tok, cancelled);
     return;
   }
   auto original = model::load_model(r.base, {r.s.dtype, r.s.device});
   r.check_cancel();
-  eval::judge_answers(after, *original.model, *r.tok, r.d.eval, cancelled);
+  eval::judge_answers(after, *original.model, *r.tok, cancelled);
 }
 
 // After: the same measurements, the KL from the original, the reduction and the report.

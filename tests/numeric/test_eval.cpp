@@ -171,3 +171,28 @@ TEST(Continuations, BleuOfTheTrueContinuationIsPerfectAndMismatchIsLow) {
   EXPECT_LT(c.corpus.score, 50.0);  // a random model does not reproduce the text
   EXPECT_THROW(eval::continuation_bleu(*a.model, *tok, {"short"}, 8, 10), Error);
 }
+
+// The answers' perplexity under a judge (the fluency measure): each answer scored as a text of
+// its own equals eval::perplexity over the same texts (model::score_texts, checked against
+// transformers elsewhere); pooled over samples, empty answers add nothing, the logits-function
+// overload (how the unlearner's reference judges) gives the same number, and a cancel stops it.
+TEST(Fluency, AnswerPerplexityIsThePerplexityOfTheAnswersAsTexts) {
+  TempDir d;
+  lethe::testing::write_gpt2_tiny_model(d / "m");
+  auto tok = text::load_tokenizer(d / "m");
+  auto m = model::load_model(d / "m", {"fp32", "cpu"});
+  const std::vector<std::string> texts = {"The sky looks blue on a clear day.", "A spider has eight legs.",
+                                          "It passes through your digestive system."};
+  const auto want = eval::perplexity(*m.model, *tok, texts);
+  const auto got = eval::answer_perplexity(*m.model, *tok, {{texts[0], ""}, {texts[1]}, {texts[2]}});
+  ASSERT_TRUE(got.has_value());
+  EXPECT_NEAR(*got, want, 1e-6 * want);
+  const auto via_logits =
+      eval::answer_perplexity([&](const at::Tensor& ids, const at::Tensor& mask) { return m.model->forward(ids, mask); },
+                              at::Device(at::kCPU), *tok, {{texts[0]}, {texts[1], texts[2]}});
+  EXPECT_NEAR(*via_logits, want, 1e-6 * want);
+  EXPECT_FALSE(eval::answer_perplexity(*m.model, *tok, {{""}, {}}).has_value());
+  bool asked = false;
+  EXPECT_THROW(eval::answer_perplexity(*m.model, *tok, {{texts[0]}}, [&] { return asked = true; }), model::Cancelled);
+  EXPECT_TRUE(asked);
+}
