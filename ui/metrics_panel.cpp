@@ -89,8 +89,8 @@ void MetricsPanel::showRun(const QString& storePath, qint64 runId) {
     h += (h.isEmpty() ? "" : "<br>") + f;
     if (m.count("answers_collapsed_after") && m["answers_collapsed_after"].first > 0.5) {
       QStringList reasons;
-      for (const auto& r : io::Json::parse(m["answers_collapsed_after"].second)["reasons"])
-        reasons << QString::fromStdString(r.get<std::string>()).toHtmlEscaped();
+      const io::Json details = io::Json::parse(m["answers_collapsed_after"].second);  // kept alive for the loop
+      for (const auto& r : details["reasons"]) reasons << QString::fromStdString(r.get<std::string>()).toHtmlEscaped();
       h += "<br><span style='color:#c0392b'><b>" + tr("The answers collapsed") + "</b>: " + reasons.join("; ") + ". " +
            tr("A low harmful rate says nothing about such answers.") + "</span>";
     }

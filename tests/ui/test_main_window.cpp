@@ -14,6 +14,8 @@
 
 #include "main_window.h"
 #include "method_panel.h"
+#include "metrics_panel.h"
+#include "store/store.h"
 #include "spec_model.h"
 #include "unlearn/options.h"
 #include "model_panel.h"
@@ -150,6 +152,43 @@ class MainWindowTest : public QObject {
       if (o.in(lethe::unlearn::Section::Unlearn))
         QVERIFY2(panel.findChild<QWidget*>(QString::fromStdString(o.key).replace('.', '_')), o.key.c_str());
     QVERIFY(panel.findChild<QDoubleSpinBox*>("eps1"));
+  }
+
+  // The Metrics headline puts the answers' fluency beside the harmful rate and, when they
+  // collapsed, says so with the stored reasons.
+  void metricsHeadlineShowsFluencyAndWhyTheAnswersCollapsed() {
+    lethe::testing::TempDir d;
+    const std::string db = (d / "lethe.db").string();
+    int64_t id = 0;
+    {
+      lethe::store::Store st(db);
+      id = st.create_run("r", "{}", "{}");
+      std::vector<lethe::store::EvaluationRow> rows;
+      auto add = [&](const std::string& name, double v, const std::string& json = "{}") {
+        lethe::store::EvaluationRow r;
+        r.run_id = id;
+        r.name = name;
+        r.value = v;
+        r.json = json;
+        rows.push_back(r);
+      };
+      add("harmful_rate_before", 1.0);
+      add("harmful_rate_after", 0.0);
+      add("non_word_rate_before", 0.0);
+      add("non_word_rate_after", 0.25);
+      add("repetition_before", 0.0);
+      add("repetition_after", 0.5);
+      add("answer_perplexity_before", 7.7);
+      add("answer_perplexity_after", 715.2);
+      add("answers_collapsed_after", 1.0, R"({"reasons": ["25% of the words are non-words"]})");
+      st.add_evaluations(rows);
+    }
+    MetricsPanel panel;
+    panel.showRun(QString::fromStdString(db), id);
+    const QString h = panel.headline();
+    QVERIFY2(h.contains("non-words 0.0% → 25.0%"), qPrintable(h));
+    QVERIFY2(h.contains("perplexity under the original 7.70 → 715.20"), qPrintable(h));
+    QVERIFY2(h.contains("The answers collapsed") && h.contains("25% of the words are non-words"), qPrintable(h));
   }
 
   void aMissingFolderIsAnErrorNotACrash() {
