@@ -208,14 +208,17 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
   auto m = model::load_model(j.model, {j.dtype, j.device});
   stop_if_cancelled();
   text::check_tokenizer_fits(*tok, m.info.vocab_size, j.model.string());
-  std::optional<model::LoadedModel> original;
-  if (j.original) {
-    original = model::load_model(*j.original, {j.dtype, j.device});
+  // Another model compared with --model (--original, --retain): loaded, and of the same vocabulary.
+  auto load_beside = [&](const fs::path& path, const char* flag) {
+    auto other = model::load_model(path, {j.dtype, j.device});
     stop_if_cancelled();
-    if (original->info.vocab_size != m.info.vocab_size)
-      throw Error("--original " + j.original->string() + " has a vocabulary of " + std::to_string(original->info.vocab_size) +
+    if (other.info.vocab_size != m.info.vocab_size)
+      throw Error(std::string(flag) + " " + path.string() + " has a vocabulary of " + std::to_string(other.info.vocab_size) +
                   ", --model " + j.model.string() + " of " + std::to_string(m.info.vocab_size) + ": they cannot be compared");
-  }
+    return other;
+  };
+  std::optional<model::LoadedModel> original;
+  if (j.original) original = load_beside(*j.original, "--original");
   eval::EvalSets sets;
   sets.format = data::PromptFormat::from_style(j.prompt_format, j.model, *tok);
   if (j.prompts) {
@@ -243,13 +246,7 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
     if (mia_holdout.empty()) throw Error(j.mia_holdout->string() + ": no question/answer pairs");
   }
   std::optional<model::LoadedModel> retain;
-  if (j.retain) {
-    retain = model::load_model(*j.retain, {j.dtype, j.device});
-    stop_if_cancelled();
-    if (retain->info.vocab_size != m.info.vocab_size)
-      throw Error("--retain " + j.retain->string() + " has a vocabulary of " + std::to_string(retain->info.vocab_size) +
-                  ", --model " + j.model.string() + " of " + std::to_string(m.info.vocab_size) + ": they cannot be compared");
-  }
+  if (j.retain) retain = load_beside(*j.retain, "--retain");
   if (ready) ready();
   // Membership inference of one model: its attacks' AUCs, with the retain model as the reference
   // and as privleak's baseline.

@@ -2,6 +2,9 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
+#include <utility>
+
 #include "unlearn/method_losses.h"
 #include "unlearn/rmu.h"
 #include "util/error.h"
@@ -61,15 +64,23 @@ class Npo final : public UnlearningMethod {
   }
 };
 
-class SimNpo final : public UnlearningMethod {
+// A method whose forget term is a function of the trained model's logits on the forget batch
+// (and the context: the reference's logits, the options): SimNPO, WGA, SatImp, CE-U, UNDIAL.
+class LogitsLoss final : public UnlearningMethod {
  public:
-  const char* forget_term_name() const override { return "L_simnpo"; }
+  using Loss = std::function<at::Tensor(MethodContext& c, const at::Tensor& logits, const TokenBatch& forget)>;
+  LogitsLoss(const char* name, Loss loss) : name_(name), loss_(std::move(loss)) {}
+  const char* forget_term_name() const override { return name_; }
   at::Tensor forget_term(MethodContext& c, const TokenBatch& f, const TokenBatch*, double& forget_ce) override {
     at::Tensor lf = c.model().forward(f.ids, f.mask);
-    at::Tensor loss = loss_simnpo(lf, f, Mode::Corrected, c.options().simnpo_beta, c.options().simnpo_delta);
+    at::Tensor loss = loss_(c, lf, f);
     forget_ce = answer_ce(lf, f, c.pad_id());
     return loss;
   }
+
+ private:
+  const char* name_;
+  Loss loss_;
 };
 
 // IdkDPO: DPO with the alternative ("I don't know") answer preferred over the forget answer.
@@ -82,50 +93,6 @@ class IdkDpo final : public UnlearningMethod {
     at::Tensor win = c.model().forward(alt->ids, alt->mask);
     at::Tensor loss = loss_dpo(win, c.reference_logits(*alt), *alt, lose, c.reference_logits(f), f, c.options().dpo_beta);
     forget_ce = answer_ce(lose, f, c.pad_id());
-    return loss;
-  }
-};
-
-class Wga final : public UnlearningMethod {
- public:
-  const char* forget_term_name() const override { return "L_wga"; }
-  at::Tensor forget_term(MethodContext& c, const TokenBatch& f, const TokenBatch*, double& forget_ce) override {
-    at::Tensor lf = c.model().forward(f.ids, f.mask);
-    at::Tensor loss = loss_wga(lf, f, c.options().wga_beta);
-    forget_ce = answer_ce(lf, f, c.pad_id());
-    return loss;
-  }
-};
-
-class SatImp final : public UnlearningMethod {
- public:
-  const char* forget_term_name() const override { return "L_satimp"; }
-  at::Tensor forget_term(MethodContext& c, const TokenBatch& f, const TokenBatch*, double& forget_ce) override {
-    at::Tensor lf = c.model().forward(f.ids, f.mask);
-    at::Tensor loss = loss_satimp(lf, f, c.options().satimp_beta1, c.options().satimp_beta2);
-    forget_ce = answer_ce(lf, f, c.pad_id());
-    return loss;
-  }
-};
-
-class CeU final : public UnlearningMethod {
- public:
-  const char* forget_term_name() const override { return "L_ceu"; }
-  at::Tensor forget_term(MethodContext& c, const TokenBatch& f, const TokenBatch*, double& forget_ce) override {
-    at::Tensor lf = c.model().forward(f.ids, f.mask);
-    at::Tensor loss = loss_ceu(lf, f, Mode::Corrected, c.options().ceu_ignore_first);
-    forget_ce = answer_ce(lf, f, c.pad_id());
-    return loss;
-  }
-};
-
-class Undial final : public UnlearningMethod {
- public:
-  const char* forget_term_name() const override { return "L_undial"; }
-  at::Tensor forget_term(MethodContext& c, const TokenBatch& f, const TokenBatch*, double& forget_ce) override {
-    at::Tensor lf = c.model().forward(f.ids, f.mask);
-    at::Tensor loss = loss_undial(lf, c.reference_logits(f), f, Mode::Corrected, c.options().undial_beta);
-    forget_ce = answer_ce(lf, f, c.pad_id());
     return loss;
   }
 };
@@ -188,17 +155,27 @@ std::unique_ptr<UnlearningMethod> make_method(const UnlearnOptions& o, const mod
     case Method::Npo:
       return std::make_unique<Npo>();
     case Method::SimNpo:
-      return std::make_unique<SimNpo>();
+      return std::make_unique<LogitsLoss>("L_simnpo", [](MethodContext& c, const at::Tensor& l, const TokenBatch& f) {
+        return loss_simnpo(l, f, Mode::Corrected, c.options().simnpo_beta, c.options().simnpo_delta);
+      });
     case Method::IdkDpo:
       return std::make_unique<IdkDpo>();
     case Method::Wga:
-      return std::make_unique<Wga>();
+      return std::make_unique<LogitsLoss>("L_wga", [](MethodContext& c, const at::Tensor& l, const TokenBatch& f) {
+        return loss_wga(l, f, c.options().wga_beta);
+      });
     case Method::SatImp:
-      return std::make_unique<SatImp>();
+      return std::make_unique<LogitsLoss>("L_satimp", [](MethodContext& c, const at::Tensor& l, const TokenBatch& f) {
+        return loss_satimp(l, f, c.options().satimp_beta1, c.options().satimp_beta2);
+      });
     case Method::CeU:
-      return std::make_unique<CeU>();
+      return std::make_unique<LogitsLoss>("L_ceu", [](MethodContext& c, const at::Tensor& l, const TokenBatch& f) {
+        return loss_ceu(l, f, Mode::Corrected, c.options().ceu_ignore_first);
+      });
     case Method::Undial:
-      return std::make_unique<Undial>();
+      return std::make_unique<LogitsLoss>("L_undial", [](MethodContext& c, const at::Tensor& l, const TokenBatch& f) {
+        return loss_undial(l, c.reference_logits(f), f, Mode::Corrected, c.options().undial_beta);
+      });
     case Method::Rmu:
       return std::make_unique<Rmu>(o, m);
   }

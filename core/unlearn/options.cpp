@@ -399,30 +399,27 @@ std::vector<OptionDef> builtin_schema() {
     d.methods = {h.method};
     s.push_back(d);
   }
-  {
-    OptionDef d = integer("ceu_ignore_first", "CE-U skipped tokens", "CE-U leaves each answer's first N tokens out", 1,
-                          &UnlearnOptions::ceu_ignore_first);
+  struct Count {
+    const char* key;
+    const char* label;
+    const char* help;
+    int64_t def;
+    int64_t UnlearnOptions::*field;
+    Method method;
+    int64_t min;
+    const char* unit;
+  };
+  for (const Count& c : {Count{"ceu_ignore_first", "CE-U skipped tokens", "CE-U leaves each answer's first N tokens out", 1,
+                               &UnlearnOptions::ceu_ignore_first, Method::CeU, 0, "tokens"},
+                         Count{"rmu.layer", "RMU layer", "the decoder layer (0-based) whose output RMU steers", 7,
+                               &UnlearnOptions::rmu_layer, Method::Rmu, 0, ""},
+                         Count{"rmu.span", "RMU trained layers", "RMU trains this many layers, ending at its layer", 3,
+                               &UnlearnOptions::rmu_span, Method::Rmu, 1, "layers"}}) {
+    OptionDef d = integer(c.key, c.label, c.help, c.def, c.field);
     d.finetune_default = nullptr;
-    d.min = 0;
-    d.unit = "tokens";
-    d.methods = {Method::CeU};
-    s.push_back(d);
-  }
-  {
-    OptionDef d =
-        integer("rmu.layer", "RMU layer", "the decoder layer (0-based) whose output RMU steers", 7, &UnlearnOptions::rmu_layer);
-    d.finetune_default = nullptr;
-    d.min = 0;
-    d.methods = {Method::Rmu};
-    s.push_back(d);
-  }
-  {
-    OptionDef d = integer("rmu.span", "RMU trained layers", "RMU trains this many layers, ending at its layer", 3,
-                          &UnlearnOptions::rmu_span);
-    d.finetune_default = nullptr;
-    d.min = 1;
-    d.unit = "layers";
-    d.methods = {Method::Rmu};
+    d.min = static_cast<double>(c.min);
+    d.unit = c.unit;
+    d.methods = {c.method};
     s.push_back(d);
   }
   {
