@@ -3,7 +3,7 @@
 # with clang + ASan + UBSan into build-fuzz/, and runs them over their seed corpora.
 #
 #   scripts/fuzz.sh smoke [RUNS]        each harness: its seeds, then RUNS inputs (default 20000)
-#                                       or SMOKE_SECONDS (default 60) of them, whichever ends
+#                                       or SMOKE_SECONDS (default 30) of them, whichever ends
 #                                       first; fixed seed; exits 1 on any finding (CI)
 #   scripts/fuzz.sh long [RUNS] [NAME...]
 #                                       each harness (or the NAMEs) >= RUNS executions (default
@@ -69,7 +69,7 @@ smoke_one() {
   local work="$BUILD/smoke/$name"
   rm -rf "$work"
   mkdir -p "$work" "$BUILD/findings/$name" "$BUILD/logs"
-  fuzz_once "$name" "$log" "$work" -runs="$runs" -max_total_time="${SMOKE_SECONDS:-60}" -seed=1 || rc=$?
+  fuzz_once "$name" "$log" "$work" -runs="$runs" -max_total_time="${SMOKE_SECONDS:-30}" -seed=1 || rc=$?
   printf '%-14s executions %8s  cov %5s  ft %6s  time %4ss\n' "$name" "$(last_stat stat::number_of_executed_units "$log")" \
     "$(last_stat cov "$log")" "$(last_stat ft "$log")" $((SECONDS - start))
   if [ $rc -ne 0 ]; then
