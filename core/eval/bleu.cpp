@@ -6,6 +6,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "eval/porter_stemmer.h"
 #include "util/error.h"
 
 namespace lethe::eval {
@@ -265,39 +266,80 @@ BleuScore sentence_bleu(const std::string& hyp, const std::vector<std::string>& 
   return corpus_bleu({hyp}, streams, o);
 }
 
-std::vector<std::string> rouge_tokenize(const std::string& text) {
-  // rouge-score's default: lowercase, every non [a-z0-9] character is a separator.
+std::vector<std::string> rouge_tokenize(const std::string& text, bool stem) {
+  // rouge-score's tokenize.tokenize: lower(), every run of characters other than [a-z0-9] a
+  // separator, tokens of more than 3 characters stemmed. Bytes outside ASCII are separators except
+  // in the two characters whose Python lowercase has an ASCII letter.
   std::vector<std::string> out;
   std::string cur;
-  for (char c : lower_ascii(text)) {
+  auto flush = [&] {
+    if (cur.empty()) return;
+    out.push_back(stem && cur.size() > 3 ? porter_stem(cur) : cur);
+    cur.clear();
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
     if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
       cur.push_back(c);
-    } else if (!cur.empty()) {
-      out.push_back(cur);
-      cur.clear();
+    } else if (text.compare(i, 3, "\xe2\x84\xaa") == 0) {  // U+212A KELVIN SIGN -> "k"
+      cur.push_back('k');
+      i += 2;
+    } else if (text.compare(i, 2, "\xc4\xb0") == 0) {  // U+0130 -> "i" U+0307 (a separator)
+      cur.push_back('i');
+      flush();
+      i += 1;
+    } else {
+      flush();
     }
   }
-  if (!cur.empty()) out.push_back(cur);
+  flush();
   return out;
 }
 
-RougeL rouge_l(const std::string& hyp, const std::string& ref) {
-  const auto h = rouge_tokenize(hyp), r = rouge_tokenize(ref);
+namespace {
+
+RougeL from_counts(double hits, size_t hyp_len, size_t ref_len) {
   RougeL s;
-  if (h.empty() || r.empty()) return s;
+  s.precision = hits / static_cast<double>(std::max<size_t>(hyp_len, 1));
+  s.recall = hits / static_cast<double>(std::max<size_t>(ref_len, 1));
+  s.f1 = s.precision + s.recall > 0 ? 2 * s.precision * s.recall / (s.precision + s.recall) : 0.0;
+  return s;
+}
+
+RougeL lcs_scores(const std::vector<std::string>& h, const std::vector<std::string>& r) {
+  if (h.empty() || r.empty()) return {};
   std::vector<int> prev(r.size() + 1, 0), cur(r.size() + 1, 0);
   for (size_t i = 1; i <= h.size(); ++i) {
     for (size_t j = 1; j <= r.size(); ++j) cur[j] = h[i - 1] == r[j - 1] ? prev[j - 1] + 1 : std::max(prev[j], cur[j - 1]);
     std::swap(prev, cur);
   }
-  const double lcs = prev[r.size()];
-  s.precision = lcs / static_cast<double>(h.size());
-  s.recall = lcs / static_cast<double>(r.size());
-  s.f1 = lcs == 0 ? 0 : 2 * s.precision * s.recall / (s.precision + s.recall);
-  return s;
+  return from_counts(prev[r.size()], h.size(), r.size());
 }
 
-RougeL corpus_rouge_l(const std::vector<std::string>& hyps, const std::vector<std::vector<std::string>>& refs) {
+RougeL unigram_scores(const std::vector<std::string>& h, const std::vector<std::string>& r) {
+  std::unordered_map<std::string, long long> hc;
+  for (const auto& t : h) ++hc[t];
+  long long hits = 0;
+  for (const auto& t : r) {
+    auto it = hc.find(t);
+    if (it != hc.end() && it->second > 0) --it->second, ++hits;
+  }
+  return from_counts(static_cast<double>(hits), h.size(), r.size());
+}
+
+}  // namespace
+
+RougeL rouge_l(const std::string& hyp, const std::string& ref, bool stem) {
+  return lcs_scores(rouge_tokenize(hyp, stem), rouge_tokenize(ref, stem));
+}
+
+RougeScores rouge_scores(const std::string& hyp, const std::string& ref, bool stem) {
+  const auto h = rouge_tokenize(hyp, stem), r = rouge_tokenize(ref, stem);
+  return {unigram_scores(h, r), lcs_scores(h, r)};
+}
+
+RougeL corpus_rouge_l(const std::vector<std::string>& hyps, const std::vector<std::vector<std::string>>& refs, bool stem) {
   if (refs.empty()) throw Error("ROUGE-L needs at least one reference stream");
   for (size_t k = 0; k < refs.size(); ++k)
     if (refs[k].size() != hyps.size())
@@ -308,7 +350,7 @@ RougeL corpus_rouge_l(const std::vector<std::string>& hyps, const std::vector<st
   for (size_t i = 0; i < hyps.size(); ++i) {
     RougeL best;
     for (const auto& stream : refs) {
-      RougeL r = rouge_l(hyps[i], stream[i]);
+      RougeL r = rouge_l(hyps[i], stream[i], stem);
       if (r.f1 > best.f1 || (best.f1 == 0 && stream.data() == refs[0].data())) best = r;
     }
     mean.precision += best.precision;

@@ -2,8 +2,9 @@
 // BLEU as sacreBLEU computes it (Post 2018): the 13a tokeniser of mteval-v13a, clipped n-gram
 // matches against the closest reference length (ties: the shorter), brevity penalty, and the
 // smoothing methods of Chen & Cherry 2014 (none, floor, add-k, exp = NIST's, sacreBLEU's
-// default). ROUGE-L F1 (Lin 2004) on lowercased alphanumeric tokens, as rouge-score does.
-// Scores are on sacreBLEU's 0-100 scale. No torch here.
+// default). ROUGE-1 and ROUGE-L (Lin 2004) on lowercased alphanumeric tokens, optionally Porter
+// stemmed, as rouge-score does.
+// BLEU is on sacreBLEU's 0-100 scale, ROUGE on 0-1. No torch here.
 #include <string>
 #include <vector>
 
@@ -38,12 +39,31 @@ BleuScore sentence_bleu(const std::string& hyp, const std::vector<std::string>& 
 BleuScore compute_bleu(std::vector<double> correct, std::vector<double> total, long long sys_len, long long ref_len,
                        const BleuOptions& o);
 
+// ROUGE as Google's rouge-score 0.1.2 computes it (rouge_scorer.RougeScorer; open-unlearning's
+// TOFU metric uses RougeScorer(["rouge1", "rougeL"], use_stemmer=True).score(ground_truth,
+// generation)). hyp is rouge-score's prediction, ref its target: precision is over the hypothesis'
+// tokens, recall over the reference's; F1 = 2PR/(P+R), 0 when P+R = 0.
 struct RougeL {
   double precision = 0, recall = 0, f1 = 0;  // 0..1
 };
-std::vector<std::string> rouge_tokenize(const std::string& text);
-RougeL rouge_l(const std::string& hyp, const std::string& ref);
+// rouge-score's tokenize.tokenize: Python's lower() (ASCII, plus the two non-ASCII characters whose
+// lowercase is ASCII: U+212A KELVIN SIGN -> k, U+0130 -> i + a combining dot), every character
+// other than [a-z0-9] a separator, empty tokens dropped. With `stem`, tokens of more than 3
+// characters are replaced by their Porter stem (porter_stemmer.h, NLTK's stemmer as rouge-score
+// uses it); shorter ones are kept as they are.
+std::vector<std::string> rouge_tokenize(const std::string& text, bool stem = false);
+// rougeL: the longest common subsequence of the two token lists (rouge_scorer._score_lcs); all 0
+// when either side has no tokens.
+RougeL rouge_l(const std::string& hyp, const std::string& ref, bool stem = false);
 // Mean of per-pair F1 (and P, R) over the corpus; with several references, the best per pair.
-RougeL corpus_rouge_l(const std::vector<std::string>& hyps, const std::vector<std::vector<std::string>>& refs);
+RougeL corpus_rouge_l(const std::vector<std::string>& hyps, const std::vector<std::vector<std::string>>& refs, bool stem = false);
+
+// rouge1 (clipped unigram overlap, rouge_scorer._score_ngrams: P = overlap / max(hyp tokens, 1),
+// R = overlap / max(ref tokens, 1)) and rougeL of one pair, tokenised once, as
+// RougeScorer(["rouge1", "rougeL"], use_stemmer=stem).score(ref, hyp) returns them.
+struct RougeScores {
+  RougeL rouge1, rouge_l;
+};
+RougeScores rouge_scores(const std::string& hyp, const std::string& ref, bool stem);
 
 }  // namespace lethe::eval
