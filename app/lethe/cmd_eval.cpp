@@ -25,8 +25,9 @@ namespace {
 void add_eval(CLI::App& app, int& rc) {
   struct A {
     experiment::EvalJob job;
-    std::string model, original, classifier, prompts, normal, protected_text, mia_forget, mia_holdout, retain, out,
-        format = "paper";
+    std::string model, original, classifier, prompts, normal, protected_text, mia_forget, mia_holdout, retain, tofu_forget,
+        tofu_retain, relearn_data, out, format = "paper";
+    bool no_tofu_rouge = false;
     int64_t seed = 0;
     bool overwrite = false;
   };
@@ -35,7 +36,9 @@ void add_eval(CLI::App& app, int& rc) {
   auto* sub = app.add_subcommand(
       "eval", "one JSON report: harmful rate (before/after with a bootstrap 95% CI when --original is given) and the "
               "answers' fluency, perplexity, multiple choice, KL from the original, continuation BLEU/ROUGE of protected "
-              "text, membership inference (LOSS, ZLib, Min-K%, Min-K%++, reference; AUC and privleak)");
+              "text, membership inference (LOSS, ZLib, Min-K%, Min-K%++, reference; AUC and privleak), TOFU's metrics (answer "
+              "probability, truth ratio, exact memorisation, extraction strength, ROUGE recall, forget quality), and "
+              "robustness probes (relearning, int8/int4 weights: how much of the forgetting returns)");
   sub->add_option("--model", a->model, "the model to measure")->required()->type_name("DIR");
   sub->add_option("--original", a->original, "the model before unlearning: measured the same way, for before/after and KL")
       ->type_name("DIR");
@@ -53,8 +56,29 @@ void add_eval(CLI::App& app, int& rc) {
   sub->add_option("--mia-holdout", a->mia_holdout, "membership inference: pairs of the same kind it never saw")
       ->type_name("FILE");
   sub->add_option("--mia-k", j.mia_k, "Min-K% / Min-K%++: the fraction of lowest-probability tokens")->capture_default_str();
-  sub->add_option("--retain", a->retain, "a model never trained on the forget set: privleak's baseline and the reference attack")
+  sub->add_option("--retain", a->retain,
+                  "a model never trained on the forget set: privleak's baseline, the reference attack, and TOFU's forget "
+                  "quality")
       ->type_name("DIR");
+  sub->add_option("--tofu-forget", a->tofu_forget,
+                  "a TOFU-format forget set (JSON lines: question, answer, and for the truth ratio paraphrased_answer and "
+                  "perturbed_answer)")
+      ->type_name("FILE");
+  sub->add_option("--tofu-retain", a->tofu_retain, "a TOFU-format retain set (utility: its truth ratio is 'true better')")
+      ->type_name("FILE");
+  sub->add_flag("--no-tofu-rouge", a->no_tofu_rouge, "skip TOFU's ROUGE (the greedy answers are the slow part)");
+  sub->add_option("--tofu-max-new-tokens", j.tofu_max_new_tokens, "TOFU's greedy answers: tokens at most")->capture_default_str();
+  sub->add_option("--probe", j.probes,
+                  "a robustness probe on a fresh copy of --model, measured the same way (repeatable): relearn, int8, int4 "
+                  "or int4:gN (N input columns per 4-bit group, default 128)")
+      ->type_name("NAME")
+      ->allow_extra_args(false);
+  sub->add_option("--relearn-data", a->relearn_data,
+                  "--probe relearn: question/answer pairs to fine-tune on, a held-out part of the forget set")
+      ->type_name("FILE");
+  sub->add_option("--relearn-steps", j.relearn.steps, "--probe relearn: optimizer steps")->capture_default_str();
+  sub->add_option("--relearn-batch", j.relearn.batch, "--probe relearn: pairs per step")->capture_default_str();
+  sub->add_option("--relearn-lr", j.relearn.lr, "--probe relearn: AdamW learning rate")->capture_default_str();
   sub->add_option("--out", a->out, "write the report here instead of printing it")->type_name("FILE");
   sub->add_flag("--overwrite", a->overwrite, "replace an existing --out file");
   sub->add_option("--dtype", j.dtype, "weights in fp32, bf16 or fp16")->capture_default_str();
@@ -81,6 +105,11 @@ void add_eval(CLI::App& app, int& rc) {
     if (!a->mia_forget.empty()) j.mia_forget = a->mia_forget;
     if (!a->mia_holdout.empty()) j.mia_holdout = a->mia_holdout;
     if (!a->retain.empty()) j.retain = a->retain;
+    if (!a->tofu_forget.empty()) j.tofu_forget = a->tofu_forget;
+    if (!a->tofu_retain.empty()) j.tofu_retain = a->tofu_retain;
+    if (!a->relearn_data.empty()) j.relearn_data = a->relearn_data;
+    j.tofu_rouge = !a->no_tofu_rouge;
+    j.relearn.seed = static_cast<uint64_t>(a->seed);
     j.prompt_format = data::parse_prompt_style(a->format);
     j.seed = static_cast<uint64_t>(a->seed);
     experiment::check_eval_job(j);

@@ -12,6 +12,7 @@
 #include "experiment/pretrain.h"
 #include "experiment/report.h"
 #include "io/json.h"
+#include "model/generate.h"
 #include "store/store.h"
 #include "util/error.h"
 #include "util/paths.h"
@@ -126,7 +127,7 @@ void add_run(CLI::App& app, int& rc) {
 }
 
 void add_runs(CLI::App& app, int& rc) {
-  auto* group = app.add_subcommand("runs", "the stored runs: list, show, compare, export");
+  auto* group = app.add_subcommand("runs", "the stored runs: list, show, compare, export, probe");
   group->require_subcommand(1, 1);
   auto store = std::make_shared<StoreArgs>();
   auto ids = std::make_shared<std::vector<int64_t>>();
@@ -174,6 +175,48 @@ void add_runs(CLI::App& app, int& rc) {
     const std::string text = experiment::export_run(st, ids->at(0), *format);
     if (!out->empty()) io::write_file_atomic(*out, text);
     else std::cout << text;
+    rc = kExitOk;
+  });
+  struct Probe {
+    experiment::ProbeRunRequest req;
+    std::string relearn_data;
+    bool json = false;
+  };
+  auto pr = std::make_shared<Probe>();
+  auto* probe = group->add_subcommand(
+      "probe", "robustness probes of a completed run: its saved model relearned for a few steps or with int8/int4 weights, "
+               "measured as the run measured it; how much of the forgetting returns is stored with the run");
+  probe->add_option("ID", *ids, "the run id")->required()->expected(1);
+  probe->add_option("--probe", pr->req.probes, "relearn, int8, int4 or int4:gN (repeatable)")
+      ->required()
+      ->type_name("NAME")
+      ->allow_extra_args(false);
+  probe
+      ->add_option("--relearn-data", pr->relearn_data,
+                   "--probe relearn: question/answer pairs to fine-tune on, a held-out part of the forget set")
+      ->type_name("FILE");
+  probe->add_option("--relearn-steps", pr->req.relearn.steps, "--probe relearn: optimizer steps")->capture_default_str();
+  probe->add_option("--relearn-batch", pr->req.relearn.batch, "--probe relearn: pairs per step")->capture_default_str();
+  probe->add_option("--relearn-lr", pr->req.relearn.lr, "--probe relearn: AdamW learning rate")->capture_default_str();
+  probe->add_option("--device", pr->req.device, "auto, cpu, cuda or cuda:N (default: the run's)");
+  probe->add_flag("--json", pr->json, "print the whole report as JSON");
+  store->add(probe, false);
+  probe->callback([store, ids, pr, &rc] {
+    const fs::path path = store->resolved();
+    store->open_existing();  // a mistyped --store must not create one
+    if (!pr->relearn_data.empty()) pr->req.relearn_data = pr->relearn_data;
+    const auto& cancel = cancel_on_sigint();
+    pr->req.cancelled = [&cancel] { return cancel.cancelled(); };
+    io::Json out;
+    try {
+      out = experiment::probe_run(path, ids->at(0), pr->req, [] { mark_running(); });
+    } catch (const model::Cancelled& e) {
+      std::fprintf(stderr, "lethe runs probe: %s; nothing stored\n", e.what());
+      rc = kExitCancelled;
+      return;
+    }
+    if (pr->json) std::cout << out.dump(2) << "\n";
+    else std::cout << experiment::eval_report_text(out["report"]);
     rc = kExitOk;
   });
 }

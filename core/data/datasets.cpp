@@ -89,6 +89,51 @@ std::vector<QaPair> read_qa_jsonl(const fs::path& path) {
   return out;
 }
 
+TofuSet read_tofu(const fs::path& path) {
+  TofuSet set;
+  const std::string src = path.string();
+  bool first = true;
+  auto add = [&](const io::Json& j, int line) {
+    TofuItem it;
+    it.line = line;
+    it.question = string_field(j, "question");
+    it.answer = string_field(j, "answer");
+    const bool para = j.contains("paraphrased_answer"), pert = j.contains("perturbed_answer");
+    if (para != pert)
+      throw Error(std::string("has '") + (para ? "paraphrased_answer" : "perturbed_answer") + "' but not '" +
+                  (para ? "perturbed_answer" : "paraphrased_answer") + "': the truth ratio needs both");
+    if (first) set.has_truth_ratio = para;
+    else if (para != set.has_truth_ratio)
+      throw Error(std::string(para ? "has" : "lacks") +
+                  " 'paraphrased_answer' and 'perturbed_answer' while the items before it " + (para ? "lack" : "have") +
+                  " them: give them for every item or for none");
+    first = false;
+    if (para) {
+      it.paraphrased_answer = string_field(j, "paraphrased_answer");
+      const auto& p = j["perturbed_answer"];
+      if (!p.is_array() || p.empty()) throw Error("field 'perturbed_answer' must be a non-empty list of strings");
+      for (size_t k = 0; k < p.size(); ++k) {
+        if (!p[k].is_string()) throw Error("field 'perturbed_answer' item " + std::to_string(k + 1) + " must be a string");
+        it.perturbed_answers.push_back(p[k].get<std::string>());
+      }
+    }
+    set.items.push_back(std::move(it));
+  };
+  const std::string text = io::read_text_file(path);
+  io::check_text(text, src);
+  const auto at = text.find_first_not_of(" \t\r\n");
+  if (at != std::string::npos && text[at] == '[') {
+    const io::Json all = io::parse_json(text, src);
+    if (!all.is_array()) throw Error(src + ": expected a JSON array of TOFU items");
+    for (size_t i = 0; i < all.size(); ++i)
+      with_context(src + " item " + std::to_string(i + 1), [&] { add(all[i], static_cast<int>(i + 1)); });
+  } else {
+    io::for_each_jsonl(path, add);
+  }
+  if (set.items.empty()) throw Error(src + ": no TOFU items (expected JSON lines with \"question\" and \"answer\")");
+  return set;
+}
+
 std::vector<std::string> corpus_passages(const fs::path& path, const text::Tokenizer& tok, int64_t n_tokens, int64_t stride) {
   if (n_tokens < 1 || stride < 1) throw Error("corpus passages need a positive length and stride");
   const std::string text = io::read_text_file(path);

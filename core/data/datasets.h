@@ -40,6 +40,25 @@ TruthfulQa read_truthfulqa_csv(const std::filesystem::path& path);
 // {"prompt": ..., "response": ...[, "label": 0|1|true|false]} per line.
 std::vector<QaPair> read_qa_jsonl(const std::filesystem::path& path);
 
+// A TOFU-format question set (Maini et al. 2024; the files of locuslab/TOFU, e.g.
+// forget10_perturbed.json): one JSON object per line with "question" and "answer", and for the
+// truth ratio "paraphrased_answer" (a string) and "perturbed_answer" (a non-empty list of strings).
+// Other fields (paraphrased_question, ...) are ignored. A file that starts with '[' is read as one
+// JSON array of such objects instead. Either every item has both truth-ratio fields or none does
+// (a set with some of them would silently leave items out of the ratio): the error names the
+// first item that differs. Errors name the file and line (or array item) and the field.
+struct TofuItem {
+  std::string question, answer;
+  std::string paraphrased_answer;              // empty unless has_truth_ratio
+  std::vector<std::string> perturbed_answers;  // empty unless has_truth_ratio
+  int line = 0;                                // line (JSONL) or 1-based item (array)
+};
+struct TofuSet {
+  std::vector<TofuItem> items;
+  bool has_truth_ratio = false;
+};
+TofuSet read_tofu(const std::filesystem::path& path);
+
 // A plain-text corpus split into passages of `n_tokens` tokens every `stride` tokens (the last
 // shorter passage is kept when it has at least stride/2 tokens). Decoded back to text.
 std::vector<std::string> corpus_passages(const std::filesystem::path& path, const text::Tokenizer& tok, int64_t n_tokens,

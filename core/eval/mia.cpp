@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "eval/answer_scoring.h"
 #include "eval/stats.h"
 #include "model/causal_lm.h"
 #include "model/generate.h"
@@ -42,12 +43,6 @@ double neg_mean_of_lowest(std::vector<double> v, double k) {
   return -(sum / static_cast<double>(n));
 }
 
-std::vector<double> to_vector(const at::Tensor& t) {
-  at::Tensor c = t.to(at::kCPU, at::kDouble).contiguous();
-  const double* p = c.data_ptr<double>();
-  return std::vector<double>(p, p + c.numel());
-}
-
 // One sample. `rows` (N, V): the logits of the N positions that predict the N labelled tokens
 // `targets` (row i predicts targets[i]); any floating dtype and device, computed in float64.
 MiaSampleScores score_rows(const at::Tensor& rows, const std::vector<int64_t>& targets, const std::string& text, double k) {
@@ -62,7 +57,7 @@ MiaSampleScores score_rows(const at::Tensor& rows, const std::vector<int64_t>& t
   at::Tensor var = ((p * lp * lp).sum(-1) - mu * mu).clamp_min(1e-6);
   at::Tensor z = (token_lp - mu) / var.sqrt();
 
-  std::vector<double> lps = to_vector(token_lp), zs = to_vector(z);
+  std::vector<double> lps = detail::to_vector(token_lp), zs = detail::to_vector(z);
   MiaSampleScores s;
   double nll = 0;
   for (double x : lps) nll -= x;
@@ -75,18 +70,6 @@ MiaSampleScores score_rows(const at::Tensor& rows, const std::vector<int64_t>& t
   s.min_k_plus_plus = neg_mean_of_lowest(std::move(zs), k);
   return s;
 }
-
-// Puts the model in eval mode and gives it back in the mode it was in, also on a throw.
-struct EvalMode {
-  model::CausalLMImpl& m;
-  bool was_training;
-  explicit EvalMode(model::CausalLMImpl& model) : m(model), was_training(model.is_training()) { m.eval(); }
-  ~EvalMode() {
-    if (was_training) m.train();
-  }
-  EvalMode(const EvalMode&) = delete;
-  EvalMode& operator=(const EvalMode&) = delete;
-};
 
 }  // namespace
 
@@ -133,57 +116,18 @@ MiaScores mia_scores(model::CausalLMImpl& model, const text::Tokenizer& tok, con
   check_k(k);
   if (batch_size < 1) throw Error("MIA: the batch size must be at least 1, got " + std::to_string(batch_size));
   if (pairs.empty()) throw Error("MIA: no samples to score");
-  const int64_t eos = tok.eos_id();
-  const int64_t max_pos = model.info().max_positions;
-
-  // The sequences as open-unlearning's preprocess_chat_instance builds them: the question and
-  // answer in the prompt format, EOS appended unless the last id is EOS; labels from the first
-  // answer token on (never position 0, which nothing predicts).
-  std::vector<unlearn::Example> ex;
-  std::vector<std::string> texts;
-  for (size_t i = 0; i < pairs.size(); ++i) {
-    const std::string where = "MIA: sample " + std::to_string(i + 1);
-    auto e = with_context(where, [&] {
-      return unlearn::make_qa_example(tok, pairs[i].prompt, pairs[i].response, unlearn::Mode::Corrected, format);
-    });
-    if (eos >= 0 && (e.ids.empty() || e.ids.back() != eos)) e.ids.push_back(eos);
-    e.start = std::max<int64_t>(e.start, 1);
-    const auto n = static_cast<int64_t>(e.ids.size());
-    if (e.start >= n)
-      throw Error(where + " (question \"" + pairs[i].prompt + "\") has no answer token to score: its answer is empty " +
-                  "and the tokenizer has no EOS");
-    if (max_pos > 0 && n > max_pos)
-      throw Error(where + " has " + std::to_string(n) + " tokens; the model takes at most " + std::to_string(max_pos));
-    texts.push_back(tok.decode_text(std::vector<int64_t>(e.ids.begin() + e.start, e.ids.end())));
-    ex.push_back(std::move(e));
-  }
-
+  const auto seqs = detail::labelled_sequences(tok, pairs, format, model.info().max_positions, "MIA");
   MiaScores out;
-  EvalMode mode(model);
-  at::NoGradGuard no_grad;
-  const int64_t pad = unlearn::batch_pad_id(tok);
-  const auto dev = model.options().device();
-  for (size_t first = 0; first < ex.size(); first += static_cast<size_t>(batch_size)) {
-    if (cancelled && cancelled())
-      throw model::Cancelled("cancelled while computing membership-inference scores at sample " + std::to_string(first + 1) +
-                             " of " + std::to_string(ex.size()));
-    const size_t last = std::min(ex.size(), first + static_cast<size_t>(batch_size));
-    std::vector<unlearn::Example> batch(ex.begin() + static_cast<std::ptrdiff_t>(first),
-                                        ex.begin() + static_cast<std::ptrdiff_t>(last));
-    auto b = unlearn::collate(batch, pad, dev);
-    at::Tensor logits = model.forward(b.ids, b.mask);  // (B, T, V), right padding
-    for (size_t j = 0; j < batch.size(); ++j) {
-      const auto& e = batch[j];
-      const auto n = static_cast<int64_t>(e.ids.size());
-      at::Tensor rows = logits[static_cast<int64_t>(j)].narrow(0, e.start - 1, n - e.start);
-      std::vector<int64_t> targets(e.ids.begin() + e.start, e.ids.end());
-      auto s = score_rows(rows, targets, texts[first + j], k);
-      out.loss.push_back(s.loss);
-      out.zlib.push_back(s.zlib);
-      out.min_k.push_back(s.min_k);
-      out.min_k_plus_plus.push_back(s.min_k_plus_plus);
-    }
-  }
+  detail::for_each_answer_rows(model, unlearn::batch_pad_id(tok), seqs, batch_size, cancelled, "membership-inference scores",
+                               [&](size_t i, const at::Tensor& rows) {
+                                 const auto& q = seqs[i];
+                                 std::vector<int64_t> targets(q.ids.begin() + q.start, q.ids.end());
+                                 auto sc = score_rows(rows, targets, q.answer_text, k);
+                                 out.loss.push_back(sc.loss);
+                                 out.zlib.push_back(sc.zlib);
+                                 out.min_k.push_back(sc.min_k);
+                                 out.min_k_plus_plus.push_back(sc.min_k_plus_plus);
+                               });
   return out;
 }
 

@@ -12,6 +12,10 @@
 #include "eval/classifier.h"
 #include "eval/evaluate_model.h"
 #include "eval/mia.h"
+#include "eval/quantize.h"
+#include "eval/tofu.h"
+#include "experiment/spec.h"
+#include "store/store.h"
 #include "io/jsonl.h"
 #include "model/checkpoint.h"
 #include "text/load_tokenizer.h"
@@ -158,14 +162,35 @@ TrainOutcome run_train_job(const TrainJob& j, unlearn::Observer& obs, const unle
 void check_eval_job(const EvalJob& j) {
   require_folder(j.model, "--model");
   if (j.original) require_folder(*j.original, "--original");
-  if (j.prompts && !j.classifier) throw Error("--prompts needs --classifier DIR");
-  if (j.classifier && !j.prompts) throw Error("--classifier needs --prompts FILE (the prompts whose answers it judges)");
+  const bool has_prompts = j.prompts || !j.prompt_texts.empty();
+  if (has_prompts && !j.classifier) throw Error("--prompts needs --classifier DIR");
+  if (j.classifier && !has_prompts) throw Error("--classifier needs --prompts FILE (the prompts whose answers it judges)");
   if (j.mia_forget.has_value() != j.mia_holdout.has_value())
     throw Error("membership inference compares two sets: give both --mia-forget FILE and --mia-holdout FILE");
-  if (j.retain && !j.mia_forget)
-    throw Error("--retain is the reference of membership inference: give --mia-forget and --mia-holdout");
-  if (!j.prompts && !j.normal && !j.protected_text && !j.mia_forget)
-    throw Error("nothing to measure: give --prompts (with --classifier), --normal, --protected or --mia-forget/--mia-holdout");
+  if (j.retain && !j.mia_forget && !j.tofu_forget)
+    throw Error("--retain is the reference of membership inference and of TOFU's forget quality: give --mia-forget and "
+                "--mia-holdout, or --tofu-forget");
+  if (!has_prompts && !j.normal && !j.protected_text && !j.mia_forget && !j.tofu_forget && !j.tofu_retain)
+    throw Error("nothing to measure: give --prompts (with --classifier), --normal, --protected, --mia-forget/--mia-holdout, "
+                "--tofu-forget or --tofu-retain");
+  if (j.tofu_forget) require_file(*j.tofu_forget, "--tofu-forget");
+  if (j.tofu_retain) require_file(*j.tofu_retain, "--tofu-retain");
+  if (j.tofu_rouge && (j.tofu_forget || j.tofu_retain) && j.tofu_max_new_tokens < 1)
+    throw Error("--tofu-max-new-tokens must be at least 1, got " + std::to_string(j.tofu_max_new_tokens));
+  bool relearn = false;
+  for (const auto& p : j.probes) {
+    eval::check_probe_name(p);
+    if (std::count(j.probes.begin(), j.probes.end(), p) > 1) throw Error("--probe " + p + " is given twice");
+    relearn = relearn || p == "relearn";
+  }
+  if (!j.probes.empty() && !has_prompts && !j.protected_text && !j.tofu_forget && !j.mia_forget)
+    throw Error("--probe measures what returns of the forgotten: give --prompts (with --classifier), --protected, "
+                "--tofu-forget or --mia-forget/--mia-holdout");
+  if (relearn && !j.relearn_data)
+    throw Error("--probe relearn fine-tunes on a held-out part of the forget set: give --relearn-data FILE");
+  if (j.relearn_data && !relearn) throw Error("--relearn-data is the data of --probe relearn: add --probe relearn");
+  if (j.relearn_data) require_file(*j.relearn_data, "--relearn-data");
+  if (relearn) j.relearn.validate();
   if (j.mia_forget) require_file(*j.mia_forget, "--mia-forget");
   if (j.mia_holdout) require_file(*j.mia_holdout, "--mia-holdout");
   if (j.retain) require_folder(*j.retain, "--retain");
@@ -224,6 +249,8 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
   if (j.prompts) {
     sets.prompts = io::read_prompt_set(*j.prompts, "prompt");
     if (sets.prompts.empty()) throw Error(j.prompts->string() + ": the prompt set is empty");
+  } else {
+    sets.prompts = j.prompt_texts;
   }
   if (j.normal) {
     auto src = data::open_source(*j.normal, *tok, data::SourceOptions{});
@@ -234,6 +261,8 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
     data::SourceOptions so;
     so.passage_tokens = so.passage_stride = j.passage_tokens;
     for (const auto& p : data::open_source(*j.protected_text, *tok, so).pairs) sets.protected_passages.push_back(p.response);
+    if (j.protected_limit > 0 && static_cast<int64_t>(sets.protected_passages.size()) > j.protected_limit)
+      sets.protected_passages.resize(static_cast<size_t>(j.protected_limit));
   }
   std::unique_ptr<eval::HarmClassifier> clf;
   if (j.classifier) clf = eval::HarmClassifier::load(*j.classifier, j.dtype, j.device);
@@ -245,6 +274,17 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
     if (mia_forget.empty()) throw Error(j.mia_forget->string() + ": no question/answer pairs");
     if (mia_holdout.empty()) throw Error(j.mia_holdout->string() + ": no question/answer pairs");
   }
+  data::TofuSet tofu_forget, tofu_retain;
+  if (j.tofu_forget) tofu_forget = data::read_tofu(*j.tofu_forget);
+  if (j.tofu_retain) tofu_retain = data::read_tofu(*j.tofu_retain);
+  if (j.retain && j.tofu_forget && !tofu_forget.has_truth_ratio && !j.mia_forget)
+    throw Error("--retain with --tofu-forget gives TOFU's forget quality, computed from truth ratios, but " +
+                j.tofu_forget->string() + " has no \"paraphrased_answer\" and \"perturbed_answer\" fields");
+  std::vector<data::QaPair> relearn_pairs;
+  if (j.relearn_data) {
+    relearn_pairs = data::open_source(*j.relearn_data, *tok, data::SourceOptions{}).pairs;
+    if (relearn_pairs.empty()) throw Error(j.relearn_data->string() + ": no question/answer pairs to relearn on");
+  }
   std::optional<model::LoadedModel> retain;
   if (j.retain) retain = load_beside(*j.retain, "--retain");
   if (ready) ready();
@@ -252,7 +292,7 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
   // and as privleak's baseline.
   std::optional<eval::MiaScores> retain_forget, retain_holdout;
   io::Json retain_aucs;
-  if (retain) {
+  if (retain && j.mia_forget) {
     retain_forget = eval::mia_scores(*retain->model, *tok, mia_forget, sets.format, j.mia_k, 8, j.cancelled);
     retain_holdout = eval::mia_scores(*retain->model, *tok, mia_holdout, sets.format, j.mia_k, 8, j.cancelled);
     retain_aucs = eval::mia_report(*retain_forget, *retain_holdout);
@@ -261,9 +301,37 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
     const auto f = eval::mia_scores(model, *tok, mia_forget, sets.format, j.mia_k, 8, j.cancelled);
     const auto h = eval::mia_scores(model, *tok, mia_holdout, sets.format, j.mia_k, 8, j.cancelled);
     io::Json r = {{"forget_samples", mia_forget.size()}, {"holdout_samples", mia_holdout.size()}, {"k", j.mia_k}};
-    r["attacks"] = eval::mia_report(f, h, retain ? &*retain_forget : nullptr, retain ? &*retain_holdout : nullptr,
-                                    retain ? &retain_aucs : nullptr);
+    r["attacks"] = eval::mia_report(f, h, retain_forget ? &*retain_forget : nullptr, retain_holdout ? &*retain_holdout : nullptr,
+                                    retain_forget ? &retain_aucs : nullptr);
     return r;
+  };
+  // TOFU of one model: the forget set (forget quality against the retain model's truth ratios)
+  // and the retain set.
+  eval::TofuOptions tofu_opts;
+  tofu_opts.rouge = j.tofu_rouge;
+  tofu_opts.max_new_tokens = j.tofu_max_new_tokens;
+  std::optional<eval::TofuScores> retain_tofu;
+  if (retain && j.tofu_forget && tofu_forget.has_truth_ratio) {
+    eval::TofuOptions ratios_only = tofu_opts;
+    ratios_only.rouge = false;
+    retain_tofu = eval::tofu_scores(*retain->model, *tok, tofu_forget, sets.format, ratios_only, j.cancelled);
+  }
+  auto tofu_of = [&](model::CausalLMImpl& model) -> io::Json {
+    io::Json t = io::Json::object();
+    if (j.tofu_forget)
+      t["forget"] = eval::tofu_report(eval::tofu_scores(model, *tok, tofu_forget, sets.format, tofu_opts, j.cancelled),
+                                      tofu_forget, eval::TofuRole::Forget, retain_tofu ? &*retain_tofu : nullptr);
+    if (j.tofu_retain)
+      t["retain"] = eval::tofu_report(eval::tofu_scores(model, *tok, tofu_retain, sets.format, tofu_opts, j.cancelled),
+                                      tofu_retain, eval::TofuRole::Retain);
+    return t;
+  };
+  // Everything measured of one model state, in the report's shape.
+  auto state_json = [&](const eval::Measured& measured, model::CausalLMImpl& model) {
+    io::Json state = eval::measured_json(measured);
+    if (j.mia_forget) state["mia"] = mia_of(model);
+    if (j.tofu_forget || j.tofu_retain) state["tofu"] = tofu_of(model);
+    return state;
   };
 
   io::Json report = {{"model", j.model.string()},
@@ -278,42 +346,170 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
   if (j.prompts) report["prompts"] = j.prompts->string();
   if (j.normal) report["normal"] = j.normal->string();
   if (j.protected_text) report["protected"] = j.protected_text->string();
-  auto after = eval::evaluate_model(*m.model, *tok, clf.get(), sets, es);
-  io::Json mia_after, mia_before;
   if (j.mia_forget) {
-    mia_after = mia_of(*m.model);
-    if (original) mia_before = mia_of(*original->model);
     report["mia"] = {{"forget", j.mia_forget->string()}, {"holdout", j.mia_holdout->string()}};
     if (j.retain) report["mia"]["retain"] = j.retain->string();
+  }
+  if (j.tofu_forget || j.tofu_retain) {
+    report["tofu"] = {{"rouge", j.tofu_rouge}, {"max_new_tokens", j.tofu_max_new_tokens}};
+    if (j.tofu_forget) report["tofu"]["forget"] = j.tofu_forget->string();
+    if (j.tofu_retain) report["tofu"]["retain"] = j.tofu_retain->string();
+    if (retain_tofu) report["tofu"]["forget_quality_against"] = j.retain->string();
   }
   if (clf) {
     report["classifier"] = j.classifier->string();
     report["classifier_validation"] = clf->validation_metrics().to_json();
   }
-  if (!original) {
-    report["after"] = eval::measured_json(after);
-    if (j.mia_forget) report["after"]["mia"] = mia_after;
-  }
+  auto after = eval::evaluate_model(*m.model, *tok, clf.get(), sets, es);
+  std::optional<eval::Measured> before;
   if (original) {
     report["original"] = j.original->string();
-    auto before = eval::evaluate_model(*original->model, *tok, clf.get(), sets, es);
+    before = eval::evaluate_model(*original->model, *tok, clf.get(), sets, es);
     // Fluency judged by the original model: the answers' perplexity under it, before and after.
-    eval::judge_answers(before, *original->model, *tok, es.generation.cancelled);
+    eval::judge_answers(*before, *original->model, *tok, es.generation.cancelled);
     eval::judge_answers(after, *original->model, *tok, es.generation.cancelled);
-    eval::compare_fluency(before, after);
-    report["after"] = eval::measured_json(after);
-    report["before"] = eval::measured_json(before);
-    if (j.mia_forget) {
-      report["after"]["mia"] = mia_after;
-      report["before"]["mia"] = mia_before;
-    }
+    eval::compare_fluency(*before, after);
+  }
+  report["after"] = state_json(after, *m.model);
+  if (original) {
+    report["before"] = state_json(*before, *original->model);
     if (clf)
       report["harmful_rate_reduction"] =
-          eval::relative_reduction(before.harmful.per_prompt, after.harmful.per_prompt, 1000, j.seed).to_json();
+          eval::relative_reduction(before->harmful.per_prompt, after.harmful.per_prompt, 1000, j.seed).to_json();
     if (!sets.normal.empty())
       report["kl_from_original"] = eval::divergence(*m.model, *original->model, *tok, sets.normal, sets.format);
   }
+
+  // The probes: each on a fresh copy of the model, measured as the model was.
+  if (!j.probes.empty()) {
+    io::Json probes = io::Json::object();
+    for (const auto& name : j.probes) {
+      auto copy = model::load_model(j.model, {j.dtype, j.device});
+      stop_if_cancelled();
+      io::Json entry = io::Json::object();
+      if (name == "relearn") {
+        const auto losses = eval::relearn(*copy.model, *tok, relearn_pairs, sets.format, j.relearn, j.cancelled);
+        entry["relearn"] = {{"data", j.relearn_data->string()},
+                            {"pairs", relearn_pairs.size()},
+                            {"steps", j.relearn.steps},
+                            {"batch", j.relearn.batch},
+                            {"lr", j.relearn.lr},
+                            {"seed", j.relearn.seed},
+                            {"losses", losses}};
+      } else {
+        const auto q = eval::quantize_weights(*copy.model, eval::parse_quantize_scheme(name));
+        entry["quantized"] = {{"scheme", name},
+                              {"tensors", q.tensors},
+                              {"weights", q.weights},
+                              {"max_abs_change", q.max_abs_change},
+                              {"rms_change", q.rms_change}};
+      }
+      auto measured = eval::evaluate_model(*copy.model, *tok, clf.get(), sets, es);
+      if (original) {
+        eval::judge_answers(measured, *original->model, *tok, es.generation.cancelled);
+        eval::compare_fluency(*before, measured);
+      }
+      entry["measured"] = state_json(measured, *copy.model);
+      entry["returns"] = eval::probe_returns(original ? &report["before"] : nullptr, report["after"], entry["measured"]);
+      probes[name] = entry;
+    }
+    report["probes"] = probes;
+  }
   return report;
+}
+
+std::vector<store::EvaluationRow> probe_rows(int64_t run_id, const io::Json& report) {
+  std::vector<store::EvaluationRow> rows;
+  if (!report.contains("probes")) return rows;
+  for (auto it = report["probes"].begin(); it != report["probes"].end(); ++it) {
+    std::string name = it.key();
+    std::replace(name.begin(), name.end(), ':', '_');
+    bool first = true;
+    for (auto m = it.value()["returns"].begin(); m != it.value()["returns"].end(); ++m) {
+      auto add = [&](const std::string& row_name, double value) {
+        store::EvaluationRow r;
+        r.run_id = run_id;
+        r.name = row_name;
+        r.value = value;
+        r.json = first ? it.value().dump() : "{}";  // the first row carries the probe's whole entry
+        first = false;
+        rows.push_back(std::move(r));
+      };
+      add("probe_" + name + "_" + m.key(), m.value()["probe"].get<double>());
+      if (m.value().contains("returned")) add("probe_" + name + "_" + m.key() + "_returned", m.value()["returned"].get<double>());
+    }
+  }
+  return rows;
+}
+
+io::Json probe_run(const fs::path& store_path, int64_t run_id, const ProbeRunRequest& req, const std::function<void()>& ready) {
+  if (req.probes.empty()) throw Error("no probe asked for: give --probe relearn, int8 or int4[:gN]");
+  for (const auto& p : req.probes) eval::check_probe_name(p);
+  store::Store st(store_path);
+  const auto run = st.run(run_id);
+  if (!run) throw Error("run " + std::to_string(run_id) + ": no such run in " + store_path.string());
+  if (run->status != "completed")
+    throw Error("run " + std::to_string(run_id) + " is " + run->status + ": only a completed run has a model to probe");
+  std::optional<fs::path> model_dir;
+  bool adapter = false;
+  for (const auto& a : st.artefacts(run_id)) {
+    if (a.kind == "model") model_dir = a.path;
+    if (a.kind == "adapter") adapter = true;
+  }
+  if (!model_dir)
+    throw Error("run " + std::to_string(run_id) + (adapter ? " saved only a LoRA adapter" : " saved no model") +
+                ": the probes need the merged model (rerun with output.save merged or both)");
+  const io::Json sj = io::Json::parse(run->spec_json);
+  const Spec s = parse_spec(sj, sj.value("_base_dir", std::string(".")));
+
+  EvalJob j;
+  j.model = *model_dir;
+  j.dtype = s.dtype;
+  j.device = req.device.empty() ? s.device : req.device;
+  j.prompt_format = s.prompt_format;
+  j.max_new_tokens = s.max_new_tokens;
+  j.samples = s.samples;
+  j.sample = s.sample;
+  j.temperature = s.temperature;
+  j.top_p = s.top_p;
+  j.seed = s.seed;
+  j.prefix_tokens = s.prefix_tokens;
+  j.continuation_tokens = s.continuation_tokens;
+  j.passage_tokens = s.passage_tokens;
+  // The prompts the run measured, as stored with its generations (the spec's prompt set after its
+  // limit, or the forget prompts it fell back to).
+  if (s.classifier) {
+    j.classifier = *s.classifier;
+    for (const auto& g : st.generations(run_id))
+      if (g.set == "harmful") j.prompt_texts.push_back(g.prompt);
+  }
+  if (s.protected_text) {
+    j.protected_text = s.protected_text->path;
+    j.protected_limit = s.protected_text->limit;
+  }
+  j.probes = req.probes;
+  j.relearn_data = req.relearn_data;
+  j.relearn = req.relearn;
+  j.cancelled = req.cancelled;
+  if (j.prompt_texts.empty() && !j.protected_text)
+    throw Error("run " + std::to_string(run_id) +
+                " measured neither a harmful rate (no classifier) nor protected text: " + "nothing for a probe to bring back");
+  check_eval_job(j);
+  if (!fs::is_directory(j.model)) throw Error("run " + std::to_string(run_id) + "'s model " + j.model.string() + " is gone");
+
+  io::Json report = run_eval_job(j, ready);
+  // What returned, against the run's own "before" (measured by the run on its original model).
+  io::Json before = io::Json::object();
+  for (const auto& e : st.evaluations(run_id)) {
+    if (e.name == "harmful_rate_before") before["harmful"]["rate"] = e.value;
+    if (e.name == "bleu_before") before["copyright"]["corpus_bleu"] = e.value;
+  }
+  for (auto it = report["probes"].begin(); it != report["probes"].end(); ++it)
+    it.value()["returns"] = eval::probe_returns(&before, report["after"], it.value()["measured"]);
+
+  const auto rows = probe_rows(run_id, report);
+  st.add_evaluations(rows);
+  return {{"run", run_id}, {"model", j.model.string()}, {"report", report}};
 }
 
 namespace {
@@ -388,6 +584,45 @@ std::string eval_report_text(const io::Json& r) {
         s += line("  privleak %+.1f%% vs the retain model's %.3f", a[name]["privleak"].get<double>(),
                   a[name]["retain_auc"].get<double>());
       s += "\n";
+    }
+  }
+  if (after.contains("tofu")) {
+    for (const char* role : {"forget", "retain"}) {
+      if (!after["tofu"].contains(role)) continue;
+      const auto& t = after["tofu"][role];
+      const io::Json* b = orig && r["before"].contains("tofu") ? &r["before"]["tofu"][role] : nullptr;
+      std::string head = std::string("TOFU ") + role + " set";
+      head.resize(24, ' ');
+      s += head + line("%.0f questions\n", t["items"].get<double>());
+      auto row = [&](const char* label, const char* key, const char* fmt) {
+        if (!t.contains(key)) return;
+        std::string out = std::string("  ") + label;
+        out.resize(24, ' ');
+        out += line(fmt, t[key].get<double>());
+        if (b && b->contains(key))
+          out += line(std::string("  (original ").append(fmt).append(")").c_str(), (*b)[key].get<double>());
+        s += out + "\n";
+      };
+      row("answer probability", "probability", "%.4f");
+      row("truth ratio", "truth_ratio", "%.4f");
+      row("exact memorisation", "exact_memorization", "%.3f");
+      row("extraction strength", "extraction_strength", "%.3f");
+      row("ROUGE-L recall", "rouge_l_recall", "%.3f");
+      if (t.contains("forget_quality"))
+        s += line("  forget quality        %.3g  (KS p-value against the retain model; high = indistinguishable)\n",
+                  t["forget_quality"].get<double>());
+    }
+  }
+  if (r.contains("probes")) {
+    s += "robustness probes       how much of the forgetting returns (1 = all of it)\n";
+    for (auto it = r["probes"].begin(); it != r["probes"].end(); ++it) {
+      for (auto m = it.value()["returns"].begin(); m != it.value()["returns"].end(); ++m) {
+        std::string row = "  " + it.key() + " " + m.key();
+        row.resize(40, ' ');
+        row += line("%.3f -> %.3f", m.value()["after"].get<double>(), m.value()["probe"].get<double>());
+        if (m.value().contains("returned")) row += line("   returned %.1f%%", 100 * m.value()["returned"].get<double>());
+        s += row + "\n";
+      }
     }
   }
   if (after.contains("multiple_choice")) {

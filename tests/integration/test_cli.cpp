@@ -178,6 +178,13 @@ TEST(Cli, EveryCommandExitsTwoOnBadInput) {
       {"runs list --store " + nope, "no store at"},
       {"runs show x", "lethe runs show: error: Could not convert: ID = x"},
       {"runs compare 1", "ID"},
+      {"runs probe 1 --store " + nope + " --probe int8", "no store at " + (d / "nope").string()},
+      {"runs probe 1", "--probe is required"},
+      {"eval --model " + q(d.path) + " --normal " + q(d / "a.txt") + " --probe int8",
+       "--probe measures what returns of the forgotten"},
+      {"eval --model " + q(d.path) + " --tofu-forget " + nope, "--tofu-forget " + (d / "nope").string() + ": no such file"},
+      {"eval --model " + q(d.path) + " --normal " + q(d / "a.txt") + " --retain " + q(d.path),
+       "--retain is the reference of membership inference and of TOFU's forget quality"},
       {"demo --set unlearn.lr=0 --no-store", "unlearn.lr: must be > 0, got 0"},
       {"pretrain --data " + nope + " --out " + q(d / "p"), "--data " + (d / "nope").string() + ": no such folder"},
       {"self-check extra", "extra"},
@@ -392,4 +399,12 @@ TEST(Cli, RunsListShowCompareExport) {
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.out.find("expected csv, json or html"), std::string::npos);
   EXPECT_EQ(run("runs show 9 --store " + q(d / "lethe.db")).code, 2);
+  // Probes need a completed run with a merged model (these stored runs saved none).
+  auto probe = run("runs probe 1 --probe int8 --store " + q(d / "lethe.db"));
+  EXPECT_EQ(probe.code, 2) << probe.out;
+  EXPECT_NE(probe.out.find("run 1 saved no model: the probes need the merged model"), std::string::npos) << probe.out;
+  probe = run("runs probe 9 --probe int8 --store " + q(d / "lethe.db"));
+  EXPECT_NE(probe.out.find("run 9: no such run"), std::string::npos) << probe.out;
+  probe = run("runs probe 1 --probe int9 --store " + q(d / "lethe.db"));
+  EXPECT_EQ(probe.code, 2) << probe.out;
 }
