@@ -1,14 +1,27 @@
 #include "history_panel.h"
 
+#include <QCheckBox>
+#include <QDialog>
+#include <QDialogButtonBox>
+#include <QDoubleSpinBox>
 #include <QFileDialog>
+#include <QFormLayout>
 #include <QHBoxLayout>
 #include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QMetaObject>
 #include <QPushButton>
+#include <QSpinBox>
 #include <QTableWidget>
+#include <QThread>
 #include <QVBoxLayout>
+#include <map>
 
+#include "experiment/jobs.h"
 #include "experiment/report.h"
 #include "io/json.h"
+#include "model/generate.h"
 #include "qcustomplot_include.h"
 #include "store/store.h"
 
@@ -16,10 +29,13 @@ namespace lethe::ui {
 
 HistoryPanel::HistoryPanel(QWidget* parent) : QWidget(parent) {
   auto* root = new QVBoxLayout(this);
-  table_ = new QTableWidget(0, 6, this);
+  table_ = new QTableWidget(0, 7, this);
   table_->setObjectName("history_table");
-  table_->setHorizontalHeaderLabels(
-      {tr("Id"), tr("Name"), tr("Status"), tr("Steps"), tr("Harmful before → after"), tr("Perplexity Δ")});
+  table_->setHorizontalHeaderLabels({tr("Id"), tr("Name"), tr("Status"), tr("Steps"), tr("Harmful before → after"),
+                                     tr("Perplexity Δ"), tr("Robustness (returned)")});
+  table_->horizontalHeaderItem(6)->setToolTip(
+      tr("How much of the forgetting came back under each probe (Probe robustness…): relearning on held-out forget "
+         "data, or the weights rounded to int8 / int4. 0% = none, 100% = all of it."));
   table_->horizontalHeader()->setSectionResizeMode(1, QHeaderView::Stretch);
   table_->verticalHeader()->hide();
   table_->setSelectionBehavior(QAbstractItemView::SelectRows);
@@ -30,7 +46,11 @@ HistoryPanel::HistoryPanel(QWidget* parent) : QWidget(parent) {
   auto* open = new QPushButton(tr("Open"), this);
   auto* overlay = new QPushButton(tr("Overlay curves"), this);
   auto* exportHtml = new QPushButton(tr("Export report…"), this);
-  for (auto* b : {refresh, open, overlay, exportHtml}) buttons->addWidget(b);
+  probe_ = new QPushButton(tr("Probe robustness…"), this);
+  probe_->setObjectName("history_probe");
+  probe_->setToolTip(tr("Does the forgotten come back? Relearn the selected completed run's model for a few steps on "
+                        "held-out forget data, or round its weights to int8 / int4, and measure it as the run did."));
+  for (auto* b : {refresh, open, overlay, exportHtml, probe_}) buttons->addWidget(b);
   buttons->addStretch(1);
   root->addLayout(buttons);
   scatter_ = new QCustomPlot(this);
@@ -59,6 +79,18 @@ HistoryPanel::HistoryPanel(QWidget* parent) : QWidget(parent) {
   connect(table_, &QTableWidget::cellDoubleClicked, this,
           [this](int row, int) { Q_EMIT openRun(table_->item(row, 0)->text().toLongLong()); });
   connect(overlay, &QPushButton::clicked, this, [this, selected] { overlayRuns(selected()); });
+  connect(probe_, &QPushButton::clicked, this, [this, selected] {
+    if (probing()) {
+      cancelProbe();
+      return;
+    }
+    const auto ids = selected();
+    if (ids.isEmpty()) {
+      Q_EMIT failed(tr("Select a completed run to probe."));
+      return;
+    }
+    openProbeDialog(ids.first());
+  });
   connect(exportHtml, &QPushButton::clicked, this, [this, selected] {
     const auto ids = selected();
     if (ids.isEmpty()) return;
@@ -101,13 +133,33 @@ void HistoryPanel::refresh() {
           ys << ratio;
         }
       }
-      const QString cells[6] = {QString::number(run.id),
+      // What returned under each probe: the first measure a probe stored (the harmful rate, or the
+      // continuation BLEU of a copyright run).
+      QStringList robust;
+      std::map<std::string, double> returned;
+      for (const auto& [name, value] : ev) {
+        const std::string suffix = "_returned";
+        if (name.rfind("probe_", 0) != 0 || name.size() <= suffix.size() ||
+            name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+          continue;
+        for (const char* measure : {"_harmful_rate", "_continuation_bleu"}) {
+          const std::string tail = std::string(measure) + suffix;
+          if (name.size() > tail.size() + 6 && name.compare(name.size() - tail.size(), tail.size(), tail) == 0) {
+            const std::string probe = name.substr(6, name.size() - tail.size() - 6);
+            if (!returned.count(probe)) returned[probe] = value;
+          }
+        }
+      }
+      for (const auto& [probe, value] : returned)
+        robust << QString("%1 %2%").arg(QString::fromStdString(probe)).arg(100 * value, 0, 'f', 0);
+      const QString cells[7] = {QString::number(run.id),
                                 QString::fromStdString(run.name),
                                 QString::fromStdString(run.status),
                                 QString::number(st.steps(run.id).size()),
                                 harm,
-                                ppl};
-      for (int c = 0; c < 6; ++c) table_->setItem(r, c, new QTableWidgetItem(cells[c]));
+                                ppl,
+                                robust.isEmpty() ? QString("-") : robust.join(" · ")};
+      for (int c = 0; c < 7; ++c) table_->setItem(r, c, new QTableWidgetItem(cells[c]));
     }
   } catch (const std::exception&) {
     table_->setRowCount(0);
@@ -142,6 +194,124 @@ void HistoryPanel::overlayRuns(const QList<qint64>& ids) {
       Q_EMIT failed(QString::fromStdString(e.what()));
     }
   }
+}
+
+HistoryPanel::~HistoryPanel() {
+  if (probeThread_) {
+    probeCancel_->store(true);
+    probeThread_->wait();
+  }
+}
+
+QString HistoryPanel::robustnessAt(int row) const { return table_->item(row, 6) ? table_->item(row, 6)->text() : QString(); }
+
+void HistoryPanel::openProbeDialog(qint64 runId) {
+  QDialog dlg(this);
+  dlg.setWindowTitle(tr("Probe the robustness of run %1").arg(runId));
+  auto* form = new QFormLayout(&dlg);
+  auto* intro = new QLabel(tr("Each probe changes a fresh copy of the run's saved model and measures it as the run "
+                              "did. The table then shows how much of the forgetting came back."),
+                           &dlg);
+  intro->setWordWrap(true);
+  form->addRow(intro);
+  auto* relearn = new QCheckBox(tr("Relearn: fine-tune on held-out forget data"), &dlg);
+  auto* data = new QLineEdit(&dlg);
+  data->setPlaceholderText(tr("question/answer JSONL not used in unlearning"));
+  auto* browse = new QPushButton(tr("Browse…"), &dlg);
+  auto* dataRow = new QHBoxLayout;
+  dataRow->addWidget(data, 1);
+  dataRow->addWidget(browse);
+  auto* steps = new QSpinBox(&dlg);
+  steps->setRange(1, 10000);
+  steps->setValue(10);
+  auto* lr = new QDoubleSpinBox(&dlg);
+  lr->setDecimals(7);
+  lr->setRange(1e-7, 1.0);
+  lr->setSingleStep(1e-5);
+  lr->setValue(1e-5);
+  auto* int8 = new QCheckBox(tr("int8 weights (per row)"), &dlg);
+  auto* int4 = new QCheckBox(tr("int4 weights (groups of 128)"), &dlg);
+  int8->setChecked(true);
+  int4->setChecked(true);
+  form->addRow(relearn);
+  form->addRow(tr("Relearn data"), dataRow);
+  form->addRow(tr("Relearn steps"), steps);
+  form->addRow(tr("Relearn learning rate"), lr);
+  form->addRow(int8);
+  form->addRow(int4);
+  auto* box = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, &dlg);
+  box->button(QDialogButtonBox::Ok)->setText(tr("Probe"));
+  form->addRow(box);
+  connect(browse, &QPushButton::clicked, &dlg, [&] {
+    const QString f = QFileDialog::getOpenFileName(&dlg, tr("Held-out forget data"), QString(), tr("JSONL (*.jsonl);;All (*)"));
+    if (!f.isEmpty()) {
+      data->setText(f);
+      relearn->setChecked(true);
+    }
+  });
+  connect(box, &QDialogButtonBox::accepted, &dlg, &QDialog::accept);
+  connect(box, &QDialogButtonBox::rejected, &dlg, &QDialog::reject);
+  if (dlg.exec() != QDialog::Accepted) return;
+  ProbeChoice c;
+  if (relearn->isChecked()) c.probes << "relearn";
+  if (int8->isChecked()) c.probes << "int8";
+  if (int4->isChecked()) c.probes << "int4";
+  c.relearnData = data->text().trimmed();
+  c.relearnSteps = steps->value();
+  c.relearnLr = lr->value();
+  if (c.probes.isEmpty()) return;
+  probeRun(runId, c);
+}
+
+bool HistoryPanel::probeRun(qint64 runId, const ProbeChoice& choice) {
+  if (probeThread_ || storePath_.isEmpty()) return false;
+  experiment::ProbeRunRequest req;
+  for (const auto& p : choice.probes) req.probes.push_back(p.toStdString());
+  if (!choice.relearnData.isEmpty()) req.relearn_data = choice.relearnData.toStdString();
+  req.relearn.steps = choice.relearnSteps;
+  req.relearn.lr = choice.relearnLr;
+  probeCancel_ = std::make_shared<std::atomic<bool>>(false);
+  req.cancelled = [flag = probeCancel_] { return flag->load(); };
+  const std::string store = storePath_.toStdString();
+  probe_->setText(tr("Cancel probe"));
+  probeThread_ = QThread::create([this, runId, req, store] {
+    bool ok = false;
+    QString summary;
+    try {
+      const io::Json r = experiment::probe_run(store, runId, req);
+      QStringList parts;
+      for (auto it = r["report"]["probes"].begin(); it != r["report"]["probes"].end(); ++it)
+        for (auto m = it.value()["returns"].begin(); m != it.value()["returns"].end(); ++m)
+          if (m.value().contains("returned"))
+            parts << QString("%1: %2 returned %3%")
+                         .arg(QString::fromStdString(it.key()), QString::fromStdString(m.key()))
+                         .arg(100 * m.value()["returned"].get<double>(), 0, 'f', 1);
+      summary = parts.isEmpty() ? tr("probed; the run stored no \"before\" to compare with") : parts.join("; ");
+      ok = true;
+    } catch (const model::Cancelled&) {
+      summary = tr("cancelled; nothing stored");
+    } catch (const std::exception& e) {
+      summary = QString::fromStdString(e.what());
+    }
+    QMetaObject::invokeMethod(
+        this,
+        [this, runId, ok, summary] {
+          probeThread_->wait();
+          delete probeThread_;
+          probeThread_ = nullptr;
+          probe_->setText(tr("Probe robustness…"));
+          refresh();
+          Q_EMIT probeFinished(runId, ok, summary);
+          if (!ok) Q_EMIT failed(tr("Probe of run %1: %2").arg(runId).arg(summary));
+        },
+        Qt::QueuedConnection);
+  });
+  probeThread_->start();
+  return true;
+}
+
+void HistoryPanel::cancelProbe() {
+  if (probeCancel_) probeCancel_->store(true);
 }
 
 int HistoryPanel::runCount() const { return table_->rowCount(); }

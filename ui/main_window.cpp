@@ -134,6 +134,9 @@ void MainWindow::connectPanels() {
   connect(historyPanel_, &HistoryPanel::openRun, this, &MainWindow::showRun);
   connect(historyPanel_, &HistoryPanel::overlayCurve, lossPanel_, &LossPlotPanel::addOverlay);
   connect(historyPanel_, &HistoryPanel::failed, this, [this](const QString& m) { statusBar()->showMessage(m, 8000); });
+  connect(historyPanel_, &HistoryPanel::probeFinished, this, [this](qint64 id, bool ok, const QString& summary) {
+    if (ok) statusBar()->showMessage(tr("Probe of run %1: %2").arg(id).arg(summary), 15000);
+  });
   connect(modelPanel_, &ModelPanel::modelOpened, this,
           [this](const QString& dir) { spec_->set("model.path", dir.toStdString()); });
   connect(modelPanel_, &ModelPanel::runtimeChanged, this, [this](const QString& device, const QString& dtype) {

@@ -14,6 +14,8 @@
 #include "eval/classifier.h"
 #include "eval/evaluate.h"
 #include "eval/evaluate_model.h"
+#include "eval/mia.h"
+#include "eval/tofu.h"
 #include "io/jsonl.h"
 #include "model/checkpoint.h"
 #include "text/load_tokenizer.h"
@@ -128,6 +130,9 @@ struct Sets {
   std::vector<data::QaPair> forget, normal_train;
   std::vector<std::string> answer_pool, alternatives;
   eval::EvalSets eval;  // its format is how questions and answers become text for this model
+  // evaluation.tofu and evaluation.mia (empty when not asked for).
+  data::TofuSet tofu_forget, tofu_retain;
+  std::vector<data::QaPair> mia_forget, mia_holdout;
 };
 
 Sets load_sets(const Spec& s, const text::Tokenizer& tok) {
@@ -172,6 +177,24 @@ Sets load_sets(const Spec& s, const text::Tokenizer& tok) {
          with_context("datasets.protected", [&] { return data::open_source(s.protected_text->path, tok, so).pairs; }))
       d.eval.protected_passages.push_back(p.response);
     d.eval.protected_passages = limited(d.eval.protected_passages, s.protected_text->limit);
+  }
+  auto tofu = [](const DatasetRef& ref, const char* where) {
+    data::TofuSet t = with_context(where, [&] { return data::read_tofu(ref.path); });
+    t.items = limited(t.items, ref.limit);
+    return t;
+  };
+  if (s.tofu_forget) d.tofu_forget = tofu(*s.tofu_forget, "evaluation.tofu.forget");
+  if (s.tofu_retain) d.tofu_retain = tofu(*s.tofu_retain, "evaluation.tofu.retain");
+  if (s.mia_forget) {
+    d.mia_forget =
+        limited(with_context("evaluation.mia.forget", [&] { return data::open_source(s.mia_forget->path, tok, so).pairs; }),
+                s.mia_forget->limit);
+    d.mia_holdout =
+        limited(with_context("evaluation.mia.holdout", [&] { return data::open_source(s.mia_holdout->path, tok, so).pairs; }),
+                s.mia_holdout->limit);
+    if (d.mia_forget.empty()) throw Error("evaluation.mia.forget: " + s.mia_forget->path.string() + ": no question/answer pairs");
+    if (d.mia_holdout.empty())
+      throw Error("evaluation.mia.holdout: " + s.mia_holdout->path.string() + ": no question/answer pairs");
   }
   return d;
 }
@@ -300,8 +323,9 @@ struct Run {
   Sets d;
   std::unique_ptr<eval::HarmClassifier> clf;
   unlearn::UnlearnOptions uo;
-  std::unique_ptr<unlearn::Unlearner> u;  // once built: a cancel after a step saves its state
-  int64_t steps_at_start = 0;             // the step it started (or resumed) from
+  std::unique_ptr<unlearn::Unlearner> u;        // once built: a cancel after a step saves its state
+  io::Json forget_before = io::Json::object();  // TOFU and MIA of the model before (for the report)
+  int64_t steps_at_start = 0;                   // the step it started (or resumed) from
 
   void enter(const std::string& p) {
     phase = p;
@@ -380,6 +404,38 @@ eval::EvalSettings cancellable_eval_settings(const Run& r) {
   return e;
 }
 
+// TOFU's metrics and membership inference of one model state (evaluation.tofu, evaluation.mia):
+// the report's {"tofu", "mia"} and the store's rows tofu_<set>_<metric>_<side> and
+// mia_<attack>_auc_<side>.
+io::Json forget_metrics(Run& r, model::CausalLMImpl& m, const std::string& side, std::vector<store::EvaluationRow>& rows) {
+  io::Json out = io::Json::object();
+  auto cancelled = [&c = r.cancel] { return c.cancelled(); };
+  eval::TofuOptions to;
+  to.rouge = r.s.tofu_rouge;
+  to.max_new_tokens = r.s.tofu_max_new_tokens;
+  auto tofu = [&](const data::TofuSet& set, eval::TofuRole role) {
+    io::Json t = eval::tofu_report(eval::tofu_scores(m, *r.tok, set, r.d.eval.format, to, cancelled), set, role);
+    const std::string prefix = std::string("tofu_") + eval::tofu_role_name(role) + "_";
+    for (const char* k : {"probability", "truth_ratio", "exact_memorization", "extraction_strength", "rouge_l_recall"})
+      if (t.contains(k)) add_eval(rows, r.id, prefix + k + "_" + side, t[k].get<double>());
+    return t;
+  };
+  if (!r.d.tofu_forget.items.empty()) out["tofu"]["forget"] = tofu(r.d.tofu_forget, eval::TofuRole::Forget);
+  if (!r.d.tofu_retain.items.empty()) out["tofu"]["retain"] = tofu(r.d.tofu_retain, eval::TofuRole::Retain);
+  if (!r.d.mia_forget.empty()) {
+    const auto f = eval::mia_scores(m, *r.tok, r.d.mia_forget, r.d.eval.format, r.s.mia_k, 8, cancelled);
+    const auto h = eval::mia_scores(m, *r.tok, r.d.mia_holdout, r.d.eval.format, r.s.mia_k, 8, cancelled);
+    const io::Json attacks = eval::mia_report(f, h);
+    out["mia"] = {{"forget_samples", r.d.mia_forget.size()},
+                  {"holdout_samples", r.d.mia_holdout.size()},
+                  {"k", r.s.mia_k},
+                  {"attacks", attacks}};
+    for (auto it = attacks.begin(); it != attacks.end(); ++it)
+      add_eval(rows, r.id, "mia_" + it.key() + "_auc_" + side, it.value()["auc"].get<double>());
+  }
+  return out;
+}
+
 // Before: generations and metrics of the model as loaded (or fine-tuned), stored at once.
 Measured before_phase(Run& r) {
   r.enter("evaluate before");
@@ -387,9 +443,11 @@ Measured before_phase(Run& r) {
   Measured before = eval::evaluate_model(*r.loaded.model, *r.tok, r.clf.get(), r.d.eval, settings);
   eval::judge_answers(before, *r.loaded.model, *r.tok, settings.generation.cancelled);
   auto rows = rows_of(r.id, before, false);
+  auto evals = evaluations_of(r.id, before, "before", r.clf != nullptr);
+  r.forget_before = forget_metrics(r, *r.loaded.model, "before", evals);
   if (r.st) {
     r.st->add_generations(rows);
-    r.st->add_evaluations(evaluations_of(r.id, before, "before", r.clf != nullptr));
+    r.st->add_evaluations(evals);
     if (r.clf) {
       std::vector<store::EvaluationRow> v;
       add_eval(v, r.id, "classifier_validation_accuracy", r.clf->validation_metrics().accuracy,
@@ -465,13 +523,18 @@ io::Json after_phase(Run& r, unlearn::Unlearner& u, const unlearn::UnlearnResult
   auto rows = rows_of(r.id, after, true);
   std::vector<store::EvaluationRow> evals = evaluations_of(r.id, after, "after", r.clf != nullptr);
   if (kl >= 0) add_eval(evals, r.id, "kl_from_original", kl);
+  const io::Json forget_after = forget_metrics(r, u.model(), "after", evals);
   io::Json report = {
       {"spec", r.stored_spec},
       {"versions", r.versions},
       {"output_dir", r.out.string()},
       {"outcome", {{"result", unlearn::outcome_name(outcome.outcome)}, {"reason", outcome.reason}, {"steps", outcome.steps}}},
       {"after", eval::measured_json(after)}};
-  if (before) report["before"] = eval::measured_json(*before);
+  report["after"].update(forget_after);
+  if (before) {
+    report["before"] = eval::measured_json(*before);
+    report["before"].update(r.forget_before);
+  }
   if (r.clf && before && !after.harmful.per_prompt.empty()) {
     auto red = eval::relative_reduction(before->harmful.per_prompt, after.harmful.per_prompt, 1000, r.s.seed);
     add_eval(evals, r.id, "harmful_rate_reduction", red.relative, red.to_json());

@@ -205,7 +205,7 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
   if (const io::Json* e = r.obj(j, "evaluation", "evaluation", false)) {
     r.known(*e, "evaluation",
             {"classifier", "prompts", "samples", "max_new_tokens", "sample", "temperature", "top_p", "retention", "mc_questions",
-             "prefix_tokens", "continuation_tokens"});
+             "prefix_tokens", "continuation_tokens", "tofu", "mia"});
     if (e->contains("classifier")) s.classifier = r.file(*e, "classifier", "evaluation.classifier", true, true);
     s.eval_prompts = r.dataset(*e, "prompts", "evaluation.prompts", false);
     if (s.eval_prompts && !s.classifier) r.fail("evaluation.classifier", "needed when evaluation.prompts is given");
@@ -228,6 +228,22 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
       r.fail("evaluation.prefix_tokens", "prefix_tokens + continuation_tokens (" +
                                              std::to_string(s.prefix_tokens + s.continuation_tokens) +
                                              ") exceed datasets.passage_tokens (" + std::to_string(s.passage_tokens) + ")");
+    if (const io::Json* t = r.obj(*e, "tofu", "evaluation.tofu", false)) {
+      r.known(*t, "evaluation.tofu", {"forget", "retain", "rouge", "max_new_tokens"});
+      s.tofu_forget = r.dataset(*t, "forget", "evaluation.tofu.forget", false);
+      s.tofu_retain = r.dataset(*t, "retain", "evaluation.tofu.retain", false);
+      if (!s.tofu_forget && !s.tofu_retain) r.fail("evaluation.tofu", "give forget and/or retain (TOFU-format question sets)");
+      s.tofu_rouge = r.flag(*t, "rouge", "evaluation.tofu.rouge", true);
+      s.tofu_max_new_tokens = r.num<int64_t>(*t, "max_new_tokens", "evaluation.tofu.max_new_tokens", 200);
+      if (s.tofu_max_new_tokens < 1) r.fail("evaluation.tofu.max_new_tokens", "must be at least 1");
+    }
+    if (const io::Json* m = r.obj(*e, "mia", "evaluation.mia", false)) {
+      r.known(*m, "evaluation.mia", {"forget", "holdout", "k"});
+      s.mia_forget = r.dataset(*m, "forget", "evaluation.mia.forget", true);
+      s.mia_holdout = r.dataset(*m, "holdout", "evaluation.mia.holdout", true);
+      s.mia_k = r.num<double>(*m, "k", "evaluation.mia.k", 0.4);
+      if (!(s.mia_k > 0 && s.mia_k <= 1)) r.fail("evaluation.mia.k", "must be in (0, 1]");
+    }
   }
   if (const io::Json* o = r.obj(j, "output", "output", false)) {
     r.known(*o, "output", {"dir", "save"});

@@ -47,6 +47,13 @@ struct Spec {
   bool retention = true;
   int64_t mc_questions = 0;
   int64_t prefix_tokens = 32, continuation_tokens = 32;
+  // evaluation.tofu: TOFU-format sets (data::read_tofu) measured before and after (eval/tofu.h).
+  std::optional<DatasetRef> tofu_forget, tofu_retain;
+  bool tofu_rouge = true;
+  int64_t tofu_max_new_tokens = 200;
+  // evaluation.mia: membership inference, forget vs holdout question/answer sets (eval/mia.h).
+  std::optional<DatasetRef> mia_forget, mia_holdout;
+  double mia_k = 0.4;
   // Outputs.
   // output.dir resolved against the spec's folder; without one, runs_home()/NAME (the user's XDG
   // data folder, never the source tree or an install prefix). `output_dir_given` says which.

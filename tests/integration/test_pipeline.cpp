@@ -10,8 +10,16 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <thread>
 
+#include "eval/mia.h"
+#include "eval/stats.h"
+#include "eval/tofu.h"
+#include "data/datasets.h"
+#include "model/checkpoint.h"
+#include "text/load_tokenizer.h"
+#include "io/jsonl.h"
 #include "experiment/jobs.h"
 #include "model/generate.h"
 #include "experiment/pipeline.h"
@@ -120,6 +128,14 @@ TEST(Spec, BadSpecsAreRejectedWithTheirJsonPaths) {
   EXPECT_EQ(with("evaluation.top_p=0"), one + "evaluation.top_p: must be in (0, 1]");
   EXPECT_EQ(with("output.save=\"adapter\""), one + "output.save: 'adapter' needs LoRA (unlearn.lora.rank > 0)");
   EXPECT_EQ(with("finetune.steps=5"), one + "finetune: needs datasets.protected (the text to teach, then unlearn)");
+  EXPECT_EQ(with("evaluation.tofu={}"), one + "evaluation.tofu: give forget and/or retain (TOFU-format question sets)");
+  EXPECT_EQ(with("evaluation.tofu={\"forget\":{\"path\":\"forget.jsonl\"},\"max_new_tokens\":0}"),
+            one + "evaluation.tofu.max_new_tokens: must be at least 1");
+  EXPECT_EQ(with("evaluation.tofu={\"forget\":{\"path\":\"forget.jsonl\"},\"stemming\":true}"),
+            one + "evaluation.tofu.stemming: unknown field");
+  EXPECT_EQ(with("evaluation.mia={\"forget\":{\"path\":\"forget.jsonl\"}}"), one + "evaluation.mia.holdout: missing");
+  EXPECT_EQ(with("evaluation.mia={\"forget\":{\"path\":\"forget.jsonl\"},\"holdout\":{\"path\":\"forget.jsonl\"},\"k\":2}"),
+            one + "evaluation.mia.k: must be in (0, 1]");
   // Several problems are listed together.
   io::Json j = base;
   j["unlearn"]["lr"] = -1;
@@ -152,6 +168,64 @@ TEST(Pipeline, RunsEndToEndAndStoresEverything) {
   EXPECT_TRUE(fs::exists(d / "out" / "model" / "model.safetensors"));
   EXPECT_TRUE(fs::exists(d / "out" / "report.json"));
   EXPECT_TRUE(res.report.contains("kl_from_original"));
+}
+
+// evaluation.tofu and evaluation.mia: measured on the model before and after unlearning, stored
+// as rows and in the report; the rows equal the measures of the original and of the saved model
+// computed directly.
+TEST(Pipeline, TofuAndMembershipInferenceBeforeAndAfter) {
+  TempDir d;
+  io::Json j = make_experiment(d.path);
+  std::string tofu, holdout;
+  const auto forget = lethe::testing::forget_pairs();
+  for (size_t i = 0; i < forget.size(); ++i)
+    tofu += io::Json{{"question", forget[i].prompt},
+                     {"answer", forget[i].response},
+                     {"paraphrased_answer", "In other words: " + forget[i].response},
+                     {"perturbed_answer", {forget[(i + 1) % forget.size()].response, "Please be kind instead."}}}
+                .dump() +
+            "\n";
+  for (const auto& p : lethe::testing::normal_pairs())
+    holdout += io::Json{{"prompt", p.prompt}, {"response", p.response}}.dump() + "\n";
+  lethe::testing::write_text(d / "tofu.jsonl", tofu);
+  lethe::testing::write_text(d / "holdout.jsonl", holdout);
+  j["evaluation"]["tofu"] = {{"forget", {{"path", "tofu.jsonl"}}}, {"max_new_tokens", 6}};
+  j["evaluation"]["mia"] = {{"forget", {{"path", "forget.jsonl"}}}, {"holdout", {{"path", "holdout.jsonl"}}}};
+  auto spec = experiment::parse_spec(j, d.path);
+  store::Store st(d / "lethe.db");
+  Quiet obs;
+  unlearn::CancelToken cancel;
+  auto res = experiment::run_pipeline(spec, &st, obs, cancel);
+  ASSERT_EQ(res.status, lethe::store::RunStatus::Completed) << res.error;
+  std::map<std::string, double> ev;
+  for (const auto& e : st.evaluations(res.run_id)) ev[e.name] = e.value;
+  for (const char* side : {"before", "after"}) {
+    for (const char* k : {"probability", "truth_ratio", "exact_memorization", "extraction_strength", "rouge_l_recall"})
+      EXPECT_TRUE(ev.count(std::string("tofu_forget_") + k + "_" + side)) << k << " " << side;
+    for (const char* a : {"loss", "zlib", "min_k", "min_k_plus_plus"})
+      EXPECT_TRUE(ev.count(std::string("mia_") + a + "_auc_" + side)) << a << " " << side;
+  }
+  EXPECT_TRUE(res.report["before"]["tofu"]["forget"].contains("per_item"));
+  EXPECT_TRUE(res.report["after"]["mia"]["attacks"].contains("min_k_plus_plus"));
+
+  auto tok = text::load_tokenizer(d / "model");
+  const auto set = data::read_tofu(d / "tofu.jsonl");
+  const auto format = data::PromptFormat::paper();
+  eval::TofuOptions to;
+  to.max_new_tokens = 6;
+  auto measured = [&](const fs::path& dir, const char* side) {
+    auto m = model::load_model(dir, {"fp32", "cpu"});
+    const auto t = eval::tofu_report(eval::tofu_scores(*m.model, *tok, set, format, to), set, eval::TofuRole::Forget);
+    EXPECT_NEAR(ev[std::string("tofu_forget_probability_") + side], t["probability"].get<double>(), 1e-9) << side;
+    EXPECT_NEAR(ev[std::string("tofu_forget_truth_ratio_") + side], t["truth_ratio"].get<double>(), 1e-9) << side;
+    EXPECT_NEAR(ev[std::string("tofu_forget_rouge_l_recall_") + side], t["rouge_l_recall"].get<double>(), 1e-12) << side;
+    const auto f = eval::mia_scores(*m.model, *tok, forget, format);
+    const auto h = eval::mia_scores(*m.model, *tok, lethe::testing::normal_pairs(), format);
+    EXPECT_NEAR(ev[std::string("mia_loss_auc_") + side], eval::mia_auc(f.loss, h.loss), 1e-12) << side;
+  };
+  measured(d / "model", "before");
+  measured(d / "out" / "model", "after");
+  EXPECT_LT(ev["tofu_forget_probability_after"], ev["tofu_forget_probability_before"]) << "unlearning lowers it";
 }
 
 TEST(Pipeline, SameSpecSameSeedSameCurveAndGenerations) {

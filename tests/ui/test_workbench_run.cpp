@@ -1,6 +1,7 @@
 // The workbench driven like a person would, offscreen: open a spec, start a run on a tiny model,
 // watch the curves grow, stop, restart, complete; generations, metrics, history filled; a review
 // stored; the content warning, the redaction and the playground.
+#include <QComboBox>
 #include <QElapsedTimer>
 #include <QLineEdit>
 #include <QPushButton>
@@ -11,6 +12,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <cmath>
 
 #include "datasets_panel.h"
 #include "generations_panel.h"
@@ -26,6 +29,7 @@
 #include "run_panel.h"
 #include "spec_model.h"
 #include "store/store.h"
+#include "support/tiny_family.h"
 #include "support/tiny_opt.h"
 #include "support/unlearn_fixture.h"
 
@@ -109,6 +113,51 @@ class WorkbenchRunTest : public QObject {
     QVERIFY(!w.playgroundPanel()->busy());
   }
 
+  // The newer methods, chosen in the Method dock's list, run to completion on a tiny Llama-family
+  // model (SentencePiece tokenizer, RMSNorm, RoPE, grouped-query attention); each stored run names
+  // its method and the Metrics dock shows its numbers.
+  void newerMethodsRunFromTheWorkbenchOnATinyLlama() {
+    lethe::testing::TempDir d;
+    auto spec = lethe::testing::write_experiment(d.path);
+    lethe::testing::write_family_model(d / "llama", "spm_llama");
+    spec["model"]["path"] = "llama";
+    spec["unlearn"]["steps"] = 2;
+    lethe::testing::write_text(d / "idk.txt", "I don't know.\nI'm not sure.\n");
+    spec["datasets"]["idk"] = {{"path", "idk.txt"}};
+    lethe::io::write_json_file(d / "spec.json", spec);
+    MainWindow w;
+    w.setStorePath(QString::fromStdString((d / "lethe.db").string()));
+    w.show();
+    QVERIFY(w.openSpec(QString::fromStdString((d / "spec.json").string())));
+    auto* method = w.findChild<QComboBox*>("method");
+    QVERIFY(method);
+    QSignalSpy finished(w.runController(), &RunController::finished);
+    int runs = 0;
+    for (const char* name : {"simnpo", "idkdpo", "wga", "satimp", "ceu", "undial", "rmu"}) {
+      const int index = method->findData(QString(name));
+      QVERIFY2(index >= 0, name);
+      method->setCurrentIndex(index);
+      // RMU steers a layer the 2-layer model has (its published layer is 7).
+      if (std::string(name) == "rmu") {
+        w.spec()->set("unlearn.rmu.layer", 1);
+        w.spec()->set("unlearn.rmu.span", 1);
+      }
+      w.spec()->set("output.dir", (d / ("out-" + std::string(name))).string());
+      QVERIFY2(w.spec()->problems().isEmpty(), qPrintable(w.spec()->problems().join("\n")));
+      w.findChild<QPushButton*>("run_start")->click();
+      ++runs;  // (not inside QTRY_*: the macro evaluates its arguments again and again)
+      QTRY_COMPARE_WITH_TIMEOUT(finished.count(), runs, 120000);
+      QCOMPARE(finished.last().at(0).toString(), QString("completed"));
+      lethe::store::Store st((d / "lethe.db").string());
+      const auto run = st.run(finished.last().at(2).toLongLong());
+      QVERIFY(run);
+      QCOMPARE(QString::fromStdString(lethe::io::Json::parse(run->spec_json)["unlearn"]["method"].get<std::string>()),
+               QString(name));
+      QCOMPARE(static_cast<int>(st.steps(run->id).size()), 2);
+      QVERIFY(!w.metricsPanel()->value("perplexity_after").isEmpty());
+    }
+  }
+
   void theDemoPresetRunsInTheWorkbench() {
     lethe::testing::TempDir d;
     MainWindow w;
@@ -125,6 +174,41 @@ class WorkbenchRunTest : public QObject {
     QVERIFY2(w.metricsPanel()->headline().contains("Harmful rate"), qPrintable(w.metricsPanel()->headline()));
     QVERIFY(!w.metricsPanel()->value("harmful_rate_reduction").isEmpty());
     QVERIFY(w.metricsPanel()->value("harmful_rate_reduction").toDouble() >= 0.75);
+
+    // Probe robustness (History's button runs the same): relearning on the demo's held-out forget
+    // pairs and int8 weights, on fresh copies of the saved model; what returned is stored with the
+    // run and shown in the table.
+    const qint64 run = finished.at(0).at(2).toLongLong();
+    QSignalSpy probed(w.historyPanel(), &HistoryPanel::probeFinished);
+    HistoryPanel::ProbeChoice c;
+    c.probes = {"relearn", "int8"};
+    c.relearnData = QString(LETHE_SOURCE_DIR) + "/datasets/demo/relearn.jsonl";
+    c.relearnSteps = 3;
+    c.relearnLr = 5e-4;
+    QVERIFY(w.historyPanel()->probeRun(run, c));
+    QVERIFY(w.historyPanel()->probing());
+    QVERIFY(!w.historyPanel()->probeRun(run, c));  // one probe at a time
+    QTRY_COMPARE_WITH_TIMEOUT(probed.count(), 1, 180000);
+    QVERIFY2(probed.at(0).at(1).toBool(), qPrintable(probed.at(0).at(2).toString()));
+    QVERIFY(!w.historyPanel()->probing());
+    lethe::store::Store st((d / "lethe.db").string());
+    std::map<std::string, double> ev;
+    for (const auto& e : st.evaluations(run)) ev[e.name] = e.value;
+    QVERIFY(ev.count("probe_relearn_harmful_rate") && ev.count("probe_relearn_harmful_rate_returned"));
+    QVERIFY(ev.count("probe_int8_harmful_rate") && ev.count("probe_int8_harmful_rate_returned"));
+    // returned = (probe - after) / (before - after), against the run's own stored rates.
+    QVERIFY(std::abs(ev["probe_relearn_harmful_rate_returned"] - (ev["probe_relearn_harmful_rate"] - ev["harmful_rate_after"]) /
+                                                                     (ev["harmful_rate_before"] - ev["harmful_rate_after"])) <
+            1e-12);
+    const QString cell = w.historyPanel()->robustnessAt(0);
+    QVERIFY2(cell.contains("relearn") && cell.contains("int8"), qPrintable(cell));
+    // A probe that cannot run says why and stores nothing.
+    HistoryPanel::ProbeChoice bad;
+    bad.probes = {"relearn"};
+    QVERIFY(w.historyPanel()->probeRun(run, bad));
+    QTRY_COMPARE_WITH_TIMEOUT(probed.count(), 2, 60000);
+    QVERIFY(!probed.at(1).at(1).toBool());
+    QVERIFY2(probed.at(1).at(2).toString().contains("--relearn-data"), qPrintable(probed.at(1).at(2).toString()));
   }
 
   // Closing the window during a run: the run is cancelled, its state saved and the store says
