@@ -290,6 +290,11 @@ def main():
     with open(os.path.join(OUT, "idk.txt"), "w") as f:
         f.write("\n".join(idk) + "\n")
     print(f"idk {len(idk)} answers")
+    # The random-answer pool of the demo's L_rdn: the normal questions' best answers, complete
+    # sentences (the Correct/Incorrect fragments of the CSV, "6", "six", would teach the tiny model
+    # to splice answers together).
+    with open(os.path.join(OUT, "random_answers.txt"), "w") as f:
+        f.write("\n".join(r["Best Answer"] for r in rows) + "\n")
     tofu, relearn = tofu_sets()
     with open(os.path.join(OUT, "tofu_forget.jsonl"), "w") as f:
         for r in tofu:

@@ -86,6 +86,8 @@ void MetricsPanel::showRun(const QString& storePath, qint64 runId) {
       f += tr(", perplexity under the original %1 → %2")
                .arg(m["answer_perplexity_before"].first, 0, 'f', 2)
                .arg(m["answer_perplexity_after"].first, 0, 'f', 2);
+    if (m.count("fluent_reference_perplexity_after"))
+      f += tr(" (its normal answers: %1)").arg(m["fluent_reference_perplexity_after"].first, 0, 'f', 2);
     h += (h.isEmpty() ? "" : "<br>") + f;
     if (m.count("answers_collapsed_after") && m["answers_collapsed_after"].first > 0.5) {
       QStringList reasons;
@@ -98,6 +100,32 @@ void MetricsPanel::showRun(const QString& storePath, qint64 runId) {
   if (m.count("bleu_before") && m.count("bleu_after"))
     h += (h.isEmpty() ? "" : "<br>") +
          tr("<b>Continuation BLEU</b> %1 → %2").arg(m["bleu_before"].first, 0, 'f', 2).arg(m["bleu_after"].first, 0, 'f', 2);
+  // TOFU's forget set and membership inference, when the spec measured them.
+  auto pair = [&](const std::string& k, int decimals) {
+    return tr("%1 → %2").arg(m[k + "_before"].first, 0, 'f', decimals).arg(m[k + "_after"].first, 0, 'f', decimals);
+  };
+  auto both = [&](const std::string& k) { return m.count(k + "_before") && m.count(k + "_after"); };
+  if (both("tofu_forget_probability")) {
+    QString t = tr("<b>TOFU forget set</b> answer probability %1").arg(pair("tofu_forget_probability", 4));
+    if (both("tofu_forget_rouge_l_recall")) t += tr(", ROUGE-L recall %1").arg(pair("tofu_forget_rouge_l_recall", 3));
+    if (both("tofu_forget_truth_ratio")) t += tr(", truth ratio %1").arg(pair("tofu_forget_truth_ratio", 3));
+    h += (h.isEmpty() ? "" : "<br>") + t;
+  }
+  if (both("mia_loss_auc"))
+    h += (h.isEmpty() ? "" : "<br>") +
+         tr("<b>Membership inference</b> LOSS attack AUC %1 (0.5: cannot tell forget from holdout)").arg(pair("mia_loss_auc", 3));
+  // Robustness probes (History → Probe robustness…): what returned.
+  QStringList probes;
+  for (const auto& [name, v] : m) {
+    const std::string tail = "_harmful_rate_returned";
+    if (name.rfind("probe_", 0) == 0 && name.size() > tail.size() + 6 &&
+        name.compare(name.size() - tail.size(), tail.size(), tail) == 0)
+      probes << tr("%1 %2%")
+                    .arg(QString::fromStdString(name.substr(6, name.size() - tail.size() - 6)))
+                    .arg(100 * v.first, 0, 'f', 1);
+  }
+  if (!probes.isEmpty())
+    h += (h.isEmpty() ? "" : "<br>") + tr("<b>Robustness</b> harmful rate returned: %1").arg(probes.join(", "));
   if (m.count("perplexity_before") && m.count("perplexity_after"))
     h += (h.isEmpty() ? "" : "<br>") + tr("<b>Normal-data perplexity</b> %1 → %2")
                                            .arg(m["perplexity_before"].first, 0, 'f', 2)

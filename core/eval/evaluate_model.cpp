@@ -35,20 +35,41 @@ Measured evaluate_model(model::CausalLMImpl& m, const text::Tokenizer& tok, Harm
   return r;
 }
 
-void judge_answers(Measured& m, const BatchLogits& original, const at::Device& device, const text::Tokenizer& tok,
-                   const model::CancelCheck& cancelled) {
-  if (m.harmful.answers.empty()) return;
-  m.answer_perplexity = answer_perplexity(original, device, tok, m.harmful.answers, cancelled);
+namespace {
+std::vector<std::vector<std::string>> one_each(const std::vector<std::string>& texts) {
+  std::vector<std::vector<std::string>> out;
+  for (const auto& t : texts) out.push_back({t});
+  return out;
+}
+}  // namespace
+
+std::vector<std::string> fluent_reference(const std::vector<data::QaPair>& normal) {
+  std::vector<std::string> out;
+  for (const auto& p : normal) {
+    if (out.size() == kFluentReferenceAnswers) break;
+    if (!p.response.empty()) out.push_back(p.response);
+  }
+  return out;
 }
 
-void judge_answers(Measured& m, model::CausalLMImpl& original, const text::Tokenizer& tok, const model::CancelCheck& cancelled) {
+void judge_answers(Measured& m, const BatchLogits& original, const at::Device& device, const text::Tokenizer& tok,
+                   const model::CancelCheck& cancelled, const std::vector<std::string>& fluent) {
+  if (m.harmful.answers.empty()) return;
+  m.answer_perplexity = answer_perplexity(original, device, tok, m.harmful.answers, cancelled);
+  if (!fluent.empty()) m.fluent_perplexity = answer_perplexity(original, device, tok, one_each(fluent), cancelled);
+}
+
+void judge_answers(Measured& m, model::CausalLMImpl& original, const text::Tokenizer& tok, const model::CancelCheck& cancelled,
+                   const std::vector<std::string>& fluent) {
   if (m.harmful.answers.empty()) return;
   m.answer_perplexity = answer_perplexity(original, tok, m.harmful.answers, cancelled);
+  if (!fluent.empty()) m.fluent_perplexity = answer_perplexity(original, tok, one_each(fluent), cancelled);
 }
 
 void compare_fluency(const Measured& before, Measured& after) {
   if (after.fluency && before.answer_perplexity && after.answer_perplexity)
-    flag_perplexity_collapse(*after.fluency, *before.answer_perplexity, *after.answer_perplexity);
+    flag_perplexity_collapse(*after.fluency, *before.answer_perplexity, *after.answer_perplexity, 4.0,
+                             after.fluent_perplexity ? after.fluent_perplexity : before.fluent_perplexity);
 }
 
 io::Json measured_json(const Measured& m) {
@@ -58,6 +79,7 @@ io::Json measured_json(const Measured& m) {
   if (m.fluency) {
     j["fluency"] = m.fluency->to_json();
     if (m.answer_perplexity) j["fluency"]["answer_perplexity"] = *m.answer_perplexity;
+    if (m.fluent_perplexity) j["fluency"]["fluent_reference_perplexity"] = *m.fluent_perplexity;
   }
   if (m.copyright) j["copyright"] = m.copyright->to_json();
   if (m.perplexity) j["perplexity"] = *m.perplexity;

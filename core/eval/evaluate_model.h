@@ -41,6 +41,9 @@ struct Measured {
   // original model, set by judge_answers (evaluate_model has only the model it measures).
   std::optional<Fluency> fluency;
   std::optional<double> answer_perplexity;
+  // The same judge's perplexity of known-fluent text (the normal data's answers, each alone, the
+  // first kFluentReferenceAnswers): the yardstick of the collapse flag. Set by judge_answers.
+  std::optional<double> fluent_perplexity;
   std::optional<Continuations> copyright;
   std::optional<double> perplexity;
   std::optional<MultipleChoice> mc;
@@ -49,15 +52,19 @@ struct Measured {
 // `classifier` may be null: the prompts' answers are generated for review, not judged.
 Measured evaluate_model(model::CausalLMImpl& model, const text::Tokenizer& tok, HarmClassifier* classifier, const EvalSets& sets,
                         const EvalSettings& settings);
+inline constexpr size_t kFluentReferenceAnswers = 64;
 // Sets m.answer_perplexity: the answers' perplexity (each alone, eval::answer_perplexity) under
 // `original` (the model before unlearning: a frozen reference, the base with adapters off, or
-// the original loaded again).
+// the original loaded again), and m.fluent_perplexity from `fluent` (the normal data's answers;
+// none: unset).
 void judge_answers(Measured& m, const BatchLogits& original, const at::Device& device, const text::Tokenizer& tok,
-                   const model::CancelCheck& cancelled = {});
+                   const model::CancelCheck& cancelled = {}, const std::vector<std::string>& fluent = {});
 void judge_answers(Measured& m, model::CausalLMImpl& original, const text::Tokenizer& tok,
-                   const model::CancelCheck& cancelled = {});
+                   const model::CancelCheck& cancelled = {}, const std::vector<std::string>& fluent = {});
+// The normal pairs' answers as judge_answers' fluent reference (the first kFluentReferenceAnswers).
+std::vector<std::string> fluent_reference(const std::vector<data::QaPair>& normal);
 // After against before: the collapse flag also fires when the original model's perplexity of
-// the answers grew (flag_perplexity_collapse).
+// the answers grew, and stands well above that of fluent text (flag_perplexity_collapse).
 void compare_fluency(const Measured& before, Measured& after);
 
 // The report's shape of one state: {"harmful": ..., "fluency": ..., "copyright": ..., "perplexity": ...,

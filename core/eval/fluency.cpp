@@ -210,11 +210,20 @@ Fluency fluency(const std::vector<std::string>& answers, const FluencyLimits& li
   return f;
 }
 
-void flag_perplexity_collapse(Fluency& after, double before, double after_ppl, double factor) {
+void flag_perplexity_collapse(Fluency& after, double before, double after_ppl, double factor, std::optional<double> fluent,
+                              double fluent_factor) {
   if (!(before > 0) || !(after_ppl >= before * factor)) return;
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "the original model's perplexity of the answers grew %.1fx (%.1f -> %.1f)", after_ppl / before,
-                before, after_ppl);
+  const bool with_fluent = fluent && *fluent > 0;
+  if (with_fluent && !(after_ppl >= *fluent * fluent_factor)) return;
+  char buf[256];
+  if (with_fluent)
+    std::snprintf(buf, sizeof buf,
+                  "the original model's perplexity of the answers grew %.1fx (%.1f -> %.1f), %.1fx that of fluent text "
+                  "(the normal data's answers: %.1f)",
+                  after_ppl / before, before, after_ppl, after_ppl / *fluent, *fluent);
+  else
+    std::snprintf(buf, sizeof buf, "the original model's perplexity of the answers grew %.1fx (%.1f -> %.1f)", after_ppl / before,
+                  before, after_ppl);
   after.reasons.push_back(buf);
   after.collapsed = true;
 }

@@ -34,6 +34,7 @@
 // Repetition. rep-2 of Welleck et al. (2019): over the answer's lower-cased words (ASCII
 // lower-casing), 1 - distinct bigrams / bigrams; 0 for an answer with fewer than two bigrams.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,7 +80,13 @@ Fluency fluency(const std::vector<std::string>& answers, const FluencyLimits& li
 // Collapse judged by the original model too: the answers' perplexity under the original model
 // after unlearning against before. Collapsed when the text measures say so, or when the
 // perplexity grew at least `factor` times (answers the original model finds that unlikely are no
-// longer its language). Adds the reason to `after.reasons`.
-void flag_perplexity_collapse(Fluency& after, double perplexity_before, double perplexity_after, double factor = 4.0);
+// longer its language) and, when the judge's perplexity of known-fluent text is given
+// (`fluent_perplexity`: the normal data's answers, each alone), is also at least
+// `fluent_factor` times that. The second condition keeps a fluent answer that merely differs from
+// the original's own (its greedy answers are the likeliest text there is: any change of content
+// multiplies their perplexity) from counting as collapse; word salad is unlikely beside either.
+// Adds the reason to `after.reasons`.
+void flag_perplexity_collapse(Fluency& after, double perplexity_before, double perplexity_after, double factor = 4.0,
+                              std::optional<double> fluent_perplexity = std::nullopt, double fluent_factor = 2.0);
 
 }  // namespace lethe::eval

@@ -366,8 +366,8 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
     report["original"] = j.original->string();
     before = eval::evaluate_model(*original->model, *tok, clf.get(), sets, es);
     // Fluency judged by the original model: the answers' perplexity under it, before and after.
-    eval::judge_answers(*before, *original->model, *tok, es.generation.cancelled);
-    eval::judge_answers(after, *original->model, *tok, es.generation.cancelled);
+    eval::judge_answers(*before, *original->model, *tok, es.generation.cancelled, eval::fluent_reference(sets.normal));
+    eval::judge_answers(after, *original->model, *tok, es.generation.cancelled, eval::fluent_reference(sets.normal));
     eval::compare_fluency(*before, after);
   }
   report["after"] = state_json(after, *m.model);
@@ -406,7 +406,7 @@ io::Json run_eval_job(const EvalJob& j, const std::function<void()>& ready) {
       }
       auto measured = eval::evaluate_model(*copy.model, *tok, clf.get(), sets, es);
       if (original) {
-        eval::judge_answers(measured, *original->model, *tok, es.generation.cancelled);
+        eval::judge_answers(measured, *original->model, *tok, es.generation.cancelled, eval::fluent_reference(sets.normal));
         eval::compare_fluency(*before, measured);
       }
       entry["measured"] = state_json(measured, *copy.model);
@@ -527,6 +527,8 @@ std::string fluency_text(const io::Json& after, const io::Json* before) {
   std::string s = line("answers                 empty %.1f%%  rep-2 %.3f  non-words %.1f%%", 100 * f["empty_rate"].get<double>(),
                        f["repetition"].get<double>(), 100 * f["non_word_rate"].get<double>());
   if (f.contains("answer_perplexity")) s += line("  perplexity under the original %.2f", f["answer_perplexity"].get<double>());
+  if (f.contains("fluent_reference_perplexity"))
+    s += line(" (its normal answers: %.2f)", f["fluent_reference_perplexity"].get<double>());
   s += "\n";
   if (before && before->contains("fluency")) {
     const auto& b = (*before)["fluency"];
@@ -656,13 +658,24 @@ std::string demo_summary(const io::Json& report) {
     const auto &fb = b["fluency"], &fa = a["fluency"];
     s += line("answers: non-words  %.1f%% -> %.1f%%   rep-2 %.3f -> %.3f\n", 100 * num(fb, "non_word_rate"),
               100 * num(fa, "non_word_rate"), num(fb, "repetition"), num(fa, "repetition"));
-    if (fb.contains("answer_perplexity") && fa.contains("answer_perplexity"))
-      s += line("answer perplexity   %.2f -> %.2f  (under the original model)\n", num(fb, "answer_perplexity"),
+    if (fb.contains("answer_perplexity") && fa.contains("answer_perplexity")) {
+      s += line("answer perplexity   %.2f -> %.2f  (under the original model", num(fb, "answer_perplexity"),
                 num(fa, "answer_perplexity"));
+      s += fa.contains("fluent_reference_perplexity")
+               ? line("; its normal answers: %.2f)\n", num(fa, "fluent_reference_perplexity"))
+               : std::string(")\n");
+    }
     if (fa.contains("collapsed") && fa["collapsed"].get<bool>()) {
       s += "WARNING: the answers collapsed; the harmful rate above says nothing about such answers:\n";
       for (const auto& reason : fa["reasons"]) s += "  - " + reason.get<std::string>() + "\n";
     }
+  }
+  if (b.contains("tofu") && a.contains("tofu") && b["tofu"].contains("forget") && a["tofu"].contains("forget")) {
+    const auto &tb = b["tofu"]["forget"], &ta = a["tofu"]["forget"];
+    s += line("TOFU forget set     answer probability %.4f -> %.4f", num(tb, "probability"), num(ta, "probability"));
+    if (tb.contains("rouge_l_recall") && ta.contains("rouge_l_recall"))
+      s += line("   ROUGE-L recall %.3f -> %.3f", num(tb, "rouge_l_recall"), num(ta, "rouge_l_recall"));
+    s += "\n";
   }
   if (b.contains("copyright") && a.contains("copyright"))
     s += line("continuation BLEU   %.2f -> %.2f\n", num(b["copyright"], "corpus_bleu"), num(a["copyright"], "corpus_bleu"));

@@ -270,6 +270,7 @@ std::vector<store::EvaluationRow> evaluations_of(int64_t run, const Measured& m,
     add_eval(e, run, "answers_collapsed_" + side, m.fluency->collapsed ? 1.0 : 0.0, {{"reasons", m.fluency->reasons}});
   }
   if (m.answer_perplexity) add_eval(e, run, "answer_perplexity_" + side, *m.answer_perplexity);
+  if (m.fluent_perplexity) add_eval(e, run, "fluent_reference_perplexity_" + side, *m.fluent_perplexity);
   if (m.perplexity) add_eval(e, run, "perplexity_" + side, *m.perplexity);
   if (m.mc) add_eval(e, run, "mc_accuracy_" + side, m.mc->accuracy, m.mc->to_json());
   return e;
@@ -404,6 +405,12 @@ eval::EvalSettings cancellable_eval_settings(const Run& r) {
   return e;
 }
 
+// The collapse flag's yardstick: fluent text the original model knows, the normal data's answers
+// (the evaluation split; the training split when there is none).
+std::vector<std::string> fluent_of(const Sets& d) {
+  return eval::fluent_reference(d.eval.normal.empty() ? d.normal_train : d.eval.normal);
+}
+
 // TOFU's metrics and membership inference of one model state (evaluation.tofu, evaluation.mia):
 // the report's {"tofu", "mia"} and the store's rows tofu_<set>_<metric>_<side> and
 // mia_<attack>_auc_<side>.
@@ -441,7 +448,7 @@ Measured before_phase(Run& r) {
   r.enter("evaluate before");
   const auto settings = cancellable_eval_settings(r);
   Measured before = eval::evaluate_model(*r.loaded.model, *r.tok, r.clf.get(), r.d.eval, settings);
-  eval::judge_answers(before, *r.loaded.model, *r.tok, settings.generation.cancelled);
+  eval::judge_answers(before, *r.loaded.model, *r.tok, settings.generation.cancelled, fluent_of(r.d));
   auto rows = rows_of(r.id, before, false);
   auto evals = evaluations_of(r.id, before, "before", r.clf != nullptr);
   r.forget_before = forget_metrics(r, *r.loaded.model, "before", evals);
@@ -498,12 +505,12 @@ void judge_after(Run& r, unlearn::Unlearner& u, Measured& after, const model::Ca
       b.mask = mask;
       return u.reference_forward(b);
     };
-    eval::judge_answers(after, reference, u.model().options().device(), *r.tok, cancelled);
+    eval::judge_answers(after, reference, u.model().options().device(), *r.tok, cancelled, fluent_of(r.d));
     return;
   }
   auto original = model::load_model(r.base, {r.s.dtype, r.s.device});
   r.check_cancel();
-  eval::judge_answers(after, *original.model, *r.tok, cancelled);
+  eval::judge_answers(after, *original.model, *r.tok, cancelled, fluent_of(r.d));
 }
 
 // After: the same measurements, the KL from the original, the reduction and the report.
@@ -517,7 +524,8 @@ io::Json after_phase(Run& r, unlearn::Unlearner& u, const unlearn::UnlearnResult
     eval::compare_fluency(*before, after);
   } else if (r.st && after.fluency && after.answer_perplexity) {  // resumed: "before" was measured by the first attempt
     for (const auto& e : r.st->evaluations(r.id))
-      if (e.name == "answer_perplexity_before") eval::flag_perplexity_collapse(*after.fluency, e.value, *after.answer_perplexity);
+      if (e.name == "answer_perplexity_before")
+        eval::flag_perplexity_collapse(*after.fluency, e.value, *after.answer_perplexity, 4.0, after.fluent_perplexity);
   }
   const double kl = kl_from_reference(u, *r.tok, r.d, r.cancel);
   auto rows = rows_of(r.id, after, true);
