@@ -24,6 +24,7 @@
 #include "model/checkpoint.h"
 #include "unlearn/method.h"
 #include "util/error.h"
+#include "util/torch_compat.h"
 #include "util/runtime.h"
 
 namespace lethe::unlearn {
@@ -114,19 +115,11 @@ struct Autocast {
   bool on;
   bool cuda;
   Autocast(bool enable, bool is_cuda) : on(enable), cuda(is_cuda) {
-    if (!on) return;
-    if (cuda) {
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-      at::autocast::set_enabled(true);
-    } else {
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(true);
-    }
+    if (on) compat::set_autocast(cuda, true);
   }
   ~Autocast() {
     if (!on) return;
-    if (cuda) at::autocast::set_enabled(false);
-    else at::autocast::set_cpu_enabled(false);
+    compat::set_autocast(cuda, false);
     at::autocast::clear_cache();
   }
 };

@@ -3,6 +3,7 @@
 // (CPU, the default build) and PyPI's 2.x (CUDA) — lives here, so the rest of the code has no
 // version #ifs. Include only from .cpp files (it pulls in ATen).
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
 #include <string>
@@ -26,6 +27,25 @@ inline at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 #else
   (void)q, (void)k, (void)v, (void)additive_mask, (void)dropout, (void)scale;
   throw std::runtime_error("scaled_dot_product_attention needs libtorch >= 2.1");
+#endif
+}
+
+// Autocast to `dtype` on CUDA or the CPU, on or off. libtorch >= 2.4 takes the device type
+// (set_autocast_enabled/set_autocast_dtype); the per-device functions before it are deprecated
+// there.
+inline void set_autocast(bool cuda, bool enabled, at::ScalarType dtype = at::kBFloat16) {
+#if LETHE_TORCH_AT_LEAST(2, 4)
+  const auto device = cuda ? at::kCUDA : at::kCPU;
+  if (enabled) at::autocast::set_autocast_dtype(device, dtype);
+  at::autocast::set_autocast_enabled(device, enabled);
+#else
+  if (cuda) {
+    if (enabled) at::autocast::set_autocast_gpu_dtype(dtype);
+    at::autocast::set_enabled(enabled);
+  } else {
+    if (enabled) at::autocast::set_autocast_cpu_dtype(dtype);
+    at::autocast::set_cpu_enabled(enabled);
+  }
 #endif
 }
 
