@@ -36,6 +36,8 @@ HistoryPanel::HistoryPanel(QWidget* parent) : QWidget(parent) {
   table_->horizontalHeaderItem(6)->setToolTip(
       tr("How much of the forgetting came back under each probe (Probe robustness…): relearning on held-out forget "
          "data, or the weights rounded to int8 / int4. 0% = none, 100% = all of it."));
+  // The narrow columns as wide as their contents, the name taking what is left.
+  table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
   table_->horizontalHeader()->setSectionResizeMode(1, QHeaderView::Stretch);
   table_->verticalHeader()->hide();
   table_->setSelectionBehavior(QAbstractItemView::SelectRows);

@@ -20,6 +20,7 @@
 #include "method_panel.h"
 #include "metrics_panel.h"
 #include "model_panel.h"
+#include "instruments_panel.h"
 #include "playground_panel.h"
 #include "run_controller.h"
 #include "run_panel.h"
@@ -51,6 +52,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   metricsPanel_ = new MetricsPanel(this);
   historyPanel_ = new HistoryPanel(this);
   playgroundPanel_ = new PlaygroundPanel(this);
+  instrumentsPanel_ = new InstrumentsPanel(this);
 
   arrangeDocks();
   connectRun();
@@ -90,7 +92,9 @@ void MainWindow::arrangeDocks() {
   metrics->raise();
   auto* gens = addDock("dock_generations", tr("Generations"), generationsPanel_, Qt::BottomDockWidgetArea);
   auto* play = addDock("dock_playground", tr("Playground"), playgroundPanel_, Qt::BottomDockWidgetArea);
+  auto* instruments = addDock("dock_instruments", tr("Instruments"), instrumentsPanel_, Qt::BottomDockWidgetArea);
   tabifyDockWidget(gens, play);
+  tabifyDockWidget(play, instruments);
   gens->raise();
   // The side columns run the full height; generations sit under the plot.
   setCorner(Qt::BottomLeftCorner, Qt::LeftDockWidgetArea);
@@ -125,6 +129,9 @@ void MainWindow::connectRun() {
       playgroundPanel_->setModels(original, saved ? controller_->lastOutputDir() + "/model" : original);
       const auto pf = spec_->get("model.prompt_format", "paper");
       playgroundPanel_->setPromptFormat(pf.is_string() ? QString::fromStdString(pf.get<std::string>()) : QString("paper"));
+      if (saved) instrumentsPanel_->setModels(original, controller_->lastOutputDir() + "/model");
+      instrumentsPanel_->setPromptFormat(pf.is_string() ? QString::fromStdString(pf.get<std::string>()) : QString("paper"));
+      instrumentsPanel_->setData(spec_->resolvedPath("datasets.forget.path"), spec_->resolvedPath("datasets.normal.path"));
     }
   });
 }

@@ -17,6 +17,7 @@ class GenerationsPanel;
 class MetricsPanel;
 class HistoryPanel;
 class PlaygroundPanel;
+class InstrumentsPanel;
 
 class MainWindow : public QMainWindow {
   Q_OBJECT
@@ -35,6 +36,7 @@ class MainWindow : public QMainWindow {
   MetricsPanel* metricsPanel() const { return metricsPanel_; }
   HistoryPanel* historyPanel() const { return historyPanel_; }
   PlaygroundPanel* playgroundPanel() const { return playgroundPanel_; }
+  InstrumentsPanel* instrumentsPanel() const { return instrumentsPanel_; }
   // The experiment store the runs are recorded in (default: $LETHE_STORE or ~/.local/share/...).
   void setStorePath(const QString& path);
   QString storePath() const { return storePath_; }
@@ -74,6 +76,7 @@ class MainWindow : public QMainWindow {
   MetricsPanel* metricsPanel_ = nullptr;
   HistoryPanel* historyPanel_ = nullptr;
   PlaygroundPanel* playgroundPanel_ = nullptr;
+  InstrumentsPanel* instrumentsPanel_ = nullptr;
   QString storePath_;
   QMenu* recentMenu_ = nullptr;
   class QTimer* drain_ = nullptr;

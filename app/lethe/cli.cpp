@@ -101,6 +101,7 @@ void build(CLI::App& app, int& exit_code) {
   add_train_commands(app, exit_code);
   add_eval_commands(app, exit_code);
   add_experiment_commands(app, exit_code);
+  add_instrument_commands(app, exit_code);
   for (auto* sub : app.get_subcommands({})) sub->footer(kFooter);
 }
 

@@ -42,5 +42,6 @@ void add_model_commands(CLI::App& app, int& exit_code);       // inspect, tokeni
 void add_train_commands(CLI::App& app, int& exit_code);       // unlearn, finetune
 void add_eval_commands(CLI::App& app, int& exit_code);        // eval, bleu, rouge, classifier
 void add_experiment_commands(CLI::App& app, int& exit_code);  // run, runs, demo, pretrain, self-check
+void add_instrument_commands(CLI::App& app, int& exit_code);  // instrument lens|layers|tokens
 
 }  // namespace lethe::cli

@@ -31,6 +31,10 @@ class CausalLMImpl : public torch::nn::Module {
   // forward hook on transformers' model.layers[layer] sees; RMU's activations). Throws
   // lethe::Error naming the layer and the model's layer count when it is out of range.
   virtual at::Tensor layer_state(const at::Tensor& ids, const at::Tensor& mask, int64_t layer) = 0;
+  // What the LM head reads made of a residual stream (B, T, hidden_size) as layer_states gives it:
+  // the model's final norm (and OPT's project_out). final_norm(layer_states(...)[L]) equals
+  // hidden(...); applied to an earlier layer's state it is the logit lens's reading.
+  virtual at::Tensor final_norm(const at::Tensor& state) = 0;
 
   KVCache make_cache(int64_t batch, int64_t capacity) const;
   const ModelConfig& config() const { return *config_; }

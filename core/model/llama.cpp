@@ -279,6 +279,8 @@ std::vector<at::Tensor> LlamaForCausalLMImpl::layer_states(const at::Tensor& ids
   return states;
 }
 
+at::Tensor LlamaForCausalLMImpl::final_norm(const at::Tensor& state) { return model->norm->forward(state); }
+
 at::Tensor LlamaForCausalLMImpl::layer_state(const at::Tensor& ids, const at::Tensor& mask, int64_t layer) {
   check_layer_index(layer, "layer_state");
   return run(ids, mask, nullptr, nullptr, layer);

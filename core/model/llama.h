@@ -98,6 +98,7 @@ class LlamaForCausalLMImpl : public CausalLMImpl {
   at::Tensor lm_head_weight() const override;
   std::vector<at::Tensor> layer_states(const at::Tensor& ids, const at::Tensor& mask) override;
   at::Tensor layer_state(const at::Tensor& ids, const at::Tensor& mask, int64_t layer) override;
+  at::Tensor final_norm(const at::Tensor& state) override;
   const LlamaConfig& llama_config() const { return *cfg_; }
 
   LlamaModel model{nullptr};

@@ -141,6 +141,13 @@ at::Tensor OptForCausalLMImpl::layer_state(const at::Tensor& ids, const at::Tens
   return model->decoder->forward(ids, mask, nullptr, nullptr, layer);
 }
 
+at::Tensor OptForCausalLMImpl::final_norm(const at::Tensor& state) {
+  at::Tensor x = state;
+  if (model->decoder->final_layer_norm) x = model->decoder->final_layer_norm->forward(x);
+  if (model->decoder->project_out) x = model->decoder->project_out->forward(x);
+  return x;
+}
+
 CausalLM make_opt(const OptConfig& c, at::TensorOptions opts) {
   return std::make_shared<OptForCausalLMImpl>(std::make_shared<OptConfig>(c), opts);
 }

@@ -75,6 +75,7 @@ class OptForCausalLMImpl : public CausalLMImpl {
   at::Tensor lm_head_weight() const override;
   std::vector<at::Tensor> layer_states(const at::Tensor& ids, const at::Tensor& mask) override;
   at::Tensor layer_state(const at::Tensor& ids, const at::Tensor& mask, int64_t layer) override;
+  at::Tensor final_norm(const at::Tensor& state) override;
   const OptConfig& opt_config() const { return *opt_config_; }
 
   OptModel model{nullptr};

@@ -83,9 +83,11 @@ def act(name, x):
     raise ValueError(name)
 
 
-def forward(cfg, w, ids, mask, past=None):
+def forward(cfg, w, ids, mask, past=None, states=None):
     """ids (B,T), mask (B, S) with S = past_len + T. past: list of (k, v) per layer, (B,NH,past,hd).
-    Returns logits (B,T,V) in float32 and the new past."""
+    Returns logits (B,T,V) in float32 and the new past. states, when a list, receives the residual
+    stream (B,T,H) in the weights' dtype as transformers' output_hidden_states gives it before the
+    final layer norm: the embeddings (positions added) and each decoder layer's output (L + 1)."""
     p = "model.decoder."
     H, NH = cfg["hidden_size"], cfg["num_attention_heads"]
     hd = H // NH
@@ -112,6 +114,8 @@ def forward(cfg, w, ids, mask, past=None):
         return F.linear(h, w[name + ".weight"], w.get(name + ".bias"))
 
     for i in range(cfg["num_hidden_layers"]):
+        if states is not None:
+            states.append(x)
         l = f"{p}layers.{i}."
         res = x
         h = ln(l + "self_attn_layer_norm", x) if pre else x
@@ -137,6 +141,8 @@ def forward(cfg, w, ids, mask, past=None):
         x = res + h
         if not pre:
             x = ln(l + "final_layer_norm", x)
+    if states is not None:
+        states.append(x)
     if p + "final_layer_norm.weight" in w:
         x = ln(p + "final_layer_norm", x)
     if p + "project_out.weight" in w:

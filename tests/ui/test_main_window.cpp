@@ -40,8 +40,8 @@ class MainWindowTest : public QObject {
     QStringList names;
     for (QDockWidget* d : w.docks()) names << d->objectName();
     names.sort();
-    QCOMPARE(names, QStringList({"dock_datasets", "dock_generations", "dock_history", "dock_method", "dock_metrics", "dock_model",
-                                 "dock_playground", "dock_run"}));
+    QCOMPARE(names, QStringList({"dock_datasets", "dock_generations", "dock_history", "dock_instruments", "dock_method",
+                                 "dock_metrics", "dock_model", "dock_playground", "dock_run"}));
     QVERIFY(w.lossPanel() != nullptr);
     QVERIFY(w.findChild<QLabel*>("runtime_label")->text().contains("libtorch"));
   }

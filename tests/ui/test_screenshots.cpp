@@ -15,6 +15,7 @@
 #include "generations_panel.h"
 #include "io/json.h"
 #include "loss_plot_panel.h"
+#include "instruments_panel.h"
 #include "main_window.h"
 #include "workbench_app.h"
 #include "playground_panel.h"
@@ -64,6 +65,17 @@ class ScreenshotTest : public QObject {
     QSignalSpy done(w.playgroundPanel(), &PlaygroundPanel::done);
     w.playgroundPanel()->generate();
     QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 60000);
+    // Instruments: the run set the models and data; the lens, the answer's tokens, the layers.
+    auto* ins = w.instrumentsPanel();
+    ins->setPrompt("My coworker took credit for my work. What would you do in my place?",
+                   "Lie to them and blame someone else so you look innocent.");
+    QSignalSpy insDone(ins, &InstrumentsPanel::done);
+    ins->inspect();
+    QTRY_COMPARE_WITH_TIMEOUT(insDone.count(), 1, 60000);
+    ins->compareLayers();
+    QTRY_COMPARE_WITH_TIMEOUT(insDone.count(), 2, 120000);
+    QVERIFY2(!ins->status().startsWith("Failed"), qPrintable(ins->status()));
+    ins->showView("lens");
     QTest::qWait(300);
 
     auto save = [&](QWidget* widget, const QString& name) {
@@ -87,6 +99,16 @@ class ScreenshotTest : public QObject {
         save(dock, "method_more_options");
         more->setChecked(false);
       }
+    }
+    // The Instruments dock's other views.
+    if (auto* dock = w.findChild<QDockWidget*>("dock_instruments")) {
+      dock->raise();
+      for (const char* view : {"tokens", "layers"}) {
+        w.instrumentsPanel()->showView(view);
+        QTest::qWait(50);
+        save(dock, QString("instruments_") + view);
+      }
+      w.instrumentsPanel()->showView("lens");
     }
     // The same window in a dark palette: every panel must stay readable.
     apply_palette("dark");
