@@ -274,6 +274,18 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
             r.fail(std::string(path) + ".lora.targets", e.what());
           }
         }
+        // RMU steers one of the model's layers and trains the span below it: checked here rather
+        // than at the first step, with the model's layer count in the message.
+        if (s.unlearn.method == unlearn::Method::Rmu) {
+          const int64_t layers = cfg->info().num_layers, layer = s.unlearn.rmu_layer, span = s.unlearn.rmu_span;
+          if (layer >= layers)
+            r.fail("unlearn.rmu.layer", "the model has " + std::to_string(layers) + " decoder layers (0.." +
+                                            std::to_string(layers - 1) + "), got " + std::to_string(layer));
+          else if (span > layer + 1)
+            r.fail("unlearn.rmu.span", "trains layers rmu.layer - span + 1 .. rmu.layer, so at most " +
+                                           std::to_string(layer + 1) + " from layer " + std::to_string(layer) + ", got " +
+                                           std::to_string(span));
+        }
       } catch (const Error& e) {
         r.fail("model.path", e.what());
       }

@@ -128,6 +128,17 @@ TEST(Spec, BadSpecsAreRejectedWithTheirJsonPaths) {
   EXPECT_EQ(with("evaluation.top_p=0"), one + "evaluation.top_p: must be in (0, 1]");
   EXPECT_EQ(with("output.save=\"adapter\""), one + "output.save: 'adapter' needs LoRA (unlearn.lora.rank > 0)");
   EXPECT_EQ(with("finetune.steps=5"), one + "finetune: needs datasets.protected (the text to teach, then unlearn)");
+  // RMU's layer and span against the model's 2 layers (its published layer is 7).
+  EXPECT_EQ(with("unlearn.method=\"rmu\""), one + "unlearn.rmu.layer: the model has 2 decoder layers (0..1), got 7");
+  {
+    io::Json j = base;
+    j["unlearn"]["method"] = "rmu";
+    j["unlearn"]["rmu"] = {{"layer", 1}, {"span", 3}};
+    EXPECT_EQ(spec_error(j, d.path), one + "unlearn.rmu.span: trains layers rmu.layer - span + 1 .. rmu.layer, so at most 2 "
+                                           "from layer 1, got 3");
+    j["unlearn"]["rmu"] = {{"layer", 1}, {"span", 2}};
+    EXPECT_NO_THROW(experiment::parse_spec(j, d.path));
+  }
   EXPECT_EQ(with("evaluation.tofu={}"), one + "evaluation.tofu: give forget and/or retain (TOFU-format question sets)");
   EXPECT_EQ(with("evaluation.tofu={\"forget\":{\"path\":\"forget.jsonl\"},\"max_new_tokens\":0}"),
             one + "evaluation.tofu.max_new_tokens: must be at least 1");
@@ -649,7 +660,14 @@ TEST(Presets, EveryPresetIsAValidSpecOnceItsFilesExist) {
       set.push_back("evaluation.classifier=\"" + (d / "clf").string() + "\"");
       set.push_back("evaluation.prompts.path=\"" + (d / "prompts.txt").string() + "\"");
     }
+    // The tiny model has 2 layers; an RMU preset's own layer is checked against the demo model below.
+    if (j.contains("unlearn") && j["unlearn"].value("method", "") == "rmu") {
+      set.push_back("unlearn.rmu.layer=1");
+      set.push_back("unlearn.rmu.span=1");
+    }
     EXPECT_NO_THROW(experiment::load_spec(e.path(), set)) << e.path();
+    // The demo presets name files that ship with Lethe: valid as they are.
+    if (e.path().filename().string().rfind("demo", 0) == 0) EXPECT_NO_THROW(experiment::load_spec(e.path())) << e.path();
   }
   EXPECT_GE(n, 2);
 }
