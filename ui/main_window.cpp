@@ -1,17 +1,24 @@
 #include "main_window.h"
 
 #include <QAction>
+#include <QActionGroup>
 #include <QApplication>
 #include <QCloseEvent>
 #include <QDockWidget>
 #include <QFileDialog>
 #include <QLabel>
+#include <QLayout>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QSettings>
 #include <QStatusBar>
 #include <QDir>
+#include <QScreen>
+#include <QScrollArea>
+#include <QSet>
 #include <QTimer>
+#include <QToolBar>
+#include <algorithm>
 
 #include "datasets_panel.h"
 #include "generations_panel.h"
@@ -69,39 +76,165 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   runtime->setObjectName("runtime_label");
   statusBar()->addPermanentWidget(runtime);
 
-  resize(1280, 800);
+  buildPerspectives();
   QSettings settings;
-  restoreGeometry(settings.value("window/geometry").toByteArray());
-  restoreState(settings.value("window/state").toByteArray());
+  for (const QString& p : perspectives()) {
+    const QByteArray state = settings.value("perspectives/" + p).toByteArray();
+    if (!state.isEmpty()) layouts_[p] = state;
+  }
+  if (!restoreGeometry(settings.value("window/geometry").toByteArray())) fitToScreen();
+  const QString last = settings.value("perspectives/current").toString();
+  setPerspective(perspectives().contains(last) ? last : QString("setup"));
 }
 
-// The docks around the plot: Model, Datasets, Method tabbed on the left; Run over Metrics and
-// History on the right; Generations and Playground under the plot.
+QStringList MainWindow::perspectives() { return {"setup", "train", "review", "compare"}; }
+
+// The first start: a size that fits the screen (all of a small one, 85% of a large one), centred.
+void MainWindow::fitToScreen() {
+  const QScreen* screen = this->screen() ? this->screen() : QApplication::primaryScreen();
+  if (!screen) {
+    resize(1280, 800);
+    return;
+  }
+  const QRect avail = screen->availableGeometry();
+  const int w = std::min(avail.width(), std::max(1280, avail.width() * 85 / 100));
+  const int h = std::min(avail.height(), std::max(800, avail.height() * 85 / 100));
+  resize(w, h);
+  move(avail.center() - QPoint(w / 2, h / 2));
+}
+
+void MainWindow::buildPerspectives() {
+  auto* bar = new QToolBar(tr("Perspectives"), this);
+  bar->setObjectName("perspectives_toolbar");
+  bar->setMovable(false);
+  bar->setToolButtonStyle(Qt::ToolButtonTextOnly);
+  addToolBar(Qt::TopToolBarArea, bar);
+  auto* group = new QActionGroup(this);
+  const QStringList titles = {tr("Setup"), tr("Train"), tr("Review"), tr("Compare")};
+  const QStringList tips = {tr("Model, datasets, method and weights"), tr("The live loss plot and the run controls"),
+                            tr("Generations before and after, full width, for labelling"),
+                            tr("Past runs, overlaid curves and the forgetting-vs-utility scatter")};
+  auto* menu = new QMenu(tr("&Perspective"), viewMenu_);
+  QAction* first = viewMenu_->actions().value(0);
+  viewMenu_->insertMenu(first, menu);
+  viewMenu_->insertSeparator(first);
+  for (int i = 0; i < perspectives().size(); ++i) {
+    const QString name = perspectives()[i];
+    QAction* a = bar->addAction(titles[i]);
+    a->setObjectName("perspective_" + name);
+    a->setCheckable(true);
+    a->setShortcut(QKeySequence(Qt::CTRL | static_cast<Qt::Key>(Qt::Key_1 + i)));
+    a->setToolTip(QString("%1 — %2 (%3)").arg(titles[i], tips[i], a->shortcut().toString(QKeySequence::NativeText)));
+    group->addAction(a);
+    menu->addAction(a);
+    connect(a, &QAction::triggered, this, [this, name] { setPerspective(name); });
+    perspectiveActions_[name] = a;
+  }
+  menu->addSeparator();
+  menu->addAction(tr("&Reset this perspective's layout"), this, [this] {
+    layouts_.remove(perspective_);
+    applyDefaultLayout(perspective_);
+  });
+}
+
+void MainWindow::setPerspective(const QString& name) {
+  if (!perspectives().contains(name)) return;
+  if (!perspective_.isEmpty()) layouts_[perspective_] = saveState();
+  perspective_ = name;
+  if (QAction* a = perspectiveActions_.value(name)) a->setChecked(true);
+  // The plot is the centre of Train and Compare; elsewhere the docks take its room.
+  lossPanel_->setVisible(name == "train" || name == "compare");
+  const QSize size = this->size();
+  const QByteArray saved = layouts_.value(name);
+  if (saved.isEmpty() || !restoreState(saved)) applyDefaultLayout(name);
+  // Re-placing docks must not grow the window past the screen (the layout keeps the docks' old
+  // sizes until it is activated): the window keeps its size, the docks share it.
+  if (layout()) layout()->activate();
+  if (!isMaximized() && !isFullScreen() && this->size() != size) resize(size);
+  QSettings().setValue("perspectives/current", name);
+}
+
+void MainWindow::applyDefaultLayout(const QString& name) {
+  auto dock = [this](const char* objectName) { return findChild<QDockWidget*>(objectName); };
+  QDockWidget *model = dock("dock_model"), *datasets = dock("dock_datasets"), *method = dock("dock_method"),
+              *run = dock("dock_run"), *metrics = dock("dock_metrics"), *history = dock("dock_history"),
+              *gens = dock("dock_generations"), *play = dock("dock_playground"), *instruments = dock("dock_instruments");
+  for (QDockWidget* d : docks()) {
+    d->setFloating(false);
+    removeDockWidget(d);
+  }
+  QSet<QDockWidget*> placed;
+  auto place = [this, &placed](QDockWidget* d, Qt::DockWidgetArea area) {
+    addDockWidget(area, d);
+    d->show();
+    placed.insert(d);
+  };
+  // The docks this perspective does not show stay in the layout, hidden (View shows them), so the
+  // saved layout names every dock and restoring it puts each one back where it was.
+  const auto parkRest = [this, &placed] {
+    for (QDockWidget* d : docks())
+      if (!placed.contains(d)) {
+        addDockWidget(Qt::RightDockWidgetArea, d);
+        d->hide();
+      }
+  };
+  const int w = std::max(width(), 960), h = std::max(height(), 600);
+  if (name == "setup") {
+    // Model, data and method side by side; the run controls under the method, to start from here.
+    place(model, Qt::LeftDockWidgetArea);
+    place(datasets, Qt::LeftDockWidgetArea);
+    place(method, Qt::LeftDockWidgetArea);
+    splitDockWidget(model, datasets, Qt::Horizontal);
+    splitDockWidget(datasets, method, Qt::Horizontal);
+    place(run, Qt::LeftDockWidgetArea);
+    splitDockWidget(method, run, Qt::Vertical);
+    resizeDocks({model, datasets, method}, {w * 35 / 100, w * 30 / 100, w * 35 / 100}, Qt::Horizontal);
+    resizeDocks({method, run}, {h * 58 / 100, h * 22 / 100}, Qt::Vertical);  // of the docks' ~80% of the window
+  } else if (name == "train") {
+    // The plot large; the weights at hand on the left; the run and its metrics on the right.
+    place(method, Qt::LeftDockWidgetArea);
+    place(run, Qt::RightDockWidgetArea);
+    place(metrics, Qt::RightDockWidgetArea);
+    splitDockWidget(run, metrics, Qt::Vertical);
+    const int methodWidth = std::max(w * 24 / 100, methodPanel_->minimumSizeHint().width() + 24);  // + a scroll bar
+    resizeDocks({method, run}, {methodWidth, w * 25 / 100}, Qt::Horizontal);
+    resizeDocks({run, metrics}, {h * 24 / 100, h * 56 / 100}, Qt::Vertical);
+  } else if (name == "review") {
+    // The generations full width and height; the playground and instruments one tab away.
+    place(gens, Qt::BottomDockWidgetArea);
+    place(play, Qt::BottomDockWidgetArea);
+    place(instruments, Qt::BottomDockWidgetArea);
+    tabifyDockWidget(gens, play);
+    tabifyDockWidget(play, instruments);
+    gens->raise();
+  } else {
+    // History and its scatter on the left, the overlaid curves in the middle, metrics on the right.
+    place(history, Qt::LeftDockWidgetArea);
+    place(metrics, Qt::RightDockWidgetArea);
+    resizeDocks({history, metrics}, {w * 40 / 100, w * 27 / 100}, Qt::Horizontal);
+  }
+  parkRest();
+}
+
+// Every dock is created once; the perspectives place them (applyDefaultLayout).
 void MainWindow::arrangeDocks() {
-  auto* model = addDock("dock_model", tr("Model"), modelPanel_, Qt::LeftDockWidgetArea);
-  auto* datasets = addDock("dock_datasets", tr("Datasets"), datasetsPanel_, Qt::LeftDockWidgetArea);
-  auto* method = addDock("dock_method", tr("Method and weights"), methodPanel_, Qt::LeftDockWidgetArea);
-  tabifyDockWidget(model, datasets);
-  tabifyDockWidget(datasets, method);
-  model->raise();
-  auto* run = addDock("dock_run", tr("Run"), runPanel_, Qt::RightDockWidgetArea);
-  auto* metrics = addDock("dock_metrics", tr("Metrics"), metricsPanel_, Qt::RightDockWidgetArea);
-  auto* history = addDock("dock_history", tr("History"), historyPanel_, Qt::RightDockWidgetArea);
-  splitDockWidget(run, metrics, Qt::Vertical);
-  tabifyDockWidget(metrics, history);
-  metrics->raise();
-  auto* gens = addDock("dock_generations", tr("Generations"), generationsPanel_, Qt::BottomDockWidgetArea);
-  auto* play = addDock("dock_playground", tr("Playground"), playgroundPanel_, Qt::BottomDockWidgetArea);
-  auto* instruments = addDock("dock_instruments", tr("Instruments"), instrumentsPanel_, Qt::BottomDockWidgetArea);
-  tabifyDockWidget(gens, play);
-  tabifyDockWidget(play, instruments);
-  gens->raise();
-  // The side columns run the full height; generations sit under the plot.
+  addDock("dock_model", tr("Model"), modelPanel_, Qt::LeftDockWidgetArea);
+  addDock("dock_datasets", tr("Datasets"), datasetsPanel_, Qt::LeftDockWidgetArea);
+  // The method's form grows with "More options": it scrolls rather than push the window past the screen.
+  auto* methodScroll = new QScrollArea(this);
+  methodScroll->setObjectName("method_scroll");
+  methodScroll->setWidgetResizable(true);
+  methodScroll->setFrameShape(QFrame::NoFrame);
+  methodScroll->setWidget(methodPanel_);
+  addDock("dock_method", tr("Method and weights"), methodScroll, Qt::LeftDockWidgetArea);
+  addDock("dock_run", tr("Run"), runPanel_, Qt::RightDockWidgetArea);
+  addDock("dock_metrics", tr("Metrics"), metricsPanel_, Qt::RightDockWidgetArea);
+  addDock("dock_history", tr("History"), historyPanel_, Qt::RightDockWidgetArea);
+  addDock("dock_generations", tr("Generations"), generationsPanel_, Qt::BottomDockWidgetArea);
+  addDock("dock_playground", tr("Playground"), playgroundPanel_, Qt::BottomDockWidgetArea);
+  addDock("dock_instruments", tr("Instruments"), instrumentsPanel_, Qt::BottomDockWidgetArea);
   setCorner(Qt::BottomLeftCorner, Qt::LeftDockWidgetArea);
   setCorner(Qt::BottomRightCorner, Qt::RightDockWidgetArea);
-  resizeDocks({model, run}, {540, 360}, Qt::Horizontal);
-  resizeDocks({run, metrics}, {190, 510}, Qt::Vertical);
-  resizeDocks({gens}, {260}, Qt::Vertical);
 }
 
 // The run: the plot drains its buffer; when it ends, History, Generations and the Playground follow.
@@ -112,13 +245,17 @@ void MainWindow::connectRun() {
   connect(drain_, &QTimer::timeout, this, [this] { lossPanel_->append(controller_->buffer().take()); });
   drain_->start();
   connect(controller_, &RunController::started, this, [this](qint64 id) {
+    if (perspective_ == "setup") setPerspective("train");  // started from Setup: watch it
     lossPanel_->clear({});
     statusBar()->showMessage(tr("Run %1 started").arg(id), 5000);
     historyPanel_->refresh();
   });
   connect(controller_, &RunController::finished, this, [this](const QString& status, const QString& error, qint64 id) {
     lossPanel_->append(controller_->buffer().take());
-    statusBar()->showMessage(tr("Run %1 %2").arg(id).arg(status), 8000);
+    statusBar()->showMessage(status == "completed" && perspective_ != "review"
+                                 ? tr("Run %1 completed — Review (Ctrl+3) shows its generations for labelling").arg(id)
+                                 : tr("Run %1 %2").arg(id).arg(status),
+                             10000);
     if (id > 0) showRun(id);
     historyPanel_->refresh();
     if (status == "completed") {
@@ -244,6 +381,7 @@ void MainWindow::showRun(qint64 runId) {
 }
 
 bool MainWindow::openModel(const QString& dir) {
+  if (auto* dock = findChild<QDockWidget*>("dock_model"); dock && !dock->isVisible()) setPerspective("setup");
   if (auto* dock = findChild<QDockWidget*>("dock_model")) dock->raise();
   return modelPanel_->openFolder(dir);
 }
@@ -271,7 +409,9 @@ void MainWindow::closeEvent(QCloseEvent* event) {
   if (controller_->isRunning()) controller_->stop();
   QSettings settings;
   settings.setValue("window/geometry", saveGeometry());
-  settings.setValue("window/state", saveState());
+  layouts_[perspective_] = saveState();
+  for (auto it = layouts_.cbegin(); it != layouts_.cend(); ++it) settings.setValue("perspectives/" + it.key(), it.value());
+  settings.setValue("perspectives/current", perspective_);
   QMainWindow::closeEvent(event);
 }
 

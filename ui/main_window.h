@@ -1,5 +1,6 @@
 #pragma once
 // The workbench window: builds the docks and menus and connects them. No logic lives here.
+#include <QHash>
 #include <QMainWindow>
 
 class QDockWidget;
@@ -48,6 +49,12 @@ class MainWindow : public QMainWindow {
   QList<QDockWidget*> docks() const;
   // Opens a model folder through the Model panel (also the command-line argument).
   bool openModel(const QString& dir);
+  // Perspectives: "setup" (model, data, method), "train" (the plot large, run controls),
+  // "review" (generations full width), "compare" (history, overlays, scatter). Each remembers
+  // its own dock layout (in the settings, across sessions); Ctrl+1..4 switch.
+  static QStringList perspectives();
+  void setPerspective(const QString& name);
+  QString perspective() const { return perspective_; }
 
  public Q_SLOTS:
   void chooseModel();
@@ -59,6 +66,10 @@ class MainWindow : public QMainWindow {
   QDockWidget* addDock(const QString& objectName, const QString& title, QWidget* content, Qt::DockWidgetArea area);
   void buildMenus();
   void arrangeDocks();
+  void buildPerspectives();
+  // The perspective's layout as shipped (used until the user changes it, and by View > Reset).
+  void applyDefaultLayout(const QString& name);
+  void fitToScreen();
   void connectRun();
   void connectPanels();
   void connectModelDialogs();
@@ -81,6 +92,9 @@ class MainWindow : public QMainWindow {
   QMenu* recentMenu_ = nullptr;
   class QTimer* drain_ = nullptr;
   QMenu* viewMenu_ = nullptr;
+  QString perspective_;
+  QHash<QString, QByteArray> layouts_;  // perspective -> saveState()
+  QHash<QString, class QAction*> perspectiveActions_;
 };
 
 }  // namespace lethe::ui

@@ -12,6 +12,7 @@
 #include <QStandardPaths>
 #include <QtTest>
 
+#include "loss_plot_panel.h"
 #include "main_window.h"
 #include "method_panel.h"
 #include "metrics_panel.h"
@@ -44,6 +45,55 @@ class MainWindowTest : public QObject {
                                  "dock_metrics", "dock_model", "dock_playground", "dock_run"}));
     QVERIFY(w.lossPanel() != nullptr);
     QVERIFY(w.findChild<QLabel*>("runtime_label")->text().contains("libtorch"));
+  }
+
+  void perspectivesShowTheirDocksAndRememberTheirLayouts() {
+    QSettings().remove("perspectives");
+    auto visible = [](MainWindow& w) {
+      QStringList names;
+      for (QDockWidget* d : w.docks())
+        if (d->isVisible()) names << d->objectName();
+      names.sort();
+      return names;
+    };
+    {
+      MainWindow w;
+      w.resize(1280, 800);
+      w.show();
+      QVERIFY(QTest::qWaitForWindowExposed(&w));
+      QCOMPARE(w.perspective(), QString("setup"));  // the first start
+      QCOMPARE(visible(w), QStringList({"dock_datasets", "dock_method", "dock_model", "dock_run"}));
+      QVERIFY(!w.lossPanel()->isVisible());
+      // Ctrl+2: Train, the plot in the middle.
+      QTest::keySequence(&w, QKeySequence(Qt::CTRL | Qt::Key_2));
+      QCOMPARE(w.perspective(), QString("train"));
+      QCOMPARE(visible(w), QStringList({"dock_method", "dock_metrics", "dock_run"}));
+      QVERIFY(w.lossPanel()->isVisible());
+      QVERIFY2(w.lossPanel()->width() >= 500, qPrintable(QString::number(w.lossPanel()->width())));
+      w.setPerspective("review");
+      // Generations in front; the playground and instruments are tabs behind it.
+      QCOMPARE(visible(w), QStringList({"dock_generations", "dock_instruments", "dock_playground"}));
+      QCOMPARE(w.tabifiedDockWidgets(w.findChild<QDockWidget*>("dock_generations")).size(), 2);
+      QVERIFY(!w.findChild<QDockWidget*>("dock_generations")->visibleRegion().isEmpty());
+      QVERIFY(w.findChild<QDockWidget*>("dock_playground")->visibleRegion().isEmpty());
+      w.setPerspective("compare");
+      QCOMPARE(visible(w), QStringList({"dock_history", "dock_metrics"}));
+      // A change to Train's layout is Train's: hide Metrics there, go away and back.
+      w.setPerspective("train");
+      w.findChild<QDockWidget*>("dock_metrics")->hide();
+      w.setPerspective("setup");
+      w.setPerspective("train");
+      QCOMPARE(visible(w), QStringList({"dock_method", "dock_run"}));
+      w.close();  // stores the layouts and the perspective
+    }
+    MainWindow again;
+    again.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&again));
+    QCOMPARE(again.perspective(), QString("train"));
+    QCOMPARE(visible(again), QStringList({"dock_method", "dock_run"}));
+    again.setPerspective("compare");
+    QCOMPARE(visible(again), QStringList({"dock_history", "dock_metrics"}));
+    QSettings().remove("perspectives");
   }
 
   void opensATinyModelAndShowsItsSummary() {

@@ -87,18 +87,35 @@ class ScreenshotTest : public QObject {
       QVERIFY2(colours.size() > 3, qPrintable(name + " looks blank"));
       QVERIFY(img.save(out + "/" + name + ".png"));
     };
-    save(&w, "main_window");
-    w.lossPanel()->setShowLrGrad(true);
-    for (QDockWidget* dock : w.docks()) {
-      dock->raise();
-      QTest::qWait(50);
-      save(dock, dock->objectName().mid(5));                           // "dock_model" -> model.png
-      if (auto* more = dock->findChild<QCheckBox*>("more_options")) {  // the Method dock's other options
-        more->setChecked(true);
-        QTest::qWait(50);
-        save(dock, "method_more_options");
-        more->setChecked(false);
+    // Every perspective, and each dock where a perspective shows it.
+    QSet<QString> shot;
+    for (const QString& p : MainWindow::perspectives()) {
+      w.setPerspective(p);
+      QTest::qWait(150);
+      // Every perspective fits the screen: no dock's minimum size pushes the window past it.
+      QVERIFY2(w.size() == QSize(width, height),
+               qPrintable(QString("%1: the window is %2x%3").arg(p).arg(w.width()).arg(w.height())));
+      save(&w, "perspective_" + p);
+      if (p == "train") save(&w, "main_window");
+      for (QDockWidget* dock : w.docks()) {
+        if (!dock->isVisible() || shot.contains(dock->objectName())) continue;
+        shot.insert(dock->objectName());
+        save(dock, dock->objectName().mid(5));                           // "dock_model" -> model.png
+        if (auto* more = dock->findChild<QCheckBox*>("more_options")) {  // the Method dock's other options
+          more->setChecked(true);
+          QTest::qWait(50);
+          save(dock, "method_more_options");
+          more->setChecked(false);
+        }
       }
+    }
+    w.setPerspective("review");
+    w.lossPanel()->setShowLrGrad(true);
+    for (const char* name : {"dock_playground", "dock_instruments"}) {  // the tabs behind Generations
+      auto* dock = w.findChild<QDockWidget*>(name);
+      dock->raise();
+      QTest::qWait(80);
+      save(dock, dock->objectName().mid(5));
     }
     // The Instruments dock's other views.
     if (auto* dock = w.findChild<QDockWidget*>("dock_instruments")) {
@@ -119,6 +136,7 @@ class ScreenshotTest : public QObject {
     QVERIFY(QTest::qWaitForWindowExposed(&dark));
     QVERIFY(dark.openSpec(QString(LETHE_SOURCE_DIR) + "/resources/presets/demo.json"));
     dark.showRun(1);
+    dark.setPerspective("review");
     QTest::qWait(300);
     save(&dark, "main_window_dark");
     apply_palette("light");
