@@ -15,7 +15,10 @@
 #include <QSpinBox>
 #include <QTableWidget>
 #include <QThread>
+#include <QToolTip>
 #include <QVBoxLayout>
+#include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "experiment/jobs.h"
@@ -24,6 +27,7 @@
 #include "model/generate.h"
 #include "qcustomplot_include.h"
 #include "store/store.h"
+#include "unlearn/options.h"
 
 namespace lethe::ui {
 
@@ -42,7 +46,7 @@ HistoryPanel::HistoryPanel(QWidget* parent) : QWidget(parent) {
   table_->verticalHeader()->hide();
   table_->setSelectionBehavior(QAbstractItemView::SelectRows);
   table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
-  root->addWidget(table_, 2);
+  root->addWidget(table_, 3);
   auto* buttons = new QHBoxLayout;
   auto* refresh = new QPushButton(tr("Refresh"), this);
   auto* open = new QPushButton(tr("Open"), this);
@@ -55,20 +59,39 @@ HistoryPanel::HistoryPanel(QWidget* parent) : QWidget(parent) {
   for (auto* b : {refresh, open, overlay, exportHtml, probe_}) buttons->addWidget(b);
   buttons->addStretch(1);
   root->addLayout(buttons);
+  auto* caption = new QLabel(tr("<b>Forgetting vs utility</b> — one point per run: right, more harmful answers gone; up, "
+                                "normal-data perplexity rose. Hover a point for the run's settings, click it to open "
+                                "the run."),
+                             this);
+  caption->setObjectName("history_scatter_caption");
+  caption->setWordWrap(true);
+  root->addWidget(caption);
   scatter_ = new QCustomPlot(this);
   scatter_->setObjectName("history_scatter");
-  scatter_->setMinimumHeight(140);
-  scatter_->xAxis->setLabel(tr("harmful-rate reduction"));
-  scatter_->yAxis->setLabel(tr("perplexity change (after / before)"));
+  scatter_->setMinimumHeight(200);
+  scatter_->setMouseTracking(true);
+  scatter_->xAxis->setLabel(tr("Harmful-rate reduction (1 = every harmful answer gone)"));
+  scatter_->yAxis->setLabel(tr("Perplexity change (%)"));
   const QPalette pal = palette();
   scatter_->setBackground(pal.color(QPalette::Base));
+  scatter_->axisRect()->setBackground(pal.color(QPalette::Base));
   for (QCPAxis* a : {scatter_->xAxis, scatter_->yAxis}) {
     a->setTickLabelColor(pal.color(QPalette::Text));
     a->setLabelColor(pal.color(QPalette::Text));
     a->setBasePen(QPen(pal.color(QPalette::Text)));
+    a->setTickPen(QPen(pal.color(QPalette::Text)));
+    a->setSubTickPen(QPen(pal.color(QPalette::Text)));
     a->grid()->setPen(QPen(pal.color(QPalette::Midlight), 0, Qt::DotLine));
+    a->grid()->setZeroLinePen(Qt::NoPen);
   }
-  root->addWidget(scatter_, 1);
+  scatter_->legend->setBrush(pal.color(QPalette::Base));
+  scatter_->legend->setTextColor(pal.color(QPalette::Text));
+  scatter_->legend->setBorderPen(QPen(pal.color(QPalette::Mid)));
+  // Top left: the corner runs seldom reach (little forgetting, much lost utility).
+  scatter_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
+  root->addWidget(scatter_, 2);
+  connect(scatter_, &QCustomPlot::mouseMove, this, &HistoryPanel::scatterMoved);
+  connect(scatter_, &QCustomPlot::mousePress, this, &HistoryPanel::scatterPressed);
   auto selected = [this] {
     QList<qint64> ids;
     for (const auto& r : table_->selectionModel()->selectedRows()) ids << table_->item(r.row(), 0)->text().toLongLong();
@@ -113,9 +136,43 @@ void HistoryPanel::setStorePath(const QString& p) {
   refresh();
 }
 
+namespace {
+
+QString number(double v) { return QString::number(v, 'g', 4); }
+
+// The run's method and key settings, from its stored spec: method (mode), ε1/ε2/ε3, steps, lr,
+// LoRA rank; the schema's defaults fill what the spec left out.
+QString settingsOf(const std::string& specJson, QString& method) {
+  try {
+    const io::Json spec = io::Json::parse(specJson);
+    const io::Json section = spec.contains("unlearn") ? spec["unlearn"] : io::Json::object();
+    std::vector<unlearn::Problem> problems;
+    const unlearn::UnlearnOptions o = unlearn::read_options(section, unlearn::Section::Unlearn, "unlearn", problems);
+    method = unlearn::method_name(o.method);
+    QString s =
+        QObject::tr("method %1 (%2) · ε1 %3 · ε2 %4 · ε3 %5 · %6 steps · lr %7")
+            .arg(unlearn::method_name(o.method), unlearn::mode_name(o.mode), number(o.eps1), number(o.eps2), number(o.eps3))
+            .arg(o.max_steps)
+            .arg(number(o.lr));
+    if (o.lora.enabled()) s += QObject::tr(" · LoRA rank %1").arg(o.lora.rank);
+    return s;
+  } catch (const std::exception&) {
+    return QObject::tr("settings unreadable");
+  }
+}
+
+// Fitted to the values with a margin (at least `minPad` each side).
+QCPRange fitted(const QVector<double>& v, double minPad) {
+  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  const double pad = std::max(minPad, 0.12 * (*hi - *lo));
+  return QCPRange(*lo - pad, *hi + pad);
+}
+
+}  // namespace
+
 void HistoryPanel::refresh() {
   if (storePath_.isEmpty()) return;
-  QVector<double> xs, ys;
+  points_.clear();
   try {
     store::Store st(storePath_.toStdString());
     const auto runs = st.runs();
@@ -130,9 +187,24 @@ void HistoryPanel::refresh() {
       if (ev.count("perplexity_before") && ev.count("perplexity_after") && ev["perplexity_before"] > 0) {
         const double ratio = ev["perplexity_after"] / ev["perplexity_before"];
         ppl = QString("%1%2%").arg(ratio >= 1 ? "+" : "").arg(100 * (ratio - 1), 0, 'f', 1);
-        if (ev.count("harmful_rate_reduction")) {
-          xs << ev["harmful_rate_reduction"];
-          ys << ratio;
+        if (ev.count("harmful_rate_reduction") && std::isfinite(ev["harmful_rate_reduction"]) && std::isfinite(ratio)) {
+          ScatterPoint p;
+          p.run = run.id;
+          p.x = ev["harmful_rate_reduction"];
+          p.y = 100 * (ratio - 1);
+          p.text = tr("<b>Run %1 · %2</b> (%3)")
+                       .arg(run.id)
+                       .arg(QString::fromStdString(run.name).toHtmlEscaped(), QString::fromStdString(run.status)) +
+                   "<br>" + settingsOf(run.spec_json, p.method).toHtmlEscaped() + "<br>" +
+                   tr("harmful-answer rate %1 → %2 (reduction %3)")
+                       .arg(ev.count("harmful_rate_before") ? number(ev["harmful_rate_before"]) : "?",
+                            ev.count("harmful_rate_after") ? number(ev["harmful_rate_after"]) : "?", number(p.x)) +
+                   "<br>" +
+                   tr("normal-data perplexity %1 → %2 (%3%4%)")
+                       .arg(number(ev["perplexity_before"]), number(ev["perplexity_after"]), p.y >= 0 ? "+" : "")
+                       .arg(p.y, 0, 'f', 1) +
+                   "<br><i>" + tr("Click to open the run.") + "</i>";
+          points_.push_back(p);
         }
       }
       // What returned under each probe: the first measure a probe stored (the harmful rate, or the
@@ -166,13 +238,106 @@ void HistoryPanel::refresh() {
   } catch (const std::exception&) {
     table_->setRowCount(0);
   }
+  drawScatter();
+}
+
+void HistoryPanel::drawScatter() {
   scatter_->clearGraphs();
-  auto* g = scatter_->addGraph();
-  g->setLineStyle(QCPGraph::lsNone);
-  g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, QColor(0x00, 0x72, 0xb2), 7));
-  g->setData(xs, ys);
-  scatter_->rescaleAxes();
+  scatter_->clearItems();
+  const QPalette pal = palette();
+  // One graph per method (its colour, its legend entry).
+  static const QColor colours[] = {QColor(0x00, 0x72, 0xb2), QColor(0xd5, 0x5e, 0x00), QColor(0x00, 0x9e, 0x73),
+                                   QColor(0xcc, 0x79, 0xa7), QColor(0xe6, 0x9f, 0x00), QColor(0x56, 0xb4, 0xe9),
+                                   QColor(0xf0, 0xe4, 0x42), QColor(0x00, 0x00, 0x00)};
+  std::map<QString, QCPGraph*> byMethod;
+  for (const auto& p : points_) {
+    const QString method = p.method.isEmpty() ? tr("run") : p.method;
+    QCPGraph*& g = byMethod[method];
+    if (!g) {
+      g = scatter_->addGraph();
+      g->setName(method);
+      g->setLineStyle(QCPGraph::lsNone);
+      const QColor c = colours[(byMethod.size() - 1) % std::size(colours)];
+      g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, QPen(c.darker(140)), c, 9));
+    }
+    g->addData(p.x, p.y);
+    if (points_.size() <= 20) {  // the run's id beside its point
+      auto* label = new QCPItemText(scatter_);
+      label->setText(QString("#%1").arg(p.run));
+      label->setColor(pal.color(QPalette::Text));
+      label->position->setCoords(p.x, p.y);
+      label->setPositionAlignment(Qt::AlignLeft | Qt::AlignBottom);
+      label->setPadding(QMargins(6, 0, 0, 2));
+    }
+  }
+  scatter_->legend->setVisible(byMethod.size() > 1);
+  // The no-change line of the perplexity.
+  auto* zero = new QCPItemStraightLine(scatter_);
+  zero->point1->setCoords(0, 0);
+  zero->point2->setCoords(1, 0);
+  zero->setPen(QPen(pal.color(QPalette::Mid), 1, Qt::DashLine));
+  if (points_.empty()) {
+    scatter_->xAxis->setRange(0, 1);
+    scatter_->yAxis->setRange(-5, 5);
+  } else {
+    QVector<double> xs, ys{0};  // y: the no-change line in view
+    for (const auto& p : points_) {
+      xs << p.x;
+      ys << p.y;
+    }
+    QCPRange x = fitted(xs, 0.1);
+    x.upper = std::min(x.upper, std::max(1.05, *std::max_element(xs.begin(), xs.end()) + 0.02));  // a reduction is at most 1
+    scatter_->xAxis->setRange(x);
+    scatter_->yAxis->setRange(fitted(ys, 1.0));
+  }
   scatter_->replot();
+}
+
+QPointF HistoryPanel::scatterPoint(qint64 runId) const {
+  for (const auto& p : points_)
+    if (p.run == runId) return {p.x, p.y};
+  return {std::nan(""), std::nan("")};
+}
+
+QString HistoryPanel::scatterText(qint64 runId) const {
+  for (const auto& p : points_)
+    if (p.run == runId) return p.text;
+  return {};
+}
+
+qint64 HistoryPanel::runAtScatterPixel(const QPointF& pixel) const {
+  qint64 best = 0;
+  double bestDist = 10.0;  // pixels
+  for (const auto& p : points_) {
+    const double dx = scatter_->xAxis->coordToPixel(p.x) - pixel.x(), dy = scatter_->yAxis->coordToPixel(p.y) - pixel.y();
+    const double d = std::hypot(dx, dy);
+    if (d <= bestDist) {
+      bestDist = d;
+      best = p.run;
+    }
+  }
+  return best;
+}
+
+void HistoryPanel::scatterMoved(QMouseEvent* e) {
+  const qint64 run = runAtScatterPixel(e->position());
+  if (run == 0) {
+    scatter_->unsetCursor();
+    QToolTip::hideText();
+    return;
+  }
+  scatter_->setCursor(Qt::PointingHandCursor);
+  hoverText_ = scatterText(run);
+  QToolTip::showText(e->globalPosition().toPoint(), hoverText_, scatter_);
+}
+
+void HistoryPanel::scatterPressed(QMouseEvent* e) {
+  if (e->button() != Qt::LeftButton) return;
+  const qint64 run = runAtScatterPixel(e->position());
+  if (run == 0) return;
+  for (int r = 0; r < table_->rowCount(); ++r)
+    if (runIdAt(r) == run) table_->selectRow(r);
+  Q_EMIT openRun(run);
 }
 
 void HistoryPanel::overlayRuns(const QList<qint64>& ids) {

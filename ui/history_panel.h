@@ -2,7 +2,10 @@
 // History: every stored run (status, name, steps, headline numbers); select runs to overlay their
 // curves, open one in Generations/Metrics, export its HTML report, probe a completed run's
 // robustness (relearning, int8/int4 weights: how much of the forgetting returns); a
-// forget-vs-utility scatter.
+// forget-vs-utility scatter (harmful-rate reduction against the normal-data perplexity change, one
+// point per run, axes fitted to the runs; hovering a point names the run and its settings, a
+// click opens it).
+#include <QPointF>
 #include <QStringList>
 #include <QWidget>
 #include <atomic>
@@ -15,6 +18,7 @@ class QTableWidget;
 class QCustomPlot;
 class QPushButton;
 class QThread;
+class QMouseEvent;
 
 namespace lethe::ui {
 
@@ -43,6 +47,16 @@ class HistoryPanel : public QWidget {
   void cancelProbe();
   // The "Robustness" cell of a run: e.g. "relearn 40% · int8 0%" (what returned), "-" when never probed.
   QString robustnessAt(int row) const;
+
+  // The scatter: its points (one per run with a harmful-rate reduction and a perplexity change),
+  // a run's point in data coordinates (NaN when it has none), the run under a pixel of the plot
+  // (0: none), the text hovering a run's point shows, and the last text hovering showed.
+  QCustomPlot* scatter() const { return scatter_; }
+  int scatterPointCount() const { return static_cast<int>(points_.size()); }
+  QPointF scatterPoint(qint64 runId) const;
+  qint64 runAtScatterPixel(const QPointF& pixel) const;
+  QString scatterText(qint64 runId) const;
+  QString scatterHoverText() const { return hoverText_; }
   ~HistoryPanel() override;
 
  Q_SIGNALS:
@@ -57,6 +71,17 @@ class HistoryPanel : public QWidget {
   QString storePath_;
   QTableWidget* table_ = nullptr;
   QCustomPlot* scatter_ = nullptr;
+  struct ScatterPoint {
+    qint64 run = 0;
+    double x = 0, y = 0;
+    QString method;
+    QString text;  // rich text: the run, its settings, its numbers
+  };
+  std::vector<ScatterPoint> points_;
+  QString hoverText_;
+  void drawScatter();
+  void scatterMoved(QMouseEvent* e);
+  void scatterPressed(QMouseEvent* e);
   QPushButton* probe_ = nullptr;
   QThread* probeThread_ = nullptr;
   std::shared_ptr<std::atomic<bool>> probeCancel_;
