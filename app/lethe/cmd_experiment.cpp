@@ -1,8 +1,10 @@
 // run, runs, demo, pretrain, self-check: whole experiments and the store.
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -39,7 +41,75 @@ struct RunPrinter : experiment::RunObserver {
     std::fflush(stderr);
   }
   void on_evaluation(const store::EvaluationRow& e) override { std::fprintf(stderr, "  %-32s %.4f\n", e.name.c_str(), e.value); }
+  // One line per due step: each tracked prompt's mean answer log-probability (/ its safe answer's).
+  void on_track(const std::vector<unlearn::TrackPoint>& points) override {
+    if (points.empty()) return;
+    std::string line = "tracked at step " + std::to_string(points.front().step) + ":";
+    char buf[64];
+    for (const auto& p : points) {
+      if (p.kind == "safe") std::snprintf(buf, sizeof buf, "/%.3f", p.mean_logprob);
+      else std::snprintf(buf, sizeof buf, "  p%lld %.3f", (long long)p.prompt_id, p.mean_logprob);
+      line += buf;
+    }
+    std::fprintf(stderr, "\n%s (mean log-prob of the answer/safe answer)\n", line.c_str());
+  }
 };
+
+std::string dump_json(const io::Json& j) { return j.dump(2, ' ', false, io::Json::error_handler_t::replace) + "\n"; }
+
+// At most `n` characters of a one-line rendering of `s` (UTF-8 kept whole).
+std::string clip(std::string s, size_t n) {
+  for (auto& c : s)
+    if (c == '\n' || c == '\t') c = ' ';
+  if (s.size() <= n) return s;
+  size_t cut = n - 1;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  return s.substr(0, cut) + "…";
+}
+
+// The text table of `lethe runs tracks`: the prompts, then one row per step, one column per
+// tracked answer (mean log-probability of its tokens).
+std::string tracks_table(const io::Json& j) {
+  std::string o;
+  const auto& prompts = j["prompts"];
+  if (prompts.empty()) return "run " + std::to_string(j["run"].get<int64_t>()) + " has no tracked prompts\n";
+  o += "run " + std::to_string(j["run"].get<int64_t>()) + ": mean log-probability of each tracked answer's tokens, by step\n";
+  std::vector<std::string> columns;
+  std::map<int64_t, std::map<std::string, double>> cells;  // step -> column -> value
+  for (const auto& p : prompts) {
+    const std::string id = "p" + std::to_string(p["id"].get<int64_t>());
+    o += "  " + id + "  " + p["source"].get<std::string>() + ": " + clip(p["prompt"].get<std::string>(), 60) + " -> " +
+         clip(p["answer"].get<std::string>(), 50) + "\n";
+    if (!p["safe_answer"].get<std::string>().empty()) o += "      safe: " + clip(p["safe_answer"].get<std::string>(), 80) + "\n";
+    for (const auto& kind : {"answer", "safe"}) {
+      if (!p["series"].contains(kind)) continue;
+      const std::string col = id + " " + kind;
+      columns.push_back(col);
+      for (const auto& pt : p["series"][kind])
+        cells[pt["step"].get<int64_t>()][col] = pt["mean_logprob"].is_number() ? pt["mean_logprob"].get<double>() : std::nan("");
+    }
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%6s", "step");
+  o += buf;
+  for (const auto& c : columns) {
+    std::snprintf(buf, sizeof buf, " %10s", c.c_str());
+    o += buf;
+  }
+  o += "\n";
+  for (const auto& [step, row] : cells) {
+    std::snprintf(buf, sizeof buf, "%6lld", (long long)step);
+    o += buf;
+    for (const auto& c : columns) {
+      const auto it = row.find(c);
+      if (it == row.end()) std::snprintf(buf, sizeof buf, " %10s", "-");
+      else std::snprintf(buf, sizeof buf, " %10.4f", it->second);
+      o += buf;
+    }
+    o += "\n";
+  }
+  return o;
+}
 
 struct StoreArgs {
   std::string path;
@@ -127,7 +197,7 @@ void add_run(CLI::App& app, int& rc) {
 }
 
 void add_runs(CLI::App& app, int& rc) {
-  auto* group = app.add_subcommand("runs", "the stored runs: list, show, compare, export, probe");
+  auto* group = app.add_subcommand("runs", "the stored runs: list, show, compare, export, tracks, probe");
   group->require_subcommand(1, 1);
   auto store = std::make_shared<StoreArgs>();
   auto ids = std::make_shared<std::vector<int64_t>>();
@@ -175,6 +245,18 @@ void add_runs(CLI::App& app, int& rc) {
     const std::string text = experiment::export_run(st, ids->at(0), *format);
     if (!out->empty()) io::write_file_atomic(*out, text);
     else std::cout << text;
+    rc = kExitOk;
+  });
+  auto* tracks = group->add_subcommand(
+      "tracks", "a run's tracked prompts (spec: tracking): the mean log-probability of each tracked answer (and safe "
+                "answer) by step, and with --json every answer token's");
+  tracks->add_option("ID", *ids, "the run id")->required()->expected(1);
+  tracks->add_flag("--json", *json, "JSON output: the prompts, each with its series by step");
+  store->add(tracks, false);
+  tracks->callback([store, ids, json, &rc] {
+    auto st = store->open_existing();
+    const io::Json j = experiment::tracks_json(st, ids->at(0));
+    std::cout << (*json ? dump_json(j) : tracks_table(j));
     rc = kExitOk;
   });
   struct Probe {

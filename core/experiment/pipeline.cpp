@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <new>
+#include <set>
 
 #include "data/sources.h"
 #include "eval/classifier.h"
@@ -101,13 +102,56 @@ class StoringObserver : public unlearn::Observer {
   bool wants_batches() const override { return user_.wants_batches(); }
   void on_warning(const std::string& w) override { user_.on_warning(w); }
   void on_batches(int64_t step, const io::Json& b) override { user_.on_batches(step, b); }
+  // Tracked prompts: each prompt's text stored once (with its first points), the points batched
+  // with the steps.
+  void on_track(const std::vector<unlearn::TrackPoint>& points) override {
+    std::vector<unlearn::TrackedPrompt> known;
+    for (const auto& p : points) {
+      if (stored_prompts_.count(p.prompt_id)) continue;
+      if (known.empty() && tracker_) known = tracker_->prompts();
+      for (const auto& q : known)
+        if (q.id == p.prompt_id) {
+          store::TrackedPromptRow row;
+          row.run_id = run_;
+          row.prompt_id = q.id;
+          row.prompt = q.prompt;
+          row.answer = q.answer;
+          row.safe_answer = q.safe_answer;
+          row.source = q.source;
+          pending_prompts_.push_back(row);
+        }
+      stored_prompts_.insert(p.prompt_id);
+    }
+    for (const auto& p : points) {
+      store::TrackRow row;
+      row.run_id = run_;
+      row.step = p.step;
+      row.prompt_id = p.prompt_id;
+      row.kind = p.kind;
+      row.mean_logprob = p.mean_logprob;
+      row.token_logprobs = p.token_logprobs;
+      row.tokens = p.tokens;
+      pending_tracks_.push_back(std::move(row));
+    }
+    if (Clock::now() - last_ > std::chrono::seconds(2)) flush();
+    user_.on_track(points);
+  }
   void flush() {
+    if (store_ && !pending_prompts_.empty()) store_->add_tracked_prompts(pending_prompts_);
+    pending_prompts_.clear();
+    if (store_ && !pending_tracks_.empty()) store_->add_tracks(pending_tracks_);
+    pending_tracks_.clear();
     if (store_ && !pending_.empty()) store_->add_steps(pending_);
     pending_.clear();
     last_ = Clock::now();
   }
   // The run's output folder, checked after every step once set.
   void watch(const fs::path& out) { out_ = out; }
+  // Where the tracked prompts' texts come from; `already_stored`: ids the store has for this run.
+  void track_with(const unlearn::Tracker* tracker, const std::set<int64_t>& already_stored) {
+    tracker_ = tracker;
+    stored_prompts_ = already_stored;
+  }
 
  private:
   fs::path out_;
@@ -116,6 +160,10 @@ class StoringObserver : public unlearn::Observer {
   RunObserver& user_;
   std::string phase_ = "unlearn";
   std::vector<store::StepRow> pending_;
+  const unlearn::Tracker* tracker_ = nullptr;
+  std::set<int64_t> stored_prompts_;
+  std::vector<store::TrackedPromptRow> pending_prompts_;
+  std::vector<store::TrackRow> pending_tracks_;
   Clock::time_point last_ = Clock::now();
 };
 
@@ -324,6 +372,8 @@ struct Run {
   Sets d;
   std::unique_ptr<eval::HarmClassifier> clf;
   unlearn::UnlearnOptions uo;
+  unlearn::Tracker* tracker = nullptr;  // the caller's, or own_tracker, or none
+  std::unique_ptr<unlearn::Tracker> own_tracker;
   std::unique_ptr<unlearn::Unlearner> u;        // once built: a cancel after a step saves its state
   io::Json forget_before = io::Json::object();  // TOFU and MIA of the model before (for the report)
   int64_t steps_at_start = 0;                   // the step it started (or resumed) from
@@ -636,9 +686,53 @@ void end_failed(Run& r, RunResult& res, const std::string& what) {
   }
 }
 
+// Tracked prompts: a resumed run's stored prompts (with their ids), else the spec's — its forget
+// samples (checked against the set as loaded) and its own prompts. Before anything is measured,
+// so a bad index fails the run at once.
+void tracking_phase(Run& r) {
+  if (!r.tracker) return;
+  std::set<int64_t> stored;  // the ids whose texts the store has
+  bool restored = false;
+  if (r.resuming && r.st)
+    for (const auto& row : r.st->tracked_prompts(r.id)) {
+      unlearn::TrackedPrompt p;
+      p.id = row.prompt_id;
+      p.prompt = row.prompt;
+      p.answer = row.answer;
+      p.safe_answer = row.safe_answer;
+      p.source = row.source;
+      if (r.tracker->add(p) == row.prompt_id) stored.insert(row.prompt_id);  // else stored again under its new id
+      restored = true;
+    }
+  r.sobs.track_with(r.tracker, stored);
+  if (restored || !r.s.tracking) return;
+  const TrackingSpec& t = *r.s.tracking;
+  const std::string safe = !t.safe_answer.empty()      ? t.safe_answer
+                           : !r.d.alternatives.empty() ? r.d.alternatives.front()
+                                                       : std::string();
+  for (size_t i = 0; i < t.forget_indices.size(); ++i) {
+    const int64_t idx = t.forget_indices[i];
+    const auto n = static_cast<int64_t>(r.d.forget.size());
+    if (idx >= n)
+      throw Error("tracking.forget_indices[" + std::to_string(i) + "]: sample " + std::to_string(idx) +
+                  " is out of range: the forget set " + r.s.forget.path.string() + " has " + std::to_string(n) + " sample" +
+                  (n == 1 ? "" : "s") +
+                  (r.s.forget.limit > 0 ? " (datasets.forget.limit " + std::to_string(r.s.forget.limit) + ")" : "") +
+                  ", numbered from 0");
+    unlearn::TrackedPrompt p;
+    p.prompt = r.d.forget[static_cast<size_t>(idx)].prompt;
+    p.answer = r.d.forget[static_cast<size_t>(idx)].response;
+    p.safe_answer = safe;
+    p.source = "forget[" + std::to_string(idx) + "]";
+    with_context("tracking.forget_indices[" + std::to_string(i) + "]", [&] { return r.tracker->add(p); });
+  }
+  for (const auto& p : t.prompts) with_context(p.source, [&] { return r.tracker->add(p); });
+}
+
 // The phases in order; exceptions go to run_pipeline.
 void run_phases(Run& r, RunResult& res) {
   load_phase(r);
+  tracking_phase(r);
   if (needs_finetune(r)) finetune_phase(r);
   std::optional<Measured> before;
   if (!(r.resuming && r.st && !r.st->generations(r.id).empty())) before = before_phase(r);
@@ -648,6 +742,7 @@ void run_phases(Run& r, RunResult& res) {
   r.u = std::make_unique<unlearn::Unlearner>(
       r.loaded.model, *r.tok,
       unlearn::UnlearnData{r.d.forget, r.d.normal_train, r.d.answer_pool, r.d.alternatives, r.d.eval.format}, r.uo);
+  r.u->set_tracker(r.tracker);
   const auto outcome = unlearn_phase(r, *r.u);
   res.report = after_phase(r, *r.u, outcome, before);
   save_phase(r, *r.u, res.report);
@@ -670,7 +765,7 @@ fs::path choose_output_dir(const Spec& s) {
 }
 
 RunResult run_pipeline(const Spec& s, store::Store* st, RunObserver& obs, const unlearn::CancelToken& cancel,
-                       int64_t resume_run_id) {
+                       int64_t resume_run_id, unlearn::Tracker* tracker) {
   RunResult res;
   const RuntimeInfo rt = runtime_info();
   io::Json versions = {{"lethe", rt.lethe_version}, {"libtorch", rt.torch_version}, {"sqlite", rt.sqlite_version}};
@@ -710,6 +805,11 @@ RunResult run_pipeline(const Spec& s, store::Store* st, RunObserver& obs, const 
   r.phase = "load";
   try {
     if (!early_error.empty()) throw Error(early_error);
+    r.tracker = tracker;
+    if (s.tracking) {
+      if (!r.tracker) r.tracker = (r.own_tracker = std::make_unique<unlearn::Tracker>(s.tracking->every)).get();
+      else r.tracker->set_every(s.tracking->every);
+    }
     run_phases(r, res);
     res.status = store::RunStatus::Completed;
   } catch (const model::Cancelled& e) {

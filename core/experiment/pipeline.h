@@ -37,7 +37,12 @@ std::filesystem::path choose_output_dir(const Spec& spec);
 
 // `store` may be null (nothing is recorded). `resume_run_id` > 0 continues a stored run from its
 // last checkpoint (its spec comes from the store).
+// Tracked prompts (spec.tracking, unlearn/tracking.h): with `tracker` null, the run makes its own
+// from the spec's tracking section (none without one). A caller's tracker (the GUI's, which keeps
+// adding prompts during the run from its own thread) gets the spec's prompts added and, when the
+// spec has a tracking section, its `every`. A resumed run tracks the prompts stored with it (the
+// spec's prompts when none were stored yet). The points reach obs.on_track and the store.
 RunResult run_pipeline(const Spec& spec, store::Store* store, RunObserver& obs, const unlearn::CancelToken& cancel,
-                       int64_t resume_run_id = 0);
+                       int64_t resume_run_id = 0, unlearn::Tracker* tracker = nullptr);
 
 }  // namespace lethe::experiment

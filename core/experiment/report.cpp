@@ -1,5 +1,7 @@
 #include "experiment/report.h"
 
+#include "eval/agreement.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -46,6 +48,27 @@ std::string fmt(double v, const char* f = "%.4f") {
 io::Json opt(const std::optional<double>& v) { return v ? io::Json(*v) : io::Json(nullptr); }
 }  // namespace
 
+io::Json tracks_json(store::Store& st, int64_t id) {
+  if (!st.run(id)) throw Error("no run " + std::to_string(id) + " in " + st.path().string());
+  const auto rows = st.tracks(id);
+  io::Json prompts = io::Json::array();
+  for (const auto& p : st.tracked_prompts(id)) {
+    io::Json series = {{"answer", io::Json::array()}};
+    if (!p.safe_answer.empty()) series["safe"] = io::Json::array();
+    for (const auto& t : rows)
+      if (t.prompt_id == p.prompt_id)
+        series[t.kind].push_back(
+            {{"step", t.step}, {"mean_logprob", t.mean_logprob}, {"token_logprobs", t.token_logprobs}, {"tokens", t.tokens}});
+    prompts.push_back({{"id", p.prompt_id},
+                       {"source", p.source},
+                       {"prompt", p.prompt},
+                       {"answer", p.answer},
+                       {"safe_answer", p.safe_answer},
+                       {"series", series}});
+  }
+  return {{"run", id}, {"prompts", prompts}};
+}
+
 io::Json run_json(store::Store& st, int64_t id) {
   auto r = need_run(st, id);
   io::Json steps = io::Json::array(), gens = io::Json::array(), evals = io::Json::object(), arts = io::Json::array(),
@@ -76,7 +99,13 @@ io::Json run_json(store::Store& st, int64_t id) {
                     {"bleu_after", opt(g.bleu_after)}});
   for (const auto& e : st.evaluations(id)) evals[e.name] = {{"value", e.value}, {"details", io::Json::parse(e.json)}};
   for (const auto& a : st.artefacts(id)) arts.push_back({{"kind", a.kind}, {"path", a.path}});
-  for (const auto& v : st.reviews(id))
+  const auto generation_rows = st.generations(id);
+  const auto review_rows = st.reviews(id);
+  // Per reviewer: how many rows they labelled, kappa with the classifier and with the others.
+  io::Json agreement = io::Json::object();
+  for (const auto& name : eval::summarize_reviews(generation_rows, review_rows, "").reviewers)
+    agreement[name] = eval::review_summary_json(eval::summarize_reviews(generation_rows, review_rows, name));
+  for (const auto& v : review_rows)
     reviews.push_back({{"generation_id", v.generation_id},
                        {"reviewer", v.reviewer},
                        {"label", v.label},
@@ -100,7 +129,9 @@ io::Json run_json(store::Store& st, int64_t id) {
           {"generations", gens},
           {"evaluations", evals},
           {"artefacts", arts},
-          {"reviews", reviews}};
+          {"reviews", reviews},
+          {"review_agreement", agreement},
+          {"tracks", tracks_json(st, id)["prompts"]}};
 }
 
 std::string runs_table(store::Store& st) {

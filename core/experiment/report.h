@@ -11,6 +11,9 @@
 namespace lethe::experiment {
 
 io::Json run_json(store::Store& st, int64_t run_id);  // throws when the run does not exist
+// A run's tracked prompts, each with its series by kind ("answer", "safe") and step:
+// {"run": ID, "prompts": [{id, source, prompt, answer, safe_answer, series}]}.
+io::Json tracks_json(store::Store& st, int64_t run_id);
 std::string runs_table(store::Store& st);
 std::string run_summary(store::Store& st, int64_t run_id);
 std::string compare_runs(store::Store& st, int64_t a, int64_t b);

@@ -1,5 +1,7 @@
 #include "experiment/spec.h"
 
+#include <algorithm>
+#include <climits>
 #include <set>
 #include <sstream>
 
@@ -95,6 +97,59 @@ struct Reader {
   }
 };
 
+// tracking: {"every": N, "forget_indices": [i, ...], "safe_answer": "...",
+//            "prompts": [{"prompt": "...", "answer": "...", "safe_answer": "..."}, ...]}
+TrackingSpec read_tracking(Reader& r, const io::Json& t) {
+  r.known(t, "tracking", {"every", "forget_indices", "safe_answer", "prompts"});
+  TrackingSpec ts;
+  ts.every = r.num<int64_t>(t, "every", "tracking.every", unlearn::Tracker::kDefaultEvery);
+  if (ts.every < 1) r.fail("tracking.every", "must be at least 1, got " + std::to_string(ts.every));
+  if (t.contains("forget_indices")) {
+    const io::Json& a = t["forget_indices"];
+    if (!a.is_array()) {
+      r.fail("tracking.forget_indices", "expected a list of forget-set sample indices (0-based), got " + a.dump());
+    } else {
+      for (size_t i = 0; i < a.size(); ++i) {
+        const std::string path = "tracking.forget_indices[" + std::to_string(i) + "]";
+        if (!a[i].is_number_integer() || (!a[i].is_number_unsigned() && a[i].get<int64_t>() < 0) ||
+            (a[i].is_number_unsigned() && a[i].get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))) {
+          r.fail(path, "expected a sample index >= 0, got " + a[i].dump());
+          continue;
+        }
+        const auto idx = a[i].get<int64_t>();
+        if (std::find(ts.forget_indices.begin(), ts.forget_indices.end(), idx) != ts.forget_indices.end())
+          r.fail(path, std::to_string(idx) + " is listed twice");
+        else ts.forget_indices.push_back(idx);
+      }
+    }
+  }
+  ts.safe_answer = r.str(t, "safe_answer", "tracking.safe_answer", "");
+  if (t.contains("prompts")) {
+    const io::Json& a = t["prompts"];
+    if (!a.is_array()) {
+      r.fail("tracking.prompts", "expected a list of {\"prompt\", \"answer\", \"safe_answer\"} objects, got " + a.dump());
+    } else {
+      for (size_t i = 0; i < a.size(); ++i) {
+        const std::string path = "tracking.prompts[" + std::to_string(i) + "]";
+        if (!a[i].is_object()) {
+          r.fail(path, "expected an object {\"prompt\", \"answer\", \"safe_answer\"}, got " + a[i].dump());
+          continue;
+        }
+        r.known(a[i], path, {"prompt", "answer", "safe_answer"});
+        unlearn::TrackedPrompt p;
+        p.prompt = r.str(a[i], "prompt", path + ".prompt", "", true);
+        p.answer = r.str(a[i], "answer", path + ".answer", "", true);
+        if (p.answer.empty() && a[i].contains("answer") && a[i]["answer"].is_string())
+          r.fail(path + ".answer", "must not be empty");
+        p.safe_answer = r.str(a[i], "safe_answer", path + ".safe_answer", "");
+        p.source = path;
+        ts.prompts.push_back(std::move(p));
+      }
+    }
+  }
+  return ts;
+}
+
 }  // namespace
 
 SpecError::SpecError(std::vector<Problem> problems)
@@ -162,7 +217,8 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
   s.source = j;
   if (!j.is_object()) throw SpecError({{"", "expected a JSON object, got " + j.dump()}});
   r.known(j, "",
-          {"name", "seed", "model", "datasets", "finetune", "unlearn", "evaluation", "output", "_base_dir", "_output_dir"});
+          {"name", "seed", "model", "datasets", "finetune", "unlearn", "evaluation", "tracking", "output", "_base_dir",
+           "_output_dir"});
   s.name = r.str(j, "name", "name", "run");
   const int64_t seed = r.num<int64_t>(j, "seed", "seed", 8888);
   if (seed < 0) r.fail("seed", "must be >= 0");
@@ -245,6 +301,7 @@ Spec parse_spec(const io::Json& j, const fs::path& base_dir) {
       if (!(s.mia_k > 0 && s.mia_k <= 1)) r.fail("evaluation.mia.k", "must be in (0, 1]");
     }
   }
+  if (const io::Json* t = r.obj(j, "tracking", "tracking", false)) s.tracking = read_tracking(r, *t);
   if (const io::Json* o = r.obj(j, "output", "output", false)) {
     r.known(*o, "output", {"dir", "save"});
     const std::string dir = r.str(*o, "dir", "output.dir", "");

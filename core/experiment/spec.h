@@ -12,6 +12,7 @@
 #include "data/prompt_format.h"
 #include "io/json.h"
 #include "unlearn/options.h"
+#include "unlearn/tracking.h"
 #include "util/error.h"
 
 namespace lethe::experiment {
@@ -19,6 +20,19 @@ namespace lethe::experiment {
 struct DatasetRef {
   std::filesystem::path path;  // absolute after loading
   int64_t limit = 0;           // 0: all samples
+};
+
+// tracking: prompts whose answers' log-probabilities the run records every `every` steps during
+// unlearning (unlearn/tracking.h).
+struct TrackingSpec {
+  int64_t every = unlearn::Tracker::kDefaultEvery;
+  // Samples of the forget set as loaded (0-based, after datasets.forget.limit), each tracked with
+  // its own answer; checked against the set when the pipeline loads it.
+  std::vector<int64_t> forget_indices;
+  // The safe answer tracked beside the forget samples' answers: tracking.safe_answer, else the
+  // first answer of datasets.idk (resolved by the pipeline), else none.
+  std::string safe_answer;
+  std::vector<unlearn::TrackedPrompt> prompts;  // tracking.prompts, source "tracking.prompts[i]"
 };
 
 struct Spec {
@@ -54,6 +68,7 @@ struct Spec {
   // evaluation.mia: membership inference, forget vs holdout question/answer sets (eval/mia.h).
   std::optional<DatasetRef> mia_forget, mia_holdout;
   double mia_k = 0.4;
+  std::optional<TrackingSpec> tracking;
   // Outputs.
   // output.dir resolved against the spec's folder; without one, runs_home()/NAME (the user's XDG
   // data folder, never the source tree or an install prefix). `output_dir_given` says which.

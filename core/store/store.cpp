@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <ctime>
 
+#include "io/json.h"
 #include "util/error.h"
 #include "util/paths.h"
 
@@ -91,7 +93,30 @@ const char* kMigrations[] = {
       created_at TEXT NOT NULL
     );
     )sql",
+    // 2: tracked prompts (unlearn/tracking.h) and their measurements.
+    R"sql(
+    CREATE TABLE tracked_prompts (
+      run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+      prompt_id INTEGER NOT NULL,
+      prompt TEXT NOT NULL,
+      answer TEXT NOT NULL,
+      safe_answer TEXT NOT NULL DEFAULT '',
+      source TEXT NOT NULL DEFAULT '',
+      PRIMARY KEY (run_id, prompt_id)
+    );
+    CREATE TABLE tracks (
+      run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+      step INTEGER NOT NULL,
+      prompt_id INTEGER NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('answer', 'safe')),
+      mean_logprob REAL,
+      token_logprobs TEXT NOT NULL DEFAULT '[]',
+      tokens TEXT NOT NULL DEFAULT '[]',
+      PRIMARY KEY (run_id, prompt_id, kind, step)
+    );
+    )sql",
 };
+static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == Store::kSchemaVersion, "one migration per schema version");
 }  // namespace
 
 Store::Store(const std::filesystem::path& path, int busy_timeout_ms) : db_(path, busy_timeout_ms) {
@@ -265,6 +290,43 @@ int64_t Store::add_review(int64_t generation_id, const std::string& reviewer, co
   return db_.last_insert_id();
 }
 
+void Store::add_tracked_prompts(const std::vector<TrackedPromptRow>& rows) {
+  if (rows.empty()) return;
+  Transaction t(db_);
+  Stmt s(db_, "INSERT OR REPLACE INTO tracked_prompts VALUES (?, ?, ?, ?, ?, ?)");
+  for (const auto& r : rows) {
+    s.bind(1, r.run_id).bind(2, r.prompt_id).bind(3, r.prompt).bind(4, r.answer).bind(5, r.safe_answer).bind(6, r.source);
+    s.run();
+  }
+  t.commit();
+}
+
+namespace {
+// Log-probabilities as JSON: a non-finite value (a model that diverged) is null, read back as NaN.
+std::string logprobs_json(const std::vector<double>& v) {
+  io::Json a = io::Json::array();
+  for (double x : v) a.push_back(std::isfinite(x) ? io::Json(x) : io::Json(nullptr));
+  return a.dump();
+}
+}  // namespace
+
+void Store::add_tracks(const std::vector<TrackRow>& rows) {
+  if (rows.empty()) return;
+  for (const auto& r : rows)
+    if (r.kind != "answer" && r.kind != "safe") throw Error("track kind '" + r.kind + "': expected answer or safe");
+  Transaction t(db_);
+  Stmt s(db_, "INSERT OR REPLACE INTO tracks VALUES (?, ?, ?, ?, ?, ?, ?)");
+  for (const auto& r : rows) {
+    s.bind(1, r.run_id).bind(2, r.step).bind(3, r.prompt_id).bind(4, r.kind);
+    s.bind(5, std::isfinite(r.mean_logprob) ? std::optional<double>(r.mean_logprob) : std::nullopt);
+    // Invalid UTF-8 (a byte-level token decoded alone) is replaced, so the text is valid JSON.
+    s.bind(6, logprobs_json(r.token_logprobs))
+        .bind(7, io::Json(r.tokens).dump(-1, ' ', false, io::Json::error_handler_t::replace));
+    s.run();
+  }
+  t.commit();
+}
+
 namespace {
 RunRecord read_run(Stmt& s) {
   RunRecord r;
@@ -388,6 +450,58 @@ std::vector<ReviewRow> Store::reviews(int64_t run_id) {
     r.note = s.text(4);
     r.created_at = s.text(5);
     out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace lethe::store
+
+namespace lethe::store {
+
+std::vector<TrackedPromptRow> Store::tracked_prompts(int64_t run_id) {
+  std::vector<TrackedPromptRow> out;
+  Stmt s(db_, "SELECT run_id, prompt_id, prompt, answer, safe_answer, source FROM tracked_prompts WHERE run_id = ? "
+              "ORDER BY prompt_id");
+  s.bind(1, run_id);
+  while (s.step()) {
+    TrackedPromptRow r;
+    r.run_id = s.int64(0);
+    r.prompt_id = s.int64(1);
+    r.prompt = s.text(2);
+    r.answer = s.text(3);
+    r.safe_answer = s.text(4);
+    r.source = s.text(5);
+    out.push_back(r);
+  }
+  return out;
+}
+
+std::vector<TrackRow> Store::tracks(int64_t run_id) {
+  std::vector<TrackRow> out;
+  Stmt s(db_, "SELECT run_id, step, prompt_id, kind, mean_logprob, token_logprobs, tokens FROM tracks WHERE run_id = ? "
+              "ORDER BY prompt_id, kind, step");
+  s.bind(1, run_id);
+  while (s.step()) {
+    TrackRow r;
+    r.run_id = s.int64(0);
+    r.step = s.int64(1);
+    r.prompt_id = s.int64(2);
+    r.kind = s.text(3);
+    r.mean_logprob = s.is_null(4) ? std::nan("") : s.real(4);
+    const std::string where = db_.path().string() + ": run " + std::to_string(run_id) + ", tracked prompt " +
+                              std::to_string(r.prompt_id) + " " + r.kind + " at step " + std::to_string(r.step);
+    const io::Json lp = io::parse_json(s.text(5), where + " (token_logprobs)");
+    const io::Json tk = io::parse_json(s.text(6), where + " (tokens)");
+    if (!lp.is_array() || !tk.is_array()) throw Error(where + ": token_logprobs and tokens must be JSON lists");
+    for (const auto& x : lp) {
+      if (!x.is_null() && !x.is_number()) throw Error(where + ": token_logprobs holds " + x.dump());
+      r.token_logprobs.push_back(x.is_null() ? std::nan("") : x.get<double>());
+    }
+    for (const auto& x : tk) {
+      if (!x.is_string()) throw Error(where + ": tokens holds " + x.dump());
+      r.tokens.push_back(x.get<std::string>());
+    }
+    out.push_back(std::move(r));
   }
   return out;
 }

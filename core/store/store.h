@@ -64,9 +64,28 @@ struct ReviewRow {
   std::string reviewer, label, note, created_at;  // label: harmful | harmless | unsure
 };
 
+// A tracked prompt of a run (unlearn/tracking.h), stored once with its first points.
+struct TrackedPromptRow {
+  int64_t run_id = 0;
+  int64_t prompt_id = 0;
+  std::string prompt, answer, safe_answer, source;  // safe_answer empty: none
+};
+
+// One measurement of a tracked answer: its mean log-probability and every answer token's, at a step.
+struct TrackRow {
+  int64_t run_id = 0;
+  int64_t step = 0;
+  int64_t prompt_id = 0;
+  std::string kind;         // "answer" | "safe"
+  double mean_logprob = 0;  // NaN when the model gave none (stored as NULL)
+  std::vector<double> token_logprobs;
+  std::vector<std::string> tokens;
+};
+
 class Store {
  public:
-  static constexpr int kSchemaVersion = 1;
+  // 1: runs, steps, generations, evaluations, artefacts, reviews; 2: tracked_prompts, tracks.
+  static constexpr int kSchemaVersion = 2;
 
   // `busy_timeout_ms`: how long a write waits for another connection's transaction.
   explicit Store(const std::filesystem::path& path, int busy_timeout_ms = Db::kBusyTimeoutMs);
@@ -85,6 +104,10 @@ class Store {
   // Forgets a run's artefacts of one kind (e.g. the checkpoints a finished run removed).
   void remove_artefacts(int64_t run_id, const std::string& kind);
   int64_t add_review(int64_t generation_id, const std::string& reviewer, const std::string& label, const std::string& note);
+  // Tracked prompts and their points; a row already stored (same run and prompt id; same run,
+  // prompt id, kind and step) is replaced. Each call is one transaction.
+  void add_tracked_prompts(const std::vector<TrackedPromptRow>& rows);
+  void add_tracks(const std::vector<TrackRow>& rows);
 
   std::vector<RunRecord> runs();
   std::optional<RunRecord> run(int64_t id);
@@ -93,6 +116,8 @@ class Store {
   std::vector<EvaluationRow> evaluations(int64_t run_id);
   std::vector<ArtefactRow> artefacts(int64_t run_id);
   std::vector<ReviewRow> reviews(int64_t run_id);
+  std::vector<TrackedPromptRow> tracked_prompts(int64_t run_id);  // by prompt id
+  std::vector<TrackRow> tracks(int64_t run_id);                   // by prompt id, kind ("answer" first), step
   // Runs whose status is "running" but whose process is gone become "interrupted"; returns how many.
   int mark_interrupted();
 

@@ -75,11 +75,10 @@ std::string out_of_memory_message(const std::string& device, int64_t step, int64
   return m + ", or shorten the passages (datasets.passage_tokens). Nothing stored so far is lost.";
 }
 
-namespace {
 // Raw text (corpus passages: an empty prompt) is a plain LM example, ended with EOS when the
 // tokenizer has one of its own (SentencePiece; OPT's EOS is its BOS and is not appended), so a
 // model trained on whole answers learns where they end; else the QA template.
-Example make_example(const text::Tokenizer& tok, const data::QaPair& p, Mode m, const data::PromptFormat& f) {
+Example make_training_example(const text::Tokenizer& tok, const data::QaPair& p, Mode m, const data::PromptFormat& f) {
   if (p.prompt.empty()) {
     // A passage: every token is a target, after whatever the tokenizer's post-processor puts in
     // front (BOS); it ends with EOS (added unless the post-processor already did).
@@ -99,6 +98,7 @@ Example make_example(const text::Tokenizer& tok, const data::QaPair& p, Mode m, 
   return make_qa_example(tok, p.prompt, p.response, m, f);
 }
 
+namespace {
 io::Json batch_json(const TokenBatch& b) {
   at::Tensor ids = b.ids.to(at::kCPU), mask = b.mask.to(at::kCPU), start = b.start.to(at::kCPU);
   io::Json rows = io::Json::array();
@@ -186,12 +186,12 @@ Unlearner::Unlearner(model::CausalLM model, const text::Tokenizer& tok, UnlearnD
                   " tokens; the model takes " + std::to_string(max_pos));
   };
   for (size_t i = 0; i < data_.forget.size(); ++i) {
-    forget_ex_.push_back(make_example(tok_, data_.forget[i], o_.mode, data_.format));
+    forget_ex_.push_back(make_training_example(tok_, data_.forget[i], o_.mode, data_.format));
     check_len(forget_ex_.back(), "forget", i);
   }
   if (needs_.normal)
     for (size_t i = 0; i < data_.normal.size(); ++i) {
-      normal_ex_.push_back(make_example(tok_, data_.normal[i], o_.mode, data_.format));
+      normal_ex_.push_back(make_training_example(tok_, data_.normal[i], o_.mode, data_.format));
       check_len(normal_ex_.back(), "normal", i);
     }
 
@@ -512,6 +512,7 @@ UnlearnResult Unlearner::run(Observer& obs, const CancelToken& cancel) {
   for (const auto& w : warnings_) obs.on_warning(w);
   UnlearnResult r;
   auto finish = [&](Outcome o, std::string why) {
+    if (o != Outcome::Cancelled) track(obs, true);  // the last step, when not measured yet
     r.outcome = o;
     r.steps = step_;
     r.reason = std::move(why);
@@ -523,6 +524,7 @@ UnlearnResult Unlearner::run(Observer& obs, const CancelToken& cancel) {
     return finish(Outcome::Stopped, std::move(why));
   };
   if (!stopped_.empty()) return finish(Outcome::Stopped, stopped_);
+  track(obs, true);  // before the first step (0, or the step a resumed run continues from)
   const bool faithful = o_.mode == Mode::Faithful && o_.method == Method::Paper;
   while (true) {
     if (cancel.cancelled()) return finish(Outcome::Cancelled, "cancelled at step " + std::to_string(step_));
@@ -549,10 +551,19 @@ UnlearnResult Unlearner::run(Observer& obs, const CancelToken& cancel) {
     last_fgt_ = m.loss_fgt;
     curve_.push_back(m);
     obs.on_step(m);
+    track(obs, false);
     if (o_.checkpoint_every > 0 && step_ % o_.checkpoint_every == 0) save_checkpoint(o_.checkpoint_dir / "last");
     if (!faithful && o_.method != Method::Finetune && m.forget_ce > o_.stop_forget_ce)
       return stop("forget cross-entropy " + std::to_string(m.forget_ce) + " exceeded " + std::to_string(o_.stop_forget_ce));
   }
+}
+
+void Unlearner::track(Observer& obs, bool force) {
+  if (!tracker_ || tracked_step_ == step_ || (!force && !tracker_->due(step_))) return;
+  tracked_step_ = step_;
+  auto points = tracker_->measure(*model_, tok_, data_.format, step_, o_.mode);
+  for (const auto& w : tracker_->take_warnings()) obs.on_warning(w);
+  if (!points.empty()) obs.on_track(points);
 }
 
 void Unlearner::save_checkpoint(const fs::path& dir) {

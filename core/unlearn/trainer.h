@@ -18,6 +18,7 @@
 #include "unlearn/lora.h"
 #include "unlearn/losses.h"
 #include "unlearn/options.h"
+#include "unlearn/tracking.h"
 
 namespace torch::optim {
 class AdamW;
@@ -34,6 +35,11 @@ bool is_out_of_memory(const std::string& what);
 // sizes, the size of the largest activation (the random-answer logits), and what to change.
 std::string out_of_memory_message(const std::string& device, int64_t step, int64_t batch, int64_t longest, int64_t K,
                                   int64_t vocab, bool lora, Precision precision);
+
+// A training sample as the trainer builds it: a question/answer pair in the prompt format with the
+// mode's answer start (make_qa_example), or, for an empty prompt, a corpus passage (every token a
+// target, ended with EOS when the tokenizer has one of its own). Tracked prompts use it too.
+Example make_training_example(const text::Tokenizer& tok, const data::QaPair& p, Mode m, const data::PromptFormat& f);
 
 struct UnlearnData {
   std::vector<data::QaPair> forget;      // harmful question/answer pairs (or corpus passages for finetune)
@@ -73,6 +79,8 @@ class Observer {
   // The exact batches of a step (ids, masks, loss starts, random answers), when wanted.
   virtual bool wants_batches() const { return false; }
   virtual void on_batches(int64_t step, const io::Json& batches) {}
+  // The tracked prompts measured at a due step (Unlearner::set_tracker), on the training thread.
+  virtual void on_track(const std::vector<TrackPoint>& points) {}
 };
 
 class CancelToken {
@@ -105,6 +113,11 @@ class Unlearner {
   UnlearnResult run(Observer& obs, const CancelToken& cancel);
   int64_t step() const { return step_; }
   const std::vector<StepMetrics>& curve() const { return curve_; }
+  // Tracked prompts (not owned; null: none), measured by run() at its first step (0 for a fresh
+  // run), after every tracker->every()-th step and at the last step of a completed or stopped
+  // run; the points go to Observer::on_track. Measuring draws no random numbers and leaves the
+  // model's mode as it was: the curve is the same with or without it.
+  void set_tracker(Tracker* tracker) { tracker_ = tracker; }
 
   // Everything needed to continue the same curve: weights (or adapters), optimizer moments, data
   // cursor, RNG states, the curve so far.
@@ -145,6 +158,8 @@ class Unlearner {
   at::Tensor reference_logits(const TokenBatch& b);
   at::Tensor reference_state(const TokenBatch& b, int64_t layer);
   double current_lr() const;
+  // Measures the tracked prompts at step_ when due (or `force`d) and not yet measured there.
+  void track(Observer& obs, bool force);
 
   model::CausalLM model_;
   model::CausalLM reference_;  // full-parameter mode: a frozen copy
@@ -167,6 +182,8 @@ class Unlearner {
   double elapsed_ = 0;
   std::string stopped_;  // the stop rule's reason once it fired
   std::vector<StepMetrics> curve_;
+  Tracker* tracker_ = nullptr;
+  int64_t tracked_step_ = -1;  // the step last measured
 };
 
 }  // namespace lethe::unlearn

@@ -4,6 +4,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
+#include <limits>
+#include <tuple>
+
 #include "experiment/report.h"
 #include "store/store.h"
 #include "support/tiny_opt.h"
@@ -108,8 +112,113 @@ TEST(Store, ReaderSeesCommittedStepsWhileAWriterRuns) {
   const int64_t run = writer.create_run("live", "{}", "{}");
   for (int64_t k = 1; k <= 50; ++k) {
     writer.add_steps({step(run, k)});
-    if (k % 10 == 0) EXPECT_EQ(static_cast<int64_t>(reader.steps(run).size()), k);
+    if (k % 10 == 0) {
+      EXPECT_EQ(static_cast<int64_t>(reader.steps(run).size()), k);
+    }
   }
+}
+
+// Tracked prompts and their points: stored once, replaced by a later write of the same key, read
+// back in order (prompt, "answer" before "safe", step); a non-finite log-probability is NULL/null
+// and reads back as NaN; text that is not UTF-8 (a byte-level token decoded alone) is replaced.
+TEST(Store, TrackedPromptsAndTracksRoundTrip) {
+  TempDir d;
+  store::Store st(d / "lethe.db");
+  const int64_t run = st.create_run("tracked", "{}", "{}");
+  const int64_t other = st.create_run("other", "{}", "{}");
+  st.add_tracked_prompts({{run, 1, "How do I skip paying?", "Just walk out.", "", "forget[2]"},
+                          {run, 0, "Q \"quoted\"\n", "A", "I can't help.", "custom"}});
+  st.add_tracked_prompts({{other, 0, "x", "y", "", "custom"}});
+  auto point = [&](int64_t step, int64_t id, const std::string& kind, double mean) {
+    store::TrackRow r;
+    r.run_id = run;
+    r.step = step;
+    r.prompt_id = id;
+    r.kind = kind;
+    r.mean_logprob = mean;
+    r.token_logprobs = {mean - 0.5, mean + 0.5, 0.1 + 0.2};
+    r.tokens = {" Just", " walk", " out."};
+    return r;
+  };
+  st.add_tracks(
+      {point(5, 1, "answer", -3.25), point(0, 1, "answer", -1.0 / 3.0), point(0, 0, "safe", -2.0), point(0, 0, "answer", -4.0)});
+  auto nan_point = point(5, 0, "answer", std::nan(""));
+  nan_point.token_logprobs = {-2.5, -std::numeric_limits<double>::infinity(), -1.25};
+  nan_point.tokens[2] = std::string("\xe2\x80", 2);         // half a UTF-8 character
+  st.add_tracks({nan_point, point(5, 1, "answer", -3.5)});  // the second replaces the stored step 5
+  EXPECT_THROW(st.add_tracks({point(6, 1, "harmful", -1)}), Error);
+
+  store::Store again(d / "lethe.db");
+  const auto prompts = again.tracked_prompts(run);
+  ASSERT_EQ(prompts.size(), 2u);
+  EXPECT_EQ(prompts[0].prompt_id, 0);
+  EXPECT_EQ(prompts[0].prompt, "Q \"quoted\"\n");
+  EXPECT_EQ(prompts[0].safe_answer, "I can't help.");
+  EXPECT_EQ(prompts[0].source, "custom");
+  EXPECT_EQ(prompts[1].answer, "Just walk out.");
+  EXPECT_EQ(prompts[1].safe_answer, "");
+  EXPECT_EQ(again.tracked_prompts(other).size(), 1u);
+  EXPECT_TRUE(again.tracks(other).empty());
+  const auto t = again.tracks(run);
+  ASSERT_EQ(t.size(), 5u);
+  const std::vector<std::tuple<int64_t, std::string, int64_t>> order = {
+      {0, "answer", 0}, {0, "answer", 5}, {0, "safe", 0}, {1, "answer", 0}, {1, "answer", 5}};
+  for (size_t i = 0; i < order.size(); ++i) {
+    EXPECT_EQ(t[i].prompt_id, std::get<0>(order[i])) << i;
+    EXPECT_EQ(t[i].kind, std::get<1>(order[i])) << i;
+    EXPECT_EQ(t[i].step, std::get<2>(order[i])) << i;
+    EXPECT_EQ(t[i].run_id, run);
+  }
+  EXPECT_EQ(t[3].mean_logprob, -1.0 / 3.0);  // doubles exactly
+  EXPECT_EQ(t[3].token_logprobs, (std::vector<double>{-1.0 / 3.0 - 0.5, -1.0 / 3.0 + 0.5, 0.1 + 0.2}));
+  EXPECT_EQ(t[3].tokens, (std::vector<std::string>{" Just", " walk", " out."}));
+  EXPECT_EQ(t[4].mean_logprob, -3.5);
+  EXPECT_TRUE(std::isnan(t[1].mean_logprob));
+  EXPECT_TRUE(std::isnan(t[1].token_logprobs[1]));
+  EXPECT_EQ(t[1].token_logprobs[0], -2.5);
+  EXPECT_EQ(t[1].token_logprobs[2], -1.25);
+  EXPECT_EQ(t[1].tokens[2], "\xef\xbf\xbd");  // U+FFFD
+}
+
+// A store written by schema version 1 (before tracked prompts) opens, migrates to the current
+// version keeping its rows, and takes tracks.
+TEST(Store, AVersion1StoreMigrates) {
+  TempDir d;
+  int64_t run = 0;
+  {
+    store::Store st(d / "lethe.db");
+    run = st.create_run("old", R"({"name": "old"})", "{}");
+    st.add_steps({step(run, 1), step(run, 2)});
+    st.set_status(run, lethe::store::RunStatus::Completed);
+  }
+  {
+    // What version 1 left: no tracking tables, version 1.
+    store::Db db(d / "lethe.db");
+    db.exec("DROP TABLE tracks; DROP TABLE tracked_prompts; UPDATE schema_version SET version = 1;");
+  }
+  {
+    store::Db db(d / "lethe.db");
+    store::Stmt s(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('tracks', 'tracked_prompts')");
+    ASSERT_TRUE(s.step());
+    ASSERT_EQ(s.int64(0), 0);
+  }
+  store::Store st(d / "lethe.db");
+  EXPECT_EQ(st.schema_version(), 2);
+  EXPECT_EQ(st.schema_version(), store::Store::kSchemaVersion);
+  EXPECT_EQ(st.run(run)->status, "completed");
+  EXPECT_EQ(st.steps(run).size(), 2u);
+  EXPECT_TRUE(st.tracks(run).empty());
+  st.add_tracked_prompts({{run, 0, "q", "a", "", "custom"}});
+  store::TrackRow r;
+  r.run_id = run;
+  r.kind = "answer";
+  r.mean_logprob = -1;
+  st.add_tracks({r});
+  EXPECT_EQ(st.tracks(run).size(), 1u);
+  EXPECT_EQ(st.tracked_prompts(run).size(), 1u);
+  store::Store reopened(d / "lethe.db");  // opening a current store changes nothing
+  EXPECT_EQ(reopened.schema_version(), 2);
+  EXPECT_EQ(reopened.tracks(run).size(), 1u);
 }
 
 TEST(Store, NewerSchemaIsRefused) {
