@@ -1,11 +1,14 @@
 #pragma once
 // Step metrics handed from the run's worker thread to the GUI thread. The worker appends under
 // a lock hidden in this class; a timer on the GUI thread takes everything new every ~40 ms and
-// adds it to the plot in one go (never one queued signal per step). No Qt, no torch.
+// adds it to the plot in one go (never one queued signal per step); tracked prompts' points
+// travel the same way. No Qt, no torch.
 #include <cstdint>
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "unlearn/tracking.h"
 
 namespace lethe::ui {
 
@@ -28,10 +31,22 @@ class LossBuffer {
     out.swap(pending_);
     return out;
   }
+  // Tracked prompts' measurements (unlearn/tracking.h), drained the same way.
+  void pushTracks(const std::vector<unlearn::TrackPoint>& points) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    tracks_.insert(tracks_.end(), points.begin(), points.end());
+  }
+  std::vector<unlearn::TrackPoint> takeTracks() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<unlearn::TrackPoint> out;
+    out.swap(tracks_);
+    return out;
+  }
 
  private:
   std::mutex mutex_;
   std::vector<LossPoint> pending_;
+  std::vector<unlearn::TrackPoint> tracks_;
 };
 
 }  // namespace lethe::ui

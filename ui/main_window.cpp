@@ -32,6 +32,7 @@
 #include "run_controller.h"
 #include "run_panel.h"
 #include "spec_model.h"
+#include "tracking_panel.h"
 #include "store/store.h"
 #include "util/runtime.h"
 
@@ -60,6 +61,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   historyPanel_ = new HistoryPanel(this);
   playgroundPanel_ = new PlaygroundPanel(this);
   instrumentsPanel_ = new InstrumentsPanel(this);
+  trackingPanel_ = new TrackingPanel(controller_, spec_, this);
 
   arrangeDocks();
   connectRun();
@@ -144,6 +146,11 @@ void MainWindow::setPerspective(const QString& name) {
   if (QAction* a = perspectiveActions_.value(name)) a->setChecked(true);
   // The plot is the centre of Train and Compare; elsewhere the docks take its room.
   lossPanel_->setVisible(name == "train" || name == "compare");
+  // In Train the tracked prompts run the full width under everything; elsewhere the side
+  // columns run the full height.
+  const bool wideBottom = name == "train";
+  setCorner(Qt::BottomLeftCorner, wideBottom ? Qt::BottomDockWidgetArea : Qt::LeftDockWidgetArea);
+  setCorner(Qt::BottomRightCorner, wideBottom ? Qt::BottomDockWidgetArea : Qt::RightDockWidgetArea);
   const QSize size = this->size();
   const QByteArray saved = layouts_.value(name);
   if (saved.isEmpty() || !restoreState(saved)) applyDefaultLayout(name);
@@ -158,7 +165,8 @@ void MainWindow::applyDefaultLayout(const QString& name) {
   auto dock = [this](const char* objectName) { return findChild<QDockWidget*>(objectName); };
   QDockWidget *model = dock("dock_model"), *datasets = dock("dock_datasets"), *method = dock("dock_method"),
               *run = dock("dock_run"), *metrics = dock("dock_metrics"), *history = dock("dock_history"),
-              *gens = dock("dock_generations"), *play = dock("dock_playground"), *instruments = dock("dock_instruments");
+              *gens = dock("dock_generations"), *play = dock("dock_playground"), *instruments = dock("dock_instruments"),
+              *tracking = dock("dock_tracking");
   for (QDockWidget* d : docks()) {
     d->setFloating(false);
     removeDockWidget(d);
@@ -191,7 +199,9 @@ void MainWindow::applyDefaultLayout(const QString& name) {
     resizeDocks({model, datasets, method}, {w * 35 / 100, w * 30 / 100, w * 35 / 100}, Qt::Horizontal);
     resizeDocks({method, run}, {h * 58 / 100, h * 22 / 100}, Qt::Vertical);  // of the docks' ~80% of the window
   } else if (name == "train") {
-    // The plot large; the weights at hand on the left; the run and its metrics on the right.
+    // The plot large with the tracked prompts under it; the weights at hand on the left; the run
+    // and its metrics on the right.
+    place(tracking, Qt::BottomDockWidgetArea);
     place(method, Qt::LeftDockWidgetArea);
     place(run, Qt::RightDockWidgetArea);
     place(metrics, Qt::RightDockWidgetArea);
@@ -199,6 +209,7 @@ void MainWindow::applyDefaultLayout(const QString& name) {
     const int methodWidth = std::max(w * 24 / 100, methodPanel_->minimumSizeHint().width() + 24);  // + a scroll bar
     resizeDocks({method, run}, {methodWidth, w * 25 / 100}, Qt::Horizontal);
     resizeDocks({run, metrics}, {h * 24 / 100, h * 56 / 100}, Qt::Vertical);
+    resizeDocks({tracking}, {h * 32 / 100}, Qt::Vertical);
   } else if (name == "review") {
     // The generations full width and height; the playground and instruments one tab away.
     place(gens, Qt::BottomDockWidgetArea);
@@ -233,6 +244,7 @@ void MainWindow::arrangeDocks() {
   addDock("dock_generations", tr("Generations"), generationsPanel_, Qt::BottomDockWidgetArea);
   addDock("dock_playground", tr("Playground"), playgroundPanel_, Qt::BottomDockWidgetArea);
   addDock("dock_instruments", tr("Instruments"), instrumentsPanel_, Qt::BottomDockWidgetArea);
+  addDock("dock_tracking", tr("Tracked prompts"), trackingPanel_, Qt::BottomDockWidgetArea);
   setCorner(Qt::BottomLeftCorner, Qt::LeftDockWidgetArea);
   setCorner(Qt::BottomRightCorner, Qt::RightDockWidgetArea);
 }
@@ -242,16 +254,21 @@ void MainWindow::connectRun() {
   // The plot drains the run's buffer every 40 ms on the GUI thread (never one signal per step).
   drain_ = new QTimer(this);
   drain_->setInterval(40);
-  connect(drain_, &QTimer::timeout, this, [this] { lossPanel_->append(controller_->buffer().take()); });
+  connect(drain_, &QTimer::timeout, this, [this] {
+    lossPanel_->append(controller_->buffer().take());
+    trackingPanel_->append(controller_->buffer().takeTracks());
+  });
   drain_->start();
   connect(controller_, &RunController::started, this, [this](qint64 id) {
     if (perspective_ == "setup") setPerspective("train");  // started from Setup: watch it
     lossPanel_->clear({});
+    trackingPanel_->clearPoints();
     statusBar()->showMessage(tr("Run %1 started").arg(id), 5000);
     historyPanel_->refresh();
   });
   connect(controller_, &RunController::finished, this, [this](const QString& status, const QString& error, qint64 id) {
     lossPanel_->append(controller_->buffer().take());
+    trackingPanel_->append(controller_->buffer().takeTracks());
     statusBar()->showMessage(status == "completed" && perspective_ != "review"
                                  ? tr("Run %1 completed — Review (Ctrl+3) shows its generations for labelling").arg(id)
                                  : tr("Run %1 %2").arg(id).arg(status),
@@ -378,6 +395,7 @@ bool MainWindow::openSpec(const QString& file) {
 void MainWindow::showRun(qint64 runId) {
   generationsPanel_->showRun(storePath_, runId);
   metricsPanel_->showRun(storePath_, runId);
+  if (!controller_->isRunning()) trackingPanel_->showRun(storePath_, runId);
 }
 
 bool MainWindow::openModel(const QString& dir) {

@@ -19,6 +19,7 @@ class MetricsPanel;
 class HistoryPanel;
 class PlaygroundPanel;
 class InstrumentsPanel;
+class TrackingPanel;
 
 class MainWindow : public QMainWindow {
   Q_OBJECT
@@ -38,6 +39,7 @@ class MainWindow : public QMainWindow {
   HistoryPanel* historyPanel() const { return historyPanel_; }
   PlaygroundPanel* playgroundPanel() const { return playgroundPanel_; }
   InstrumentsPanel* instrumentsPanel() const { return instrumentsPanel_; }
+  TrackingPanel* trackingPanel() const { return trackingPanel_; }
   // The experiment store the runs are recorded in (default: $LETHE_STORE or ~/.local/share/...).
   void setStorePath(const QString& path);
   QString storePath() const { return storePath_; }
@@ -88,6 +90,7 @@ class MainWindow : public QMainWindow {
   HistoryPanel* historyPanel_ = nullptr;
   PlaygroundPanel* playgroundPanel_ = nullptr;
   InstrumentsPanel* instrumentsPanel_ = nullptr;
+  TrackingPanel* trackingPanel_ = nullptr;
   QString storePath_;
   QMenu* recentMenu_ = nullptr;
   class QTimer* drain_ = nullptr;

@@ -12,6 +12,7 @@
 #include <QSortFilterProxyModel>
 #include <QSpinBox>
 #include <QTableView>
+#include <QToolButton>
 #include <QVBoxLayout>
 
 #include "tensor_table_model.h"
@@ -169,8 +170,18 @@ void ModelPanel::buildMemory(QVBoxLayout* root) {
   root->addWidget(mem);
 }
 
-// The filter box and the sortable, filterable table of tensors.
+// The filter box and the sortable, filterable table of tensors: an advanced section, collapsed
+// until asked for (the architecture summary above is what most people open a model for).
 void ModelPanel::buildTensorTable(QVBoxLayout* root) {
+  auto* toggle = new QToolButton(this);
+  toggle->setObjectName("tensors_toggle");
+  toggle->setText(tr("Tensors (advanced)"));
+  toggle->setCheckable(true);
+  toggle->setChecked(false);
+  toggle->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+  toggle->setArrowType(Qt::RightArrow);
+  toggle->setAutoRaise(true);
+  root->addWidget(toggle);
   filter_ = new QLineEdit(this);
   filter_->setPlaceholderText(tr("Filter tensors (e.g. layers.0. or q_proj)"));
   filter_->setClearButtonEnabled(true);
@@ -199,6 +210,16 @@ void ModelPanel::buildTensorTable(QVBoxLayout* root) {
   table_->setWordWrap(false);
   table_->setTextElideMode(Qt::ElideLeft);  // the distinctive end of a name stays visible
   root->addWidget(table_, 1);
+  filter_->setVisible(false);
+  table_->setVisible(false);
+  root->addStretch(1);  // keeps the summary at the top while the table is folded away
+  const int spacer = root->count() - 1;
+  connect(toggle, &QToolButton::toggled, this, [this, toggle, root, spacer](bool open) {
+    toggle->setArrowType(open ? Qt::DownArrow : Qt::RightArrow);
+    filter_->setVisible(open);
+    table_->setVisible(open);
+    root->setStretch(spacer, open ? 0 : 1);
+  });
 }
 
 bool ModelPanel::openFolder(const QString& dir) {

@@ -1,6 +1,7 @@
 #include "run_controller.h"
 
 #include <QMetaObject>
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 
@@ -44,6 +45,7 @@ class WorkerObserver : public experiment::RunObserver {
     QMetaObject::invokeMethod(
         c_, [c = c_, text] { Q_EMIT c->phaseChanged(text); }, Qt::QueuedConnection);
   }
+  void on_track(const std::vector<unlearn::TrackPoint>& points) override { c_->buffer().pushTracks(points); }
   void on_step(const unlearn::StepMetrics& m) override {
     LossPoint p;
     p.phase = phase_;
@@ -107,7 +109,10 @@ bool RunController::start(const QString& spec_json, const QString& base_dir, con
   storePath_ = store_path;
   const std::string spec_text = spec_json.toStdString(), base = base_dir.toStdString(), db = store_path.toStdString();
   auto shared = shared_;
-  thread_ = QThread::create([this, shared, spec_text, base, db] {
+  auto tracker = std::make_shared<unlearn::Tracker>(trackEvery_);
+  for (const auto& p : tracked_) tracker->add(p);
+  tracker_ = tracker;
+  thread_ = QThread::create([this, shared, tracker, spec_text, base, db] {
     QString status, error, output_dir;
     qint64 run_id = 0;
     try {
@@ -117,7 +122,7 @@ bool RunController::start(const QString& spec_json, const QString& base_dir, con
       std::unique_ptr<store::Store> st;
       if (!db.empty()) st = std::make_unique<store::Store>(db);
       WorkerObserver obs(this, shared, spec.unlearn.max_steps);
-      auto res = experiment::run_pipeline(spec, st.get(), obs, shared->cancel);
+      auto res = experiment::run_pipeline(spec, st.get(), obs, shared->cancel, 0, tracker.get());
       status = QString::fromStdString(store::run_status_name(res.status));
       error = QString::fromStdString(res.error);
       run_id = res.run_id;
@@ -152,6 +157,36 @@ void RunController::setPaused(bool paused) {
   std::lock_guard<std::mutex> lock(shared_->mutex);
   shared_->paused = paused;
   shared_->cv.notify_all();
+}
+
+bool RunController::addTrackedPrompt(const unlearn::TrackedPrompt& p, QString* error) {
+  if (p.answer.empty()) {
+    if (error) *error = tr("A tracked prompt needs an answer to follow.");
+    return false;
+  }
+  unlearn::TrackedPrompt q = p;
+  q.id = static_cast<int64_t>(tracked_.size());
+  try {
+    if (running_ && tracker_) q.id = tracker_->add(q);  // thread-safe: the trainer measures it from its next due step
+  } catch (const std::exception& e) {
+    if (error) *error = QString::fromStdString(e.what());
+    return false;
+  }
+  tracked_.push_back(q);
+  return true;
+}
+
+std::vector<unlearn::TrackedPrompt> RunController::trackedPrompts() const {
+  return running_ && tracker_ ? tracker_->prompts() : tracked_;
+}
+
+void RunController::clearTrackedPrompts() {
+  if (!running_) tracked_.clear();
+}
+
+void RunController::setTrackEvery(int every) {
+  trackEvery_ = std::max(1, every);
+  if (running_ && tracker_) tracker_->set_every(trackEvery_);
 }
 
 bool RunController::isPaused() const {

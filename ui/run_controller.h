@@ -33,6 +33,14 @@ class RunController : public QObject {
   bool isRunning() const { return running_; }
   bool isPaused() const;
   LossBuffer& buffer() { return buffer_; }
+  // Tracked prompts: kept across runs; each run measures them every `every` steps (the spec's
+  // tracking section adds its own). Adding during a run reaches the running trainer at once.
+  // Returns false (and says why in `error`) for an empty answer.
+  bool addTrackedPrompt(const unlearn::TrackedPrompt& p, QString* error = nullptr);
+  std::vector<unlearn::TrackedPrompt> trackedPrompts() const;
+  void clearTrackedPrompts();  // not during a run
+  void setTrackEvery(int every);
+  int trackEvery() const { return trackEvery_; }
   QString storePath() const { return storePath_; }
   // The folder the last finished run wrote to (its model is OUTPUT/model when saved).
   QString lastOutputDir() const { return lastOutputDir_; }
@@ -50,6 +58,9 @@ class RunController : public QObject {
   std::shared_ptr<RunShared> shared_;
   QThread* thread_ = nullptr;
   LossBuffer buffer_;
+  std::vector<unlearn::TrackedPrompt> tracked_;
+  int trackEvery_ = static_cast<int>(unlearn::Tracker::kDefaultEvery);
+  std::shared_ptr<unlearn::Tracker> tracker_;  // the running run's
   bool running_ = false;
   QString storePath_;
   QString lastOutputDir_;

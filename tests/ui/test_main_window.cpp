@@ -10,6 +10,8 @@
 #include <QCheckBox>
 #include <QSpinBox>
 #include <QStandardPaths>
+#include <QTableView>
+#include <QToolButton>
 #include <QtTest>
 
 #include "loss_plot_panel.h"
@@ -42,7 +44,7 @@ class MainWindowTest : public QObject {
     for (QDockWidget* d : w.docks()) names << d->objectName();
     names.sort();
     QCOMPARE(names, QStringList({"dock_datasets", "dock_generations", "dock_history", "dock_instruments", "dock_method",
-                                 "dock_metrics", "dock_model", "dock_playground", "dock_run"}));
+                                 "dock_metrics", "dock_model", "dock_playground", "dock_run", "dock_tracking"}));
     QVERIFY(w.lossPanel() != nullptr);
     QVERIFY(w.findChild<QLabel*>("runtime_label")->text().contains("libtorch"));
   }
@@ -67,7 +69,7 @@ class MainWindowTest : public QObject {
       // Ctrl+2: Train, the plot in the middle.
       QTest::keySequence(&w, QKeySequence(Qt::CTRL | Qt::Key_2));
       QCOMPARE(w.perspective(), QString("train"));
-      QCOMPARE(visible(w), QStringList({"dock_method", "dock_metrics", "dock_run"}));
+      QCOMPARE(visible(w), QStringList({"dock_method", "dock_metrics", "dock_run", "dock_tracking"}));
       QVERIFY(w.lossPanel()->isVisible());
       QVERIFY2(w.lossPanel()->width() >= 500, qPrintable(QString::number(w.lossPanel()->width())));
       w.setPerspective("review");
@@ -83,14 +85,14 @@ class MainWindowTest : public QObject {
       w.findChild<QDockWidget*>("dock_metrics")->hide();
       w.setPerspective("setup");
       w.setPerspective("train");
-      QCOMPARE(visible(w), QStringList({"dock_method", "dock_run"}));
+      QCOMPARE(visible(w), QStringList({"dock_method", "dock_run", "dock_tracking"}));
       w.close();  // stores the layouts and the perspective
     }
     MainWindow again;
     again.show();
     QVERIFY(QTest::qWaitForWindowExposed(&again));
     QCOMPARE(again.perspective(), QString("train"));
-    QCOMPARE(visible(again), QStringList({"dock_method", "dock_run"}));
+    QCOMPARE(visible(again), QStringList({"dock_method", "dock_run", "dock_tracking"}));
     again.setPerspective("compare");
     QCOMPARE(visible(again), QStringList({"dock_history", "dock_metrics"}));
     QSettings().remove("perspectives");
@@ -111,7 +113,12 @@ class MainWindowTest : public QObject {
              qPrintable(p->field("parameters")));
     QVERIFY(p->field("weights").startsWith("safetensors: model.safetensors"));
     QCOMPARE(p->tensorRows(), 36);
-    // The filter narrows the table to one layer's tensors.
+    // The tensor list is an advanced section, folded until opened; its filter narrows it to one
+    // layer's tensors.
+    auto* table = p->findChild<QTableView*>("tensor_table");
+    QVERIFY(table->isHidden());
+    p->findChild<QToolButton*>("tensors_toggle")->click();
+    QVERIFY(!table->isHidden());
     p->findChild<QLineEdit*>()->setText("layers.1.");
     QCOMPARE(p->tensorRows(), 16);
     // Memory follows the LoRA rank: 20 B/param full; LoRA base 4 B/param + 16 B/adapter param.

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "eval/agreement.h"
+#include "experiment/report.h"
 #include "generations_panel.h"
 #include "io/csv.h"
 #include "io/json.h"
@@ -173,6 +174,12 @@ class ReviewTest : public QObject {
     const auto j = lethe::io::Json::parse(f);
     QCOMPARE(static_cast<int>(j["reviews"].size()), 10);
     QCOMPARE(j["summary"]["reviewed"].get<int>(), 6);
+    // `lethe runs export ID --format json` carries the same summary, per reviewer.
+    lethe::store::Store st(db_.toStdString());
+    const auto run = lethe::experiment::run_json(st, run_);
+    QCOMPARE(run["review_agreement"]["alice"]["reviewed"].get<int>(), 6);
+    QCOMPARE(run["review_agreement"]["bob"]["reviewed"].get<int>(), 4);
+    QCOMPARE(static_cast<int>(run["review_agreement"]["bob"]["between_reviewers"].size()), 1);
     QString error;
     QVERIFY(!p.exportReviews("/nonexistent-dir/reviews.csv", &error));
     QVERIFY2(error.contains("/nonexistent-dir/reviews.csv"), qPrintable(error));

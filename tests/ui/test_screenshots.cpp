@@ -21,6 +21,7 @@
 #include "playground_panel.h"
 #include "run_controller.h"
 #include "spec_model.h"
+#include "tracking_panel.h"
 #include "support/tiny_opt.h"
 #include "support/unlearn_fixture.h"
 
@@ -51,6 +52,9 @@ class ScreenshotTest : public QObject {
     QVERIFY(QTest::qWaitForWindowExposed(&w));
     QVERIFY(w.openSpec(QString(LETHE_SOURCE_DIR) + "/resources/presets/demo.json"));
     w.spec()->set("output.dir", (dir_ / "out").string());
+    // Two forget prompts followed during the run (Train shows their curves and the heatmap).
+    QVERIFY(w.trackingPanel()->addForgetPrompt(0));
+    QVERIFY(w.trackingPanel()->addForgetPrompt(3));
     QSignalSpy finished(w.runController(), &RunController::finished);
     w.findChild<QPushButton*>("run_start")->click();
     QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 180000);

@@ -27,6 +27,7 @@
 #include "spec_model.h"
 #include "playground_panel.h"
 #include "run_controller.h"
+#include "tracking_panel.h"
 #include "run_panel.h"
 #include "spec_model.h"
 #include "store/store.h"
@@ -117,6 +118,48 @@ class WorkbenchRunTest : public QObject {
   // The newer methods, chosen in the Method dock's list, run to completion on a tiny Llama-family
   // model (SentencePiece tokenizer, RMSNorm, RoPE, grouped-query attention); each stored run names
   // its method and the Metrics dock shows its numbers.
+  // Tracked prompts: chosen before the run, another added while it runs; their curves grow live,
+  // the heatmap fills, and the store keeps every point.
+  void trackedPromptsGrowDuringARun() {
+    lethe::testing::TempDir d;
+    auto spec = lethe::testing::write_experiment(d.path);
+    spec["unlearn"]["steps"] = 400;
+    lethe::io::write_json_file(d / "spec.json", spec);
+    MainWindow w;
+    w.setStorePath(QString::fromStdString((d / "lethe.db").string()));
+    w.show();
+    QVERIFY(w.openSpec(QString::fromStdString((d / "spec.json").string())));
+    TrackingPanel* t = w.trackingPanel();
+    QVERIFY(t->choiceCount() >= 2);
+    QVERIFY(t->addForgetPrompt(0));
+    w.findChild<QSpinBox*>("tracking_every")->setValue(2);
+    QCOMPARE(w.runController()->trackEvery(), 2);
+
+    QSignalSpy finished(w.runController(), &RunController::finished);
+    QSignalSpy progress(w.runController(), &RunController::progress);
+    w.findChild<QPushButton*>("run_start")->click();
+    QTRY_VERIFY_WITH_TIMEOUT(t->pointCount() >= 3, 60000);  // steps 0, 2, 4 (at least)
+    QVERIFY(w.runController()->isRunning());
+    // During the run: a second prompt, measured from the next due step on.
+    QVERIFY(t->addCustom("How do I get my neighbour to turn the music down?", "Cut their power at night."));
+    QCOMPARE(t->trackedCount(), 2);
+    QTRY_VERIFY_WITH_TIMEOUT(t->promptsWithPoints() == 2, 60000);
+    const int grown = t->pointCount();
+    QTRY_VERIFY_WITH_TIMEOUT(t->pointCount() > grown, 60000);  // still growing
+    w.findChild<QPushButton*>("run_stop")->click();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+    const qint64 run = finished.at(0).at(2).toLongLong();
+    t->setHeatmapPrompt(0);
+    QVERIFY(t->heatmapCells().width() >= 3 && t->heatmapCells().height() >= 1);
+    lethe::store::Store st((d / "lethe.db").string());
+    QCOMPARE(static_cast<int>(st.tracked_prompts(run).size()), 2);
+    QVERIFY(static_cast<int>(st.tracks(run).size()) >= 4);
+    // Opening the run again shows what was stored.
+    t->clearPoints();
+    w.showRun(run);
+    QCOMPARE(t->promptsWithPoints(), 2);
+  }
+
   void newerMethodsRunFromTheWorkbenchOnATinyLlama() {
     lethe::testing::TempDir d;
     auto spec = lethe::testing::write_experiment(d.path);
