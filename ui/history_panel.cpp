@@ -25,6 +25,7 @@
 #include "experiment/report.h"
 #include "io/json.h"
 #include "model/generate.h"
+#include "plot_style.h"
 #include "qcustomplot_include.h"
 #include "store/store.h"
 #include "unlearn/options.h"
@@ -73,17 +74,8 @@ HistoryPanel::HistoryPanel(QWidget* parent) : QWidget(parent) {
   scatter_->xAxis->setLabel(tr("Harmful-rate reduction (1 = every harmful answer gone)"));
   scatter_->yAxis->setLabel(tr("Perplexity change (%)"));
   const QPalette pal = palette();
-  scatter_->setBackground(pal.color(QPalette::Base));
-  scatter_->axisRect()->setBackground(pal.color(QPalette::Base));
-  for (QCPAxis* a : {scatter_->xAxis, scatter_->yAxis}) {
-    a->setTickLabelColor(pal.color(QPalette::Text));
-    a->setLabelColor(pal.color(QPalette::Text));
-    a->setBasePen(QPen(pal.color(QPalette::Text)));
-    a->setTickPen(QPen(pal.color(QPalette::Text)));
-    a->setSubTickPen(QPen(pal.color(QPalette::Text)));
-    a->grid()->setPen(QPen(pal.color(QPalette::Midlight), 0, Qt::DotLine));
-    a->grid()->setZeroLinePen(Qt::NoPen);
-  }
+  applyPlotPalette(scatter_, pal);
+  for (QCPAxis* a : {scatter_->xAxis, scatter_->yAxis}) a->grid()->setZeroLinePen(Qt::NoPen);
   scatter_->legend->setBrush(pal.color(QPalette::Base));
   scatter_->legend->setTextColor(pal.color(QPalette::Text));
   scatter_->legend->setBorderPen(QPen(pal.color(QPalette::Mid)));

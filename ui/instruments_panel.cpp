@@ -22,6 +22,7 @@
 #include "eval/instruments.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
+#include "plot_style.h"
 #include "qcustomplot_include.h"
 #include "text/load_tokenizer.h"
 #include "unlearn/losses.h"
@@ -52,17 +53,10 @@ struct InstrumentModels {
 namespace {
 void stylePlot(QCustomPlot* p, const QString& x, const QString& y) {
   const QPalette pal = p->palette();
-  p->setBackground(pal.color(QPalette::Base));
+  applyPlotPalette(p, pal);
   p->xAxis->setLabel(x);
   p->yAxis->setLabel(y);
-  for (QCPAxis* a : {p->xAxis, p->yAxis}) {
-    a->setTickLabelColor(pal.color(QPalette::Text));
-    a->setLabelColor(pal.color(QPalette::Text));
-    a->setBasePen(QPen(pal.color(QPalette::Text)));
-    a->grid()->setPen(QPen(pal.color(QPalette::Midlight), 0, Qt::DotLine));
-  }
   p->legend->setVisible(true);
-
   p->legend->setBrush(pal.color(QPalette::Base));
   p->legend->setTextColor(pal.color(QPalette::Text));
   p->setMinimumHeight(120);

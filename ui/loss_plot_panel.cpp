@@ -5,6 +5,7 @@
 #include <QHBoxLayout>
 #include <QPushButton>
 #include <QVBoxLayout>
+#include "plot_style.h"
 #include "qcustomplot_include.h"
 
 namespace lethe::ui {
@@ -30,16 +31,7 @@ void LossPlotPanel::buildPlot() {
   plot_ = new QCustomPlot(this);
   plot_->setObjectName("loss_plot");
   plot_->setMinimumSize(320, 200);
-  const QPalette pal = palette();
-  plot_->setBackground(pal.color(QPalette::Base));
-  for (QCPAxis* axis : {plot_->xAxis, plot_->yAxis}) {
-    axis->setBasePen(QPen(pal.color(QPalette::Text)));
-    axis->setTickPen(QPen(pal.color(QPalette::Text)));
-    axis->setSubTickPen(QPen(pal.color(QPalette::Mid)));
-    axis->setTickLabelColor(pal.color(QPalette::Text));
-    axis->setLabelColor(pal.color(QPalette::Text));
-    axis->grid()->setPen(QPen(pal.color(QPalette::Midlight), 0, Qt::DotLine));
-  }
+  applyPlotPalette(plot_, palette());
   plot_->xAxis->setLabel(tr("step"));
   plot_->yAxis->setLabel(tr("loss"));
   plot_->xAxis->setRange(0, 100);

@@ -207,7 +207,7 @@ void MainWindow::applyDefaultLayout(const QString& name) {
     place(metrics, Qt::RightDockWidgetArea);
     splitDockWidget(run, metrics, Qt::Vertical);
     const int methodWidth = std::max(w * 24 / 100, methodPanel_->minimumSizeHint().width() + 24);  // + a scroll bar
-    resizeDocks({method, run}, {methodWidth, w * 25 / 100}, Qt::Horizontal);
+    resizeDocks({method, run}, {methodWidth, w * 22 / 100}, Qt::Horizontal);
     resizeDocks({run, metrics}, {h * 24 / 100, h * 56 / 100}, Qt::Vertical);
     resizeDocks({tracking}, {h * 32 / 100}, Qt::Vertical);
   } else if (name == "review") {

@@ -15,6 +15,7 @@
 
 #include "eval/metric_catalog.h"
 #include "io/json.h"
+#include "plot_style.h"
 #include "qcustomplot_include.h"
 
 namespace lethe::ui {
@@ -301,21 +302,14 @@ QWidget* MetricCharts::makeCell(const ChartSpec& s) {
   p->setFixedHeight(kPlotHeight);
   p->setMinimumWidth(kCellWidth - 20);
   p->installEventFilter(this);
-  p->setBackground(pal.color(QPalette::Base));
-  p->axisRect()->setBackground(pal.color(QPalette::Base));
+  applyPlotPalette(p, pal);
   QFont small = font();
   small.setPointSizeF(std::max(7.0, font().pointSizeF() * 0.85));
   for (QCPAxis* a : {p->xAxis, p->yAxis}) {
-    a->setTickLabelColor(pal.color(QPalette::Text));
-    a->setBasePen(QPen(pal.color(QPalette::Text)));
-    a->setTickPen(QPen(pal.color(QPalette::Text)));
-    a->setSubTickPen(QPen(pal.color(QPalette::Text)));
-    a->setLabelColor(pal.color(QPalette::Text));
     a->setTickLabelFont(small);
     a->setLabelFont(small);
   }
   p->xAxis->grid()->setVisible(false);
-  p->yAxis->grid()->setPen(QPen(pal.color(QPalette::Midlight), 0, Qt::DotLine));
   p->yAxis->setLabel(s.unit);
   p->yAxis->ticker()->setTickCount(4);
   p->yAxis->setNumberFormat("gb");

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "data/datasets.h"
+#include "plot_style.h"
 #include "qcustomplot_include.h"
 #include "run_controller.h"
 #include "spec_model.h"
@@ -32,17 +33,6 @@ QString shortText(const std::string& s, int n = 48) {
   return q.size() > n ? q.left(n - 1) + "…" : q;
 }
 
-void stylePlot(QCustomPlot* plot, const QPalette& pal) {
-  plot->setBackground(pal.color(QPalette::Base));
-  for (QCPAxis* axis : {plot->xAxis, plot->yAxis}) {
-    axis->setBasePen(QPen(pal.color(QPalette::Text)));
-    axis->setTickPen(QPen(pal.color(QPalette::Text)));
-    axis->setSubTickPen(QPen(pal.color(QPalette::Mid)));
-    axis->setTickLabelColor(pal.color(QPalette::Text));
-    axis->setLabelColor(pal.color(QPalette::Text));
-    axis->grid()->setPen(QPen(pal.color(QPalette::Midlight), 0, Qt::DotLine));
-  }
-}
 }  // namespace
 
 TrackingPanel::TrackingPanel(RunController* controller, SpecModel* spec, QWidget* parent)
@@ -95,7 +85,7 @@ TrackingPanel::TrackingPanel(RunController* controller, SpecModel* spec, QWidget
   plot_ = new QCustomPlot(split);
   plot_->setObjectName("tracking_plot");
   plot_->setMinimumSize(160, 120);
-  stylePlot(plot_, palette());
+  applyPlotPalette(plot_, palette());
   plot_->xAxis->setLabel(tr("step"));
   plot_->yAxis->setLabel(tr("mean log-prob of the answer"));
   plot_->yAxis->setLabel(tr("mean log-prob"));
@@ -112,7 +102,7 @@ TrackingPanel::TrackingPanel(RunController* controller, SpecModel* spec, QWidget
   heatmap_ = new QCustomPlot(hm);
   heatmap_->setObjectName("tracking_heatmap");
   heatmap_->setMinimumSize(160, 120);
-  stylePlot(heatmap_, palette());
+  applyPlotPalette(heatmap_, palette());
   heatmap_->xAxis->setLabel(tr("step"));
   map_ = new QCPColorMap(heatmap_->xAxis, heatmap_->yAxis);
   QCPColorGradient gradient(QCPColorGradient::gpThermal);

@@ -12,6 +12,7 @@
 #include <QStandardPaths>
 #include <QTableView>
 #include <QToolButton>
+#include <QScreen>
 #include <QtTest>
 
 #include "loss_plot_panel.h"
@@ -47,6 +48,15 @@ class MainWindowTest : public QObject {
                                  "dock_metrics", "dock_model", "dock_playground", "dock_run", "dock_tracking"}));
     QVERIFY(w.lossPanel() != nullptr);
     QVERIFY(w.findChild<QLabel*>("runtime_label")->text().contains("libtorch"));
+  }
+
+  void theFirstStartFitsTheScreen() {
+    QSettings().remove("window/geometry");
+    MainWindow w;
+    const QRect avail = QGuiApplication::primaryScreen()->availableGeometry();
+    QVERIFY2(w.width() <= avail.width() && w.height() <= avail.height(),
+             qPrintable(QString("%1x%2 on %3x%4").arg(w.width()).arg(w.height()).arg(avail.width()).arg(avail.height())));
+    QVERIFY(w.width() >= std::min(avail.width(), 1280) && w.height() >= std::min(avail.height(), 800));
   }
 
   void perspectivesShowTheirDocksAndRememberTheirLayouts() {
