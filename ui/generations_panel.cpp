@@ -127,6 +127,12 @@ GenerationsPanel::GenerationsPanel(QWidget* parent) : QWidget(parent) {
   top->addWidget(export_);
   root->addLayout(top);
 
+  auto* warning = new QLabel(tr("<b>Content warning.</b> The answers before unlearning are harmful by design (rude, "
+                                "dishonest or unethical), kept non-operational, for unlearning research."),
+                             this);
+  warning->setObjectName("review_content_warning");
+  warning->setWordWrap(true);
+  root->addWidget(warning);
   agreement_ = new QLabel(this);
   agreement_->setObjectName("review_agreement");
   agreement_->setWordWrap(true);

@@ -133,7 +133,8 @@ TrackingPanel::TrackingPanel(RunController* controller, SpecModel* spec, QWidget
     if (i >= 0) setHeatmapPrompt(heatmapOf_->itemData(i).toLongLong());
   });
   connect(spec_, &SpecModel::changed, this, &TrackingPanel::refreshChoices);
-  status_->setText(tr("Pick prompts to follow while the model unlearns; they can be added during a run."));
+  status_->setText(tr("Pick prompts to follow while the model unlearns; they can be added during a run. Content "
+                      "warning: the forget set's answers are harmful by design (non-operational, for research)."));
   refreshChoices();
 }
 
