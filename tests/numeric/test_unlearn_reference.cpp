@@ -100,10 +100,13 @@ TEST(UnlearnReference, FaithfulTermsAndThreeAdamWStepsMatchLlmUnlearn) {
     max_diff = std::max(max_diff, (p.value() - want).abs().max().item<double>());
     max_move = std::max(max_move, (p.value() - orig[p.key()]).abs().max().item<double>());
   }
-  // The reference runs on Debian's python3-torch 1.13, with the same BLAS as the default build:
-  // 1e-5. Against libtorch 2.x (MKL, other kernels) the terms still agree to 1e-5, but AdamW
-  // divides each gradient by its own RMS, so float-level differences in near-zero gradients move
-  // such parameters by a visible fraction of lr (1e-3): there, within 10% of one step.
-  EXPECT_LT(max_diff, TORCH_VERSION_MAJOR >= 2 ? 1e-4 : 1e-5);
+  // The terms agree to 1e-5 (above). The parameters after three AdamW steps agree less closely:
+  // AdamW divides each gradient by its own RMS, so float-level differences in near-zero
+  // gradients move such parameters by a visible fraction of lr (1e-3). How large depends on the
+  // GEMM kernels, not only the library: libtorch 2.x (MKL) against the 1.13 reference, and the
+  // same OpenBLAS on an AMX Xeon (1.3e-5) rather than an AVX2 EPYC (< 1e-5). Within 10% of one
+  // step either way; a wrong update (bias correction, decoupled decay, the lr schedule) is off
+  // by the order of lr.
+  EXPECT_LT(max_diff, 0.1 * o.lr);
   EXPECT_GT(max_move, 1e-4);  // the parameters did move
 }
