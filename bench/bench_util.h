@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <functional>
 #include <initializer_list>
 #include <new>
@@ -83,6 +84,22 @@ inline double field(const std::string& text, const std::string& key) {
   } catch (const std::exception&) {
     return -1;
   }
+}
+
+// "AMD EPYC 9R14 (avx2 avx512f avx512_bf16 ...)": the CPU's model and the flags that decide
+// GEMM speed, from /proc/cpuinfo, for every benchmark's report.
+inline std::string cpu_description() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, model = "unknown CPU", flags;
+  while (std::getline(in, line)) {
+    auto value = [&] { return line.substr(line.find(':') + 2); };
+    if (line.rfind("model name", 0) == 0 && model == "unknown CPU") model = value();
+    if (line.rfind("flags", 0) == 0 && flags.empty()) flags = " " + value() + " ";
+  }
+  std::string have;
+  for (const char* f : {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"})
+    if (flags.find(std::string(" ") + f + " ") != std::string::npos) have += std::string(have.empty() ? "" : " ") + f;
+  return model + " (" + (have.empty() ? "no AVX2" : have) + ")";
 }
 
 inline double peak_rss_mb() {

@@ -300,6 +300,24 @@ void MainWindow::connectPanels() {
   });
   connect(modelPanel_, &ModelPanel::modelOpened, this,
           [this](const QString& dir) { spec_->set("model.path", dir.toStdString()); });
+  // The Model dock's step estimate follows the spec's batch, K, precision and mode.
+  auto stepShape = [this] {
+    auto number = [this](const char* path, int fallback) {
+      const io::Json v = spec_->get(path, fallback);
+      return v.is_number_integer() ? v.get<int>() : fallback;
+    };
+    auto text = [this](const char* path, const char* fallback) {
+      const io::Json v = spec_->get(path, fallback);
+      return v.is_string() ? v.get<std::string>() : std::string(fallback);
+    };
+    const std::string precision = text("unlearn.precision", "fp32");
+    static const bool native_bf16 = lethe::cpu_has_native_bf16();
+    modelPanel_->setStepShape(number("unlearn.batch", 2), number("unlearn.K", 5),
+                              precision == "bf16" || (precision == "auto" && native_bf16),
+                              text("unlearn.mode", "corrected") == "faithful");
+  };
+  connect(spec_, &SpecModel::changed, this, stepShape);
+  stepShape();
   connect(modelPanel_, &ModelPanel::runtimeChanged, this, [this](const QString& device, const QString& dtype) {
     spec_->set("model.device", device.toStdString());
     spec_->set("model.dtype", dtype.toStdString());

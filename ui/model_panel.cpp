@@ -1,5 +1,7 @@
 #include "model_panel.h"
 
+#include <algorithm>
+
 #include <QComboBox>
 #include <QFormLayout>
 #include <QSignalBlocker>
@@ -18,6 +20,7 @@
 #include "tensor_table_model.h"
 #include "util/error.h"
 #include "util/cuda_info.h"
+#include "util/runtime.h"
 
 namespace lethe::ui {
 namespace {
@@ -36,6 +39,8 @@ const std::pair<const char*, const char*> kMemory[] = {
     {"mem_full", "Unlearn, full (fp32, AdamW, reference copy)"},
     {"mem_lora", "Unlearn, LoRA (fp32 base = reference)"},
     {"mem_lora_bf16", "Unlearn, LoRA (bf16 base)"},
+    {"mem_step_full", "One step, full parameters"},
+    {"mem_step_lora", "One step, LoRA"},
 };
 }  // namespace
 
@@ -146,7 +151,7 @@ void ModelPanel::buildArchitecture(QVBoxLayout* root) {
 
 // The LoRA rank and one row per memory estimate (kMemory), filled by updateMemory().
 void ModelPanel::buildMemory(QVBoxLayout* root) {
-  auto* mem = new QGroupBox(tr("Memory (weights + optimizer state; activations not included)"), this);
+  auto* mem = new QGroupBox(tr("Memory"), this);
   auto* memLayout = new QVBoxLayout(mem);
   auto* rankRow = new QHBoxLayout;
   loraLabel_ = new QLabel(tr("LoRA rank on the default targets"), mem);
@@ -166,6 +171,10 @@ void ModelPanel::buildMemory(QVBoxLayout* root) {
     memoryForm_->addRow(tr(label), v);
   }
   memLayout->addLayout(memoryForm_);
+  stepNote_ = new QLabel(mem);
+  stepNote_->setObjectName("step_memory_note");
+  stepNote_->setWordWrap(true);
+  memLayout->addWidget(stepNote_);
   connect(loraRank_, &QSpinBox::valueChanged, this, [this] { updateMemory(); });
   root->addWidget(mem);
 }
@@ -289,6 +298,42 @@ void ModelPanel::updateMemory() {
   set("mem_full", m.unlearn_full_fp32);
   set("mem_lora", m.unlearn_lora_fp32, tr("  (%1 adapter params)").arg(qs(model::human_count(m.lora_params))));
   set("mem_lora_bf16", m.unlearn_lora_bf16);
+
+  // One step's peak, activations included, at the spec's batch, K, precision and mode.
+  model::StepShape shape = step_;
+  static const bool explicit_attention = lethe::runtime_info().explicit_attention;
+  shape.explicit_attention = explicit_attention;
+  const int64_t ram = model::physical_memory_bytes();
+  auto setStep = [&](const char* key, int64_t lora_params) {
+    shape.lora_params = lora_params;
+    shape.lora_targets = static_cast<int64_t>(targets.size());
+    const model::StepMemory e = model::estimate_step_memory(summary_->info, summary_->n_params, shape);
+    auto* l = findChild<QLabel*>(QString("field_") + key);
+    if (!l) return;
+    const std::string warning = model::memory_warning(e.total(), ram, "this machine's memory (RAM)", shape);
+    l->setText(warning.empty()
+                   ? qs(model::human_bytes(e.total()))
+                   : tr("%1 — more than this machine's %2").arg(qs(model::human_bytes(e.total())), qs(model::human_bytes(ram))));
+    l->setStyleSheet(warning.empty() ? QString() : QStringLiteral("color: #c0392b;"));
+    l->setToolTip(qs(e.describe()) + (warning.empty() ? QString() : "\n" + qs(warning)));
+  };
+  setStep("mem_step_full", 0);
+  setStep("mem_step_lora", m.lora_params);
+  stepNote_->setText(tr("The first five rows: weights and optimizer state. A step adds activations: at batch %1, "
+                        "%2 tokens per row, K %3, %4 mode, %5 (the spec's; hover for the parts).")
+                         .arg(step_.batch)
+                         .arg(step_.seq)
+                         .arg(step_.K)
+                         .arg(step_.faithful ? tr("faithful") : tr("corrected"))
+                         .arg(step_.bf16 ? tr("bf16 compute") : tr("fp32")));
+}
+
+void ModelPanel::setStepShape(int batch, int K, bool bf16, bool faithful) {
+  step_.batch = std::max(1, batch);
+  step_.K = std::max(0, K);
+  step_.bf16 = bf16;
+  step_.faithful = faithful;
+  updateMemory();
 }
 
 void ModelPanel::setRuntime(const QString& device, const QString& dtype) {

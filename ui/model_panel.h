@@ -36,6 +36,8 @@ class ModelPanel : public QWidget {
   void setRuntime(const QString& device, const QString& dtype);
   // The spec's model.prompt_format: "paper" or "chat".
   void setPromptFormat(const QString& format);
+  // The step the memory estimate is for (the spec's unlearn.batch, K, precision, mode).
+  void setStepShape(int batch, int K, bool bf16, bool faithful);
 
  Q_SIGNALS:
   void runtimeChanged(const QString& device, const QString& dtype);
@@ -62,6 +64,8 @@ class ModelPanel : public QWidget {
   QFormLayout* form_ = nullptr;
   QFormLayout* memoryForm_ = nullptr;
   QSpinBox* loraRank_ = nullptr;
+  QLabel* stepNote_ = nullptr;
+  model::StepShape step_;
   QLabel* loraLabel_ = nullptr;
   QComboBox* device_ = nullptr;
   QComboBox* dtype_ = nullptr;

@@ -15,6 +15,7 @@
 #include "model/inspect.h"
 #include "text/load_tokenizer.h"
 #include "util/error.h"
+#include "util/runtime.h"
 
 namespace lethe::cli {
 
@@ -94,6 +95,8 @@ void add_inspect(CLI::App& app, int& rc) {
     std::string dir;
     int rank = 32;
     bool json = false, no_tensors = false;
+    model::StepShape step;
+    std::string precision = "fp32", mode = "corrected";
   };
   auto a = std::make_shared<A>();
   auto* sub = app.add_subcommand("inspect",
@@ -105,9 +108,24 @@ void add_inspect(CLI::App& app, int& rc) {
   sub->add_flag("--json", a->json, "machine-readable output");
   sub->add_flag("--no-tensors", a->no_tensors, "leave out the tensor list");
   sub->add_option("--lora-rank", a->rank, "LoRA rank for the memory estimate")->capture_default_str();
+  sub->add_option("--batch", a->step.batch, "forget samples per step, for the step's memory estimate")->capture_default_str();
+  sub->add_option("--seq", a->step.seq, "tokens per row (the longest question + answer)")->capture_default_str();
+  sub->add_option("--K", a->step.K, "random answers per forget sample (0: a method without L_rdn)")->capture_default_str();
+  sub->add_option("--precision", a->precision, "fp32 or bf16 (bf16 compute, fp32 master weights)")->capture_default_str();
+  sub->add_option("--mode", a->mode, "corrected or faithful (faithful builds the full logits)")->capture_default_str();
   sub->callback([a, &rc] {
     if (a->rank < 1) throw Error("--lora-rank must be at least 1, got " + std::to_string(a->rank));
-    auto s = model::inspect_model(a->dir, a->rank);
+    if (a->step.batch < 1) throw Error("--batch must be at least 1, got " + std::to_string(a->step.batch));
+    if (a->step.seq < 1) throw Error("--seq must be at least 1, got " + std::to_string(a->step.seq));
+    if (a->step.K < 0) throw Error("--K must be at least 0, got " + std::to_string(a->step.K));
+    if (a->precision != "fp32" && a->precision != "bf16")
+      throw Error("--precision must be fp32 or bf16, got '" + a->precision + "'");
+    if (a->mode != "corrected" && a->mode != "faithful")
+      throw Error("--mode must be corrected or faithful, got '" + a->mode + "'");
+    a->step.bf16 = a->precision == "bf16";
+    a->step.faithful = a->mode == "faithful";
+    a->step.explicit_attention = runtime_info().explicit_attention;
+    auto s = model::inspect_model(a->dir, a->rank, a->step);
     if (a->json) std::cout << model::summary_json(s).dump(2) << "\n";
     else std::cout << model::summary_text(s, !a->no_tensors);
     rc = kExitOk;

@@ -1,10 +1,13 @@
 #include "model/inspect.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cinttypes>
 #include <cstdio>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <sstream>
@@ -115,6 +118,19 @@ int64_t physical_memory_bytes() {
   return static_cast<int64_t>(pages) * static_cast<int64_t>(page);
 }
 
+int64_t available_memory_bytes() {
+  int64_t m = physical_memory_bytes();
+  auto lower = [&m](int64_t v) {
+    if (v > 0 && (m <= 0 || v < m)) m = v;
+  };
+  rlimit as{};
+  if (::getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) lower(static_cast<int64_t>(as.rlim_cur));
+  std::ifstream cg("/sys/fs/cgroup/memory.max");  // cgroup v2; "max" when unlimited
+  std::string v;
+  if (cg >> v && !v.empty() && std::isdigit(static_cast<unsigned char>(v[0]))) lower(std::stoll(v));
+  return m;
+}
+
 CheckedFolder check_model_folder(const fs::path& dir, bool backbone_only) {
   return check_model_folder(io::ModelFolder::open(dir), backbone_only);
 }
@@ -170,7 +186,7 @@ MemoryEstimate estimate_memory(int64_t n_params, int64_t lora_params, int lora_r
   return m;
 }
 
-ModelSummary inspect_model(const fs::path& dir, int lora_rank) {
+ModelSummary inspect_model(const fs::path& dir, int lora_rank, const StepShape& step) {
   io::ModelFolder opened = io::ModelFolder::open(dir);
   // A sequence classifier's folder (its `score` head stored) is a backbone without an LM head.
   const bool classifier = opened.tensors().count("score.weight") > 0;
@@ -224,6 +240,14 @@ ModelSummary inspect_model(const fs::path& dir, int lora_rank) {
   const auto targets = s.config->default_lora_targets();
   s.memory = estimate_memory(s.n_params, s.config->lora_param_count(lora_rank, targets), lora_rank);
   s.memory.lora_targets = targets;
+  s.step = step;
+  StepShape full = step, lora = step;
+  full.lora_params = 0;
+  lora.lora_params = s.memory.lora_params;
+  lora.lora_targets = static_cast<int64_t>(s.config->resolve_lora_targets(targets).size());
+  s.step_full = estimate_step_memory(s.info, s.n_params, full);
+  s.step_lora = estimate_step_memory(s.info, s.n_params, lora);
+  s.physical_memory = physical_memory_bytes();
   return s;
 }
 
@@ -293,6 +317,17 @@ std::string summary_text(const ModelSummary& s, bool list_tensors) {
   o << "  unlearn LoRA r=" << m.lora_rank << " " << targets << " fp32: " << human_bytes(m.unlearn_lora_fp32) << "   ("
     << human_count(m.lora_params) << " adapter params; reference = adapters off)\n";
   o << "  unlearn LoRA r=" << m.lora_rank << " " << targets << " bf16 base: " << human_bytes(m.unlearn_lora_bf16) << "\n";
+  const StepShape& st = s.step;
+  o << "\none unlearning step, activations included (batch " << st.batch << ", " << st.seq << " tokens, K " << st.K << ", "
+    << (st.faithful ? "faithful" : "corrected") << " mode, " << (st.bf16 ? "bf16 compute" : "fp32") << ")\n";
+  o << "  full parameters  " << human_bytes(s.step_full.total()) << "   (" << s.step_full.describe() << ")\n";
+  o << "  LoRA r=" << m.lora_rank << "         " << human_bytes(s.step_lora.total()) << "   (" << s.step_lora.describe() << ")\n";
+  for (const auto* e : {&s.step_full, &s.step_lora}) {
+    StepShape shape = st;
+    shape.lora_params = e == &s.step_lora ? m.lora_params : 0;
+    const std::string w = memory_warning(e->total(), s.physical_memory, "this machine's memory (RAM)", shape);
+    if (!w.empty()) o << "warning: " << (e == &s.step_lora ? "LoRA: " : "full parameters: ") << w << "\n";
+  }
   for (const auto& w : s.warnings) o << "warning: " << w << "\n";
   if (list_tensors && s.tensors_listed) {
     o << "\ntensors (" << s.tensors.size() << ")\n";
@@ -305,6 +340,13 @@ std::string summary_text(const ModelSummary& s, bool list_tensors) {
   }
   return o.str();
 }
+
+namespace {
+io::Json step_json(const StepMemory& m) {
+  return {{"weights", m.weights}, {"training", m.training}, {"autocast", m.autocast}, {"activations", m.activations},
+          {"head", m.head},       {"runtime", m.runtime},   {"total", m.total()}};
+}
+}  // namespace
 
 io::Json summary_json(const ModelSummary& s) {
   io::Json t = io::Json::array();
@@ -336,6 +378,15 @@ io::Json summary_json(const ModelSummary& s) {
         {"lora_targets", m.lora_targets},
         {"lora_params", m.lora_params},
         {"note", "weights and optimizer state only; activations and KV cache not included"}}},
+      {"step_memory_bytes",
+       {{"batch", s.step.batch},
+        {"seq", s.step.seq},
+        {"K", s.step.K},
+        {"mode", s.step.faithful ? "faithful" : "corrected"},
+        {"precision", s.step.bf16 ? "bf16" : "fp32"},
+        {"full", step_json(s.step_full)},
+        {"lora", step_json(s.step_lora)},
+        {"physical_memory", s.physical_memory}}},
       {"warnings", s.warnings},
   };
 }

@@ -11,6 +11,7 @@
 
 #include "io/hf_folder.h"
 #include "io/json.h"
+#include "model/memory_estimate.h"
 #include "model/model_config.h"
 
 namespace lethe::model {
@@ -58,6 +59,11 @@ struct ModelSummary {
   std::vector<std::string> tokenizer_files;
   std::vector<std::string> warnings;
   MemoryEstimate memory;
+  // One unlearning step's peak, activations included, at `step` (full parameters; LoRA at
+  // memory.lora_rank on the family's default targets).
+  StepShape step;
+  StepMemory step_full, step_lora;
+  int64_t physical_memory = 0;  // this machine's RAM, for the warning
 };
 
 // A stored tensor as the checks see it.
@@ -95,12 +101,15 @@ void check_fits_memory(const ModelConfig& cfg, int64_t bytes_per_value, int64_t 
                        const std::string& config_src);
 // Physical memory of this machine in bytes (0 when the system does not say).
 int64_t physical_memory_bytes();
+// What this process may use: the physical memory, lowered by its address-space limit
+// (RLIMIT_AS) and its cgroup's memory.max when they are set (0 when nothing says).
+int64_t available_memory_bytes();
 
 MemoryEstimate estimate_memory(int64_t n_params, int64_t lora_params, int lora_rank);
 
 // Throws lethe::Error naming the folder or file on any problem: the checks of
 // check_model_folder, so a folder inspect accepts is one loading accepts (tensor values aside).
-ModelSummary inspect_model(const std::filesystem::path& dir, int lora_rank = 32);
+ModelSummary inspect_model(const std::filesystem::path& dir, int lora_rank = 32, const StepShape& step = {});
 
 std::string summary_text(const ModelSummary& s, bool list_tensors = true);
 io::Json summary_json(const ModelSummary& s);

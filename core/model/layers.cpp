@@ -13,7 +13,14 @@
 namespace lethe::model {
 
 std::pair<at::Tensor, at::Tensor> KVCache::update(KVCache* cache, size_t layer, const at::Tensor& k, const at::Tensor& v) {
-  if (!cache || cache->empty()) return {k, v};
+  if (!cache) return {k, v};
+  if (cache->mode == Mode::Record) {
+    cache->k.push_back(k);
+    cache->v.push_back(v);
+    return {k, v};
+  }
+  if (cache->mode == Mode::Prefix) return {at::cat({cache->k[layer], k}, 2), at::cat({cache->v[layer], v}, 2)};
+  if (cache->empty()) return {k, v};
   const int64_t start = cache->length, T = k.size(2);
   cache->k[layer].narrow(2, start, T).copy_(k);
   cache->v[layer].narrow(2, start, T).copy_(v);

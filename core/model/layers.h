@@ -19,12 +19,22 @@ namespace lethe::model {
 // Keys and values of every layer for incremental decoding, preallocated to `capacity` positions
 // so each step writes in place instead of concatenating.
 struct KVCache {
-  std::vector<at::Tensor> k, v;  // per layer: (B, KV, capacity, hd)
+  // Buffer (generation): preallocated (B, KV, capacity, hd) buffers, written at [length,
+  // length + T). Record (a shared prefix's forward, training): each layer's keys/values are
+  // appended to k, v as computed, autograd history and all. Prefix (continuations of a recorded
+  // prefix, training): k, v (the prefix's, rows repeated per continuation) go before this
+  // step's keys/values, concatenated rather than written, so gradients flow into the prefix.
+  enum class Mode { Buffer, Record, Prefix };
+  std::vector<at::Tensor> k, v;  // per layer
   int64_t length = 0;            // positions filled
+  Mode mode = Mode::Buffer;
   int64_t capacity() const { return k.empty() ? 0 : k[0].size(2); }
   bool empty() const { return k.empty(); }
-  // Writes this step's keys/values (B, KV, T, hd) of `layer` at [length, length + T) and
-  // returns the filled part (B, KV, length + T, hd). Without a cache, returns k, v unchanged.
+  // A preallocated buffer whose capacity bounds the positions.
+  bool bounded() const { return mode == Mode::Buffer && !k.empty(); }
+  // Buffer: writes this step's keys/values (B, KV, T, hd) of `layer` at [length, length + T) and
+  // returns the filled part (B, KV, length + T, hd). Record: keeps them and returns them. Prefix:
+  // returns the prefix's followed by them. Without a cache (or an empty buffer), returns k, v.
   static std::pair<at::Tensor, at::Tensor> update(KVCache* cache, size_t layer, const at::Tensor& k, const at::Tensor& v);
 };
 

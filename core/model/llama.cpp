@@ -244,7 +244,7 @@ at::Tensor LlamaForCausalLMImpl::run(const at::Tensor& ids, const at::Tensor& ma
   if (S != past + T)
     throw Error(name + " forward: attention mask has " + std::to_string(S) + " positions, expected cache " +
                 std::to_string(past) + " + new " + std::to_string(T));
-  if (cache && !cache->empty() && S > cache->capacity())
+  if (cache && cache->bounded() && S > cache->capacity())
     throw Error(name + " forward: the KV cache holds " + std::to_string(cache->capacity()) + " positions, " + std::to_string(S) +
                 " needed");
   at::Tensor x = model->embed_tokens->forward(ids);  // (B, T, H)

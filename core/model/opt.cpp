@@ -88,7 +88,7 @@ at::Tensor OptDecoderImpl::forward(const at::Tensor& ids, const at::Tensor& mask
   if (S != past + T)
     throw Error("OPT forward: attention mask has " + std::to_string(S) + " positions, expected cache " + std::to_string(past) +
                 " + new " + std::to_string(T));
-  if (cache && !cache->empty() && S > cache->capacity())
+  if (cache && cache->bounded() && S > cache->capacity())
     throw Error("OPT forward: the KV cache holds " + std::to_string(cache->capacity()) + " positions, " + std::to_string(S) +
                 " needed");
   at::Tensor x = embed_tokens->forward(ids);   // (B, T, E)

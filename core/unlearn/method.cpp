@@ -5,19 +5,30 @@
 #include <functional>
 #include <utility>
 
+#include "unlearn/head_losses.h"
 #include "unlearn/method_losses.h"
 #include "unlearn/rmu.h"
 #include "util/error.h"
 
 namespace lethe::unlearn {
 
+at::Tensor model_answer_loss(model::CausalLMImpl& m, const TokenBatch& b, Mode mode, int64_t pad_id) {
+  if (mode == Mode::Faithful) return loss_answer(m.forward(b.ids, b.mask), b, mode, pad_id);
+  return answer_ce_from_hidden(m.hidden(b.ids, b.mask), m.lm_head_weight(), b);
+}
+
 at::Tensor UnlearningMethod::retain_term(MethodContext& c, const TokenBatch& normal) {
   auto& m = c.model();
   if (method_needs(c.options()).retain_kl) {
-    at::Tensor p = c.reference_logits(normal);
-    return loss_divergence(m.forward(normal.ids, normal.mask), p, normal, c.options().mode);
+    if (c.options().mode == Mode::Faithful) {
+      at::Tensor p = c.reference_logits(normal);
+      return loss_divergence(m.forward(normal.ids, normal.mask), p, normal, Mode::Faithful);
+    }
+    // Corrected: the head only at positions whose next token is real, in chunks, for both models.
+    at::Tensor hp = c.reference_hidden(normal);
+    return divergence_from_hidden(m.hidden(normal.ids, normal.mask), m.lm_head_weight(), hp, c.reference_head_weight(), normal);
   }
-  return loss_answer(m.forward(normal.ids, normal.mask), normal, Mode::Corrected, c.pad_id());
+  return model_answer_loss(m, normal, Mode::Corrected, c.pad_id());
 }
 
 namespace {
@@ -31,7 +42,7 @@ double answer_ce(const at::Tensor& logits, const TokenBatch& b, int64_t pad) {
 class Finetune final : public UnlearningMethod {
  public:
   at::Tensor forget_term(MethodContext& c, const TokenBatch& f, const TokenBatch*, double& forget_ce) override {
-    at::Tensor ce = loss_answer(c.model().forward(f.ids, f.mask), f, c.options().mode, c.pad_id());
+    at::Tensor ce = model_answer_loss(c.model(), f, c.options().mode, c.pad_id());
     forget_ce = ce.item<double>();
     return ce;
   }
@@ -42,7 +53,7 @@ class Finetune final : public UnlearningMethod {
 class GradientAscent final : public UnlearningMethod {
  public:
   at::Tensor forget_term(MethodContext& c, const TokenBatch& f, const TokenBatch*, double& forget_ce) override {
-    at::Tensor ce = loss_answer(c.model().forward(f.ids, f.mask), f, c.options().mode, c.pad_id());
+    at::Tensor ce = model_answer_loss(c.model(), f, c.options().mode, c.pad_id());
     forget_ce = ce.item<double>();
     return -ce;
   }

@@ -30,6 +30,11 @@ class MethodContext {
   virtual at::Tensor reference_logits(const TokenBatch& b) = 0;
   // The frozen original's residual stream after decoder layer `layer` (no autograd state).
   virtual at::Tensor reference_state(const TokenBatch& b, int64_t layer) = 0;
+  // The frozen original's final hidden states (what its LM head reads; no autograd state) and
+  // its head's weight: for the losses that apply the head only where they read it
+  // (head_losses.h).
+  virtual at::Tensor reference_hidden(const TokenBatch& b) = 0;
+  virtual at::Tensor reference_head_weight() = 0;
   virtual const UnlearnOptions& options() const = 0;
   virtual int64_t pad_id() const = 0;
 };
@@ -51,6 +56,11 @@ class UnlearningMethod {
   // The names of the only parameters that train (RMU), or empty: all the trainer would train.
   virtual std::vector<std::string> trained_parameters(const model::CausalLMImpl& m) const { return {}; }
 };
+
+// loss_answer of the model on `b` in mode `mode`. Corrected mode applies the LM head only at the
+// answer positions, in chunks (head_losses.h: the same value and gradient without the (B, T, V)
+// logits); faithful mode keeps llm_unlearn's dense arithmetic.
+at::Tensor model_answer_loss(model::CausalLMImpl& m, const TokenBatch& b, Mode mode, int64_t pad_id);
 
 // The method the options name. Throws lethe::Error when the options and the model do not fit it
 // (e.g. RMU's layer outside the model).

@@ -11,18 +11,23 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
 #include <mutex>
 #include <new>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "model/inspect.h"
+#include "model/memory_estimate.h"
 #include "unlearn/method.h"
+#include "unlearn/shared_prefix.h"
 #include "util/error.h"
 #include "util/torch_compat.h"
 #include "util/runtime.h"
@@ -127,7 +132,8 @@ struct Autocast {
 
 struct Unlearner::Batches {
   TokenBatch forget, random, normal;
-  TokenBatch alternative;  // row i: an alternative answer to forget row i's question (IdkDPO)
+  std::optional<SharedPrefixBatch> shared;  // the random rows with each question run once
+  TokenBatch alternative;                   // row i: an alternative answer to forget row i's question (IdkDPO)
   std::vector<std::string> answers, alternatives;
   std::vector<size_t> forget_index, normal_index;  // which samples of the sets
 };
@@ -139,6 +145,8 @@ class Unlearner::Context final : public MethodContext {
   model::CausalLMImpl& model() override { return *u_.model_; }
   at::Tensor reference_logits(const TokenBatch& b) override { return u_.reference_logits(b); }
   at::Tensor reference_state(const TokenBatch& b, int64_t layer) override { return u_.reference_state(b, layer); }
+  at::Tensor reference_hidden(const TokenBatch& b) override { return u_.reference_hidden(b); }
+  at::Tensor reference_head_weight() override { return u_.reference_head_weight(); }
   const UnlearnOptions& options() const override { return u_.o_; }
   int64_t pad_id() const override { return batch_pad_id(u_.tok_); }
 
@@ -214,6 +222,15 @@ Unlearner::Unlearner(model::CausalLM model, const text::Tokenizer& tok, UnlearnD
       if (!keep.count(p.key())) p.value().set_requires_grad(false);
   }
   params_ = trainable_parameters(*model_);
+  // The K random answers share their question (shared_prefix.h) where that is exact: corrected
+  // mode, no dropout (a shared question would share its dropout draws). LETHE_SHARED_PREFIX=off
+  // turns it off, for comparisons.
+  {
+    const char* env = std::getenv("LETHE_SHARED_PREFIX");
+    share_prefixes_ = o_.mode == Mode::Corrected && !o_.dropout_active() && !(o_.lora.enabled() && o_.lora.dropout > 0) &&
+                      !(env && std::string(env) == "off");
+  }
+  warn_if_too_large();
   std::vector<at::Tensor> ps;
   for (auto& [n, p] : params_) ps.push_back(p);
   optim_ = std::make_unique<torch::optim::AdamW>(
@@ -228,6 +245,48 @@ Unlearner::Unlearner(model::CausalLM model, const text::Tokenizer& tok, UnlearnD
 }
 
 Unlearner::~Unlearner() = default;
+
+// The step's peak memory (model/memory_estimate.h) for the longest rows this data makes, against
+// the device's memory: a warning before the first step rather than an out-of-memory in it.
+void Unlearner::warn_if_too_large() {
+  int64_t longest_forget = 0, longest_start = 0, longest_normal = 0, longest_answer = 0;
+  for (const auto& e : forget_ex_) {
+    longest_forget = std::max<int64_t>(longest_forget, static_cast<int64_t>(e.ids.size()));
+    longest_start = std::max<int64_t>(longest_start, e.start);
+  }
+  for (const auto& e : normal_ex_) longest_normal = std::max<int64_t>(longest_normal, static_cast<int64_t>(e.ids.size()));
+  if (needs_.random)  // a random row is a forget question and an answer from the pool
+    for (size_t i = 0; i < data_.answer_pool.size() && i < 512; ++i)
+      longest_answer = std::max<int64_t>(longest_answer, static_cast<int64_t>(tok_.encode(data_.answer_pool[i]).size()) + 1);
+  model::StepShape sh;
+  sh.batch = o_.batch_size;
+  sh.K = needs_.random ? o_.K : 0;
+  sh.seq = std::max({longest_forget, longest_normal, longest_start + longest_answer, int64_t{1}});
+  sh.bf16 = o_.precision == Precision::Bf16;
+  sh.faithful = o_.mode == Mode::Faithful;
+  sh.explicit_attention = model::attention_backend() == model::AttentionBackend::Explicit;
+  int64_t base = 0, adapters = 0;
+  for (const auto& p : model_->named_parameters())
+    (p.key().find(".lora_") != std::string::npos ? adapters : base) += p.value().numel();
+  if (o_.lora.enabled()) {
+    sh.lora_params = adapters;
+    sh.lora_targets = static_cast<int64_t>(resolve_targets(o_.lora, model_->config()).size());
+    sh.lora_dropout = o_.lora.dropout;
+  }
+  step_memory_ = model::estimate_step_memory(model_->info(), base, sh);
+  const auto dev = model_->options().device();
+  int64_t available = 0;
+  std::string where = "this machine's memory (RAM)";
+  if (dev.is_cuda()) {
+    for (const auto& d : cuda_devices())
+      if (d.index == std::max<int64_t>(0, dev.index())) available = d.free_bytes;
+    where = "cuda:" + std::to_string(std::max<int64_t>(0, dev.index())) + "'s free memory";
+  } else {
+    available = model::available_memory_bytes();
+    if (available != model::physical_memory_bytes()) where = "this process's memory limit (RLIMIT_AS or cgroup)";
+  }
+  if (const std::string w = model::memory_warning(step_memory_.total(), available, where, sh); !w.empty()) warnings_.push_back(w);
+}
 
 void Unlearner::start_pass() {
   const size_t B = static_cast<size_t>(o_.batch_size);
@@ -302,33 +361,38 @@ Unlearner::Batches Unlearner::next_batches() {
       for (const auto& a : b.answers) r.push_back(make_random_example(tok_, question, a, o_.mode, data_.format));  // sample-major
     }
     b.random = collate(r, pad, dev);
+    if (share_prefixes_) b.shared = share_prefixes(r, o_.K, pad, dev);
   }
   return b;
 }
 
-at::Tensor Unlearner::reference_logits(const TokenBatch& b) {
+template <class F>
+at::Tensor Unlearner::on_reference(F f) {
   at::NoGradGuard g;
-  if (reference_) return reference_->forward(b.ids, b.mask);
-  // LoRA: the same weights with the adapters off, without dropout.
+  if (reference_) return f(*reference_);
   const bool was_training = model_->is_training();
   set_lora_enabled(*model_, false);
   model_->eval();
-  at::Tensor l = model_->forward(b.ids, b.mask);
+  at::Tensor out = f(*model_);
   set_lora_enabled(*model_, true);
   if (was_training) model_->train();
-  return l;
+  return out;
+}
+
+at::Tensor Unlearner::reference_logits(const TokenBatch& b) {
+  return on_reference([&](model::CausalLMImpl& m) { return m.forward(b.ids, b.mask); });
 }
 
 at::Tensor Unlearner::reference_state(const TokenBatch& b, int64_t layer) {
-  at::NoGradGuard g;
-  if (reference_) return reference_->layer_state(b.ids, b.mask, layer);
-  const bool was_training = model_->is_training();
-  set_lora_enabled(*model_, false);
-  model_->eval();
-  at::Tensor h = model_->layer_state(b.ids, b.mask, layer);
-  set_lora_enabled(*model_, true);
-  if (was_training) model_->train();
-  return h;
+  return on_reference([&](model::CausalLMImpl& m) { return m.layer_state(b.ids, b.mask, layer); });
+}
+
+at::Tensor Unlearner::reference_hidden(const TokenBatch& b) {
+  return on_reference([&](model::CausalLMImpl& m) { return m.hidden(b.ids, b.mask); });
+}
+
+at::Tensor Unlearner::reference_head_weight() const {
+  return reference_ ? reference_->lm_head_weight().detach() : model_->lm_head_weight().detach();
 }
 
 std::vector<std::string> Unlearner::trained_parameter_names() const {
@@ -405,7 +469,7 @@ Unlearner::TermValues Unlearner::compute_terms(const Batches& b) {
     v.fgt = backward_term(method_->forget_term_name(), fgt, forget_weight(o_));
   }
   if (b.random.ids.defined()) {
-    const at::Tensor rdn = random_term(b.random);
+    const at::Tensor rdn = random_term(b);
     v.rdn = backward_term("L_rdn", rdn, o_.eps2);
   }
   if (needs_.normal) {
@@ -422,10 +486,11 @@ at::Tensor Unlearner::forget_term(const Batches& b, double& forget_ce) {
 }
 
 // The random-answer term (under autocast): the answer cross-entropy of the K random answers.
-at::Tensor Unlearner::random_term(const TokenBatch& random) {
+at::Tensor Unlearner::random_term(const Batches& b) {
   const int64_t pad = batch_pad_id(tok_);
   Autocast ac(o_.precision == Precision::Bf16, model_->options().device().is_cuda());
-  return loss_answer(model_->forward(random.ids, random.mask), random, o_.mode, pad);
+  if (b.shared) return shared_prefix_answer_loss(*model_, *b.shared);
+  return model_answer_loss(*model_, b.random, o_.mode, pad);
 }
 
 // The retain term on the normal batch (under autocast): the method's.

@@ -14,6 +14,7 @@
 #include "data/datasets.h"
 #include "io/json.h"
 #include "model/causal_lm.h"
+#include "model/memory_estimate.h"
 #include "text/tokenizer.h"
 #include "unlearn/lora.h"
 #include "unlearn/losses.h"
@@ -128,6 +129,8 @@ class Unlearner {
   // The options as run: precision "auto" resolved to fp32 or bf16.
   const UnlearnOptions& options() const { return o_; }
   const std::vector<std::string>& warnings() const { return warnings_; }
+  // The estimated peak of one step for this data and these options (activations included).
+  const model::StepMemory& step_memory() const { return step_memory_; }
   // Logits of the frozen reference (the copy, or the base with adapters off) on a batch.
   at::Tensor reference_forward(const TokenBatch& b) { return reference_logits(b); }
   bool has_reference() const { return static_cast<bool>(reference_) || o_.lora.enabled(); }
@@ -143,7 +146,7 @@ class Unlearner {
   StepMetrics begin_step();
   TermValues compute_terms(const Batches& b);
   at::Tensor forget_term(const Batches& b, double& forget_ce);
-  at::Tensor random_term(const TokenBatch& random);
+  at::Tensor random_term(const Batches& b);
   at::Tensor normal_term(const TokenBatch& normal);
   class Context;  // the method's view of this trainer (trainer.cpp)
   friend class Context;
@@ -157,6 +160,12 @@ class Unlearner {
   std::string step_out_of_memory() const;
   at::Tensor reference_logits(const TokenBatch& b);
   at::Tensor reference_state(const TokenBatch& b, int64_t layer);
+  at::Tensor reference_hidden(const TokenBatch& b);
+  at::Tensor reference_head_weight() const;
+  // f() run on the frozen original without autograd state: the copy, or (LoRA) the same
+  // weights with the adapters off and without dropout.
+  template <class F>
+  at::Tensor on_reference(F f);
   double current_lr() const;
   // Measures the tracked prompts at step_ when due (or `force`d) and not yet measured there.
   void track(Observer& obs, bool force);
@@ -170,6 +179,9 @@ class Unlearner {
   std::unique_ptr<UnlearningMethod> method_;
   std::unique_ptr<Context> context_;
   std::vector<std::string> warnings_;
+  model::StepMemory step_memory_;
+  bool share_prefixes_ = false;
+  void warn_if_too_large();
   int64_t longest_ = 0;  // the longest sequence of the last batches (for messages)
   std::vector<Example> forget_ex_, normal_ex_;
   std::vector<std::pair<std::string, at::Tensor>> params_;

@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 
+#include "model/layers.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "util/error.h"
 
@@ -36,6 +37,7 @@ RuntimeInfo runtime_info() {
   r.cuda_version = cuda_runtime_version();
   r.devices = cuda_devices();
   r.cpu_native_bf16 = cpu_has_native_bf16();
+  r.explicit_attention = model::attention_backend() == model::AttentionBackend::Explicit;
   return r;
 }
 

@@ -22,6 +22,9 @@ struct RuntimeInfo {
   std::vector<CudaDevice> devices;  // name, memory (total, free), compute capability
   int threads = 1;
   bool cpu_native_bf16 = false;  // AVX512-BF16 or AMX: bf16 matmuls are fast on this CPU
+  // Attention written out (libtorch < 2.1, or LETHE_ATTENTION=explicit): its probabilities are
+  // kept for backward, which the memory estimate counts.
+  bool explicit_attention = true;
 };
 
 RuntimeInfo runtime_info();

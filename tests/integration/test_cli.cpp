@@ -56,6 +56,25 @@ TEST(Cli, InspectJsonIsMachineReadable) {
   EXPECT_EQ(j["weights"]["format"], "safetensors");
 }
 
+TEST(Cli, InspectEstimatesAStepAtTheAskedShape) {
+  TempDir d;
+  lethe::testing::write_tiny_opt(d.path);
+  auto r = run("inspect --json --batch 4 --seq 64 --K 3 --precision bf16 --mode faithful " + q(d.path));
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = lethe::io::parse_json(r.out, "stdout")["step_memory_bytes"];
+  EXPECT_EQ(j["batch"], 4);
+  EXPECT_EQ(j["seq"], 64);
+  EXPECT_EQ(j["K"], 3);
+  EXPECT_EQ(j["precision"], "bf16");
+  EXPECT_EQ(j["mode"], "faithful");
+  EXPECT_GT(j["full"]["autocast"].get<int64_t>(), 0);
+  EXPECT_GT(j["full"]["total"].get<int64_t>(), j["lora"]["total"].get<int64_t>());
+  auto text = run("inspect --batch 4 " + q(d.path));
+  EXPECT_NE(text.out.find("one unlearning step, activations included (batch 4, 128 tokens, K 5, corrected mode, fp32)"),
+            std::string::npos)
+      << text.out;
+}
+
 TEST(Cli, BadFolderExitsTwoWithTheReason) {
   TempDir d;
   auto r = run("inspect " + q(d / "nope"));
@@ -145,6 +164,9 @@ TEST(Cli, EveryCommandExitsTwoOnBadInput) {
   const std::vector<Case> cases = {
       {"inspect " + nope, "no such folder"},
       {"inspect " + q(d.path) + " --lora-rank 0", "--lora-rank must be at least 1"},
+      {"inspect " + q(d.path) + " --batch 0", "--batch must be at least 1"},
+      {"inspect " + q(d.path) + " --precision fp8", "--precision must be fp32 or bf16, got 'fp8'"},
+      {"inspect " + q(d.path) + " --mode exact", "--mode must be corrected or faithful, got 'exact'"},
       {"tokenize --model " + nope, "nope"},
       {"tokenize", "--model is required"},
       {"score --model " + nope + " --input " + q(d / "a.txt") + " --batch 0", "--batch must be at least 1"},

@@ -188,7 +188,8 @@ TEST(Faults, AFullDiskFailsTheRunWithADiagnosisAndKeepsTheStore) {
 TEST(Faults, OutOfMemoryEndsWithAClearMessageAndExit1) {
   TempDir d;
   io::Json j = lethe::testing::write_experiment(d.path);
-  // A forget set of long answers in one batch: the logits alone need gigabytes.
+  // A forget set of long answers in one batch, in faithful mode (llm_unlearn's dense logits: the
+  // logits alone need gigabytes; corrected mode never builds them).
   std::ofstream pku(d / "long.jsonl");
   std::string answer;
   for (int i = 0; i < 10; ++i) answer += "and then the waiter walked away again ";
@@ -204,11 +205,14 @@ TEST(Faults, OutOfMemoryEndsWithAClearMessageAndExit1) {
   j["datasets"]["forget"]["path"] = "long.jsonl";
   j["unlearn"]["batch"] = 64;
   j["unlearn"]["K"] = 8;
+  j["unlearn"]["mode"] = "faithful";
   io::write_json_file(d / "spec.json", j);
   const int rc = lethe_child({"run", (d / "spec.json").string(), "--store", (d / "lethe.db").string()}, d / "log", RLIMIT_AS,
                              rlim_t(3) << 30);
   const std::string log = read_file(d / "log");
   EXPECT_EQ(rc, 1) << log;
+  // Warned before the first step (the estimate against the 3 GiB limit), then failed in it.
+  EXPECT_NE(log.find("this step needs about"), std::string::npos) << log;
   EXPECT_NE(log.find("out of memory"), std::string::npos) << log;
   EXPECT_TRUE(log.find("batch") != std::string::npos) << log;
   store::Store st(d / "lethe.db");

@@ -137,6 +137,13 @@ class MainWindowTest : public QObject {
     const int64_t lora = 2 * 2 * 4 * 32;
     QVERIFY2(p->field("mem_lora").startsWith(QString::fromStdString(lethe::model::human_bytes(4 * n + 16 * lora))),
              qPrintable(p->field("mem_lora")));
+    // One step with activations, at the spec's batch and K: more rows, more memory.
+    const QString step = p->field("mem_step_full");
+    QVERIFY2(!step.isEmpty() && step != QStringLiteral("—"), qPrintable(step));
+    p->setStepShape(16, 5, false, false);
+    QVERIFY2(p->field("mem_step_full") != step, qPrintable(p->field("mem_step_full")));
+    auto* note = p->findChild<QLabel*>("step_memory_note");
+    QVERIFY2(note->text().contains("at batch 16, 128 tokens per row, K 5, corrected mode, fp32"), qPrintable(note->text()));
     QVERIFY(p->errorText().isEmpty());
     QCOMPARE(QSettings().value("recent/models").toStringList().value(0), QString::fromStdString(d.path.string()));
   }

@@ -61,6 +61,33 @@ TEST(Inspect, MemoryEstimatesFollowTheStatedBytesPerParameter) {
   EXPECT_LT(s.memory.unlearn_lora_fp32, s.memory.unlearn_full_fp32);
 }
 
+// One step's peak at the asked shape: the same parts model::estimate_step_memory gives, for full
+// parameters and for LoRA on the family's defaults, in the text and the JSON.
+TEST(Inspect, StepMemoryAtTheAskedShape) {
+  TempDir d;
+  const int64_t P = write_tiny_opt(d.path);
+  model::StepShape shape;
+  shape.batch = 3;
+  shape.seq = 40;
+  shape.K = 2;
+  shape.faithful = true;
+  auto s = model::inspect_model(d.path, 8, shape);
+  model::StepShape full = shape, lora = shape;
+  lora.lora_params = 2 * 2 * 8 * 32;
+  lora.lora_targets = 2;
+  EXPECT_EQ(s.step_full.total(), model::estimate_step_memory(s.info, P, full).total());
+  EXPECT_EQ(s.step_lora.total(), model::estimate_step_memory(s.info, P, lora).total());
+  EXPECT_LT(s.step_lora.total(), s.step_full.total());
+  const std::string text = model::summary_text(s);
+  EXPECT_HAS(text, "one unlearning step, activations included (batch 3, 40 tokens, K 2, faithful mode, fp32)");
+  EXPECT_HAS(text, "  full parameters  ");
+  const auto j = model::summary_json(s)["step_memory_bytes"];
+  EXPECT_EQ(j["batch"], 3);
+  EXPECT_EQ(j["mode"], "faithful");
+  EXPECT_EQ(j["full"]["total"].get<int64_t>(), s.step_full.total());
+  EXPECT_EQ(j["lora"]["activations"].get<int64_t>(), s.step_lora.activations);
+}
+
 TEST(Inspect, ProjectInOutNoBiasNoFinalLayerNorm) {
   TempDir d;
   TinyOpt t;
