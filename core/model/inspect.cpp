@@ -321,7 +321,9 @@ std::string summary_text(const ModelSummary& s, bool list_tensors) {
   o << "\none unlearning step, activations included (batch " << st.batch << ", " << st.seq << " tokens, K " << st.K << ", "
     << (st.faithful ? "faithful" : "corrected") << " mode, " << (st.bf16 ? "bf16 compute" : "fp32") << ")\n";
   o << "  full parameters  " << human_bytes(s.step_full.total()) << "   (" << s.step_full.describe() << ")\n";
-  o << "  LoRA r=" << m.lora_rank << "         " << human_bytes(s.step_lora.total()) << "   (" << s.step_lora.describe() << ")\n";
+  std::string lora_label = "LoRA r=" + std::to_string(m.lora_rank);
+  lora_label.resize(std::max<size_t>(lora_label.size() + 1, 17), ' ');  // the width of "full parameters  "
+  o << "  " << lora_label << human_bytes(s.step_lora.total()) << "   (" << s.step_lora.describe() << ")\n";
   for (const auto* e : {&s.step_full, &s.step_lora}) {
     StepShape shape = st;
     shape.lora_params = e == &s.step_lora ? m.lora_params : 0;
