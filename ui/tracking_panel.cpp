@@ -15,6 +15,7 @@
 #include <set>
 
 #include "data/datasets.h"
+#include "experiment/track_rows.h"
 #include "plot_style.h"
 #include "qcustomplot_include.h"
 #include "run_controller.h"
@@ -24,6 +25,16 @@
 namespace lethe::ui {
 
 namespace {
+// A plot over optimizer steps in the workbench's palette.
+QCustomPlot* stepPlot(QWidget* parent, const char* name) {
+  auto* p = new QCustomPlot(parent);
+  p->setObjectName(name);
+  p->setMinimumSize(160, 120);
+  applyPlotPalette(p, parent->palette());
+  p->xAxis->setLabel(QObject::tr("step"));
+  return p;
+}
+
 // Okabe-Ito colours, as the loss plot's (readable for common colour-vision deficits).
 const QColor kColours[] = {QColor(0xd5, 0x5e, 0x00), QColor(0x00, 0x72, 0xb2), QColor(0x00, 0x9e, 0x73),
                            QColor(0xcc, 0x79, 0xa7), QColor(0xe6, 0x9f, 0x00), QColor(0x56, 0xb4, 0xe9)};
@@ -82,12 +93,7 @@ TrackingPanel::TrackingPanel(RunController* controller, SpecModel* spec, QWidget
   status_->setWordWrap(true);
   cl->addWidget(status_);
 
-  plot_ = new QCustomPlot(split);
-  plot_->setObjectName("tracking_plot");
-  plot_->setMinimumSize(160, 120);
-  applyPlotPalette(plot_, palette());
-  plot_->xAxis->setLabel(tr("step"));
-  plot_->yAxis->setLabel(tr("mean log-prob of the answer"));
+  plot_ = stepPlot(split, "tracking_plot");
   plot_->yAxis->setLabel(tr("mean log-prob"));
   plot_->setToolTip(tr("Each tracked answer's mean log-probability under the model at that step: solid the harmful "
                        "answer, dashed the safe one; the colours are the list's"));
@@ -99,11 +105,7 @@ TrackingPanel::TrackingPanel(RunController* controller, SpecModel* spec, QWidget
   heatmapOf_->setObjectName("tracking_heatmap_of");
   heatmapOf_->setToolTip(tr("Whose answer the heatmap shows, token by token"));
   hl->addWidget(heatmapOf_);
-  heatmap_ = new QCustomPlot(hm);
-  heatmap_->setObjectName("tracking_heatmap");
-  heatmap_->setMinimumSize(160, 120);
-  applyPlotPalette(heatmap_, palette());
-  heatmap_->xAxis->setLabel(tr("step"));
+  heatmap_ = stepPlot(hm, "tracking_heatmap");
   map_ = new QCPColorMap(heatmap_->xAxis, heatmap_->yAxis);
   QCPColorGradient gradient(QCPColorGradient::gpThermal);
   map_->setGradient(gradient);
@@ -245,25 +247,8 @@ void TrackingPanel::showRun(const QString& storePath, qint64 runId) {
   heatmapPrompt_ = -1;
   try {
     store::Store st(storePath.toStdString());
-    for (const auto& r : st.tracked_prompts(runId)) {
-      unlearn::TrackedPrompt p;
-      p.id = r.prompt_id;
-      p.prompt = r.prompt;
-      p.answer = r.answer;
-      p.safe_answer = r.safe_answer;
-      p.source = r.source;
-      prompts_[p.id] = p;
-    }
-    for (const auto& r : st.tracks(runId)) {
-      unlearn::TrackPoint p;
-      p.step = r.step;
-      p.prompt_id = r.prompt_id;
-      p.kind = r.kind;
-      p.mean_logprob = r.mean_logprob;
-      p.token_logprobs = r.token_logprobs;
-      p.tokens = r.tokens;
-      series_[{p.prompt_id, p.kind}][p.step] = p;
-    }
+    for (const auto& r : st.tracked_prompts(runId)) prompts_[r.prompt_id] = experiment::tracked_prompt(r);
+    for (const auto& r : st.tracks(runId)) series_[{r.prompt_id, r.kind}][r.step] = experiment::track_point(r);
   } catch (const std::exception& e) {
     status_->setText(QString::fromStdString(e.what()));
   }

@@ -17,6 +17,7 @@
 #include "eval/evaluate_model.h"
 #include "eval/mia.h"
 #include "eval/tofu.h"
+#include "experiment/track_rows.h"
 #include "io/jsonl.h"
 #include "model/checkpoint.h"
 #include "text/load_tokenizer.h"
@@ -110,29 +111,10 @@ class StoringObserver : public unlearn::Observer {
       if (stored_prompts_.count(p.prompt_id)) continue;
       if (known.empty() && tracker_) known = tracker_->prompts();
       for (const auto& q : known)
-        if (q.id == p.prompt_id) {
-          store::TrackedPromptRow row;
-          row.run_id = run_;
-          row.prompt_id = q.id;
-          row.prompt = q.prompt;
-          row.answer = q.answer;
-          row.safe_answer = q.safe_answer;
-          row.source = q.source;
-          pending_prompts_.push_back(row);
-        }
+        if (q.id == p.prompt_id) pending_prompts_.push_back(tracked_prompt_row(run_, q));
       stored_prompts_.insert(p.prompt_id);
     }
-    for (const auto& p : points) {
-      store::TrackRow row;
-      row.run_id = run_;
-      row.step = p.step;
-      row.prompt_id = p.prompt_id;
-      row.kind = p.kind;
-      row.mean_logprob = p.mean_logprob;
-      row.token_logprobs = p.token_logprobs;
-      row.tokens = p.tokens;
-      pending_tracks_.push_back(std::move(row));
-    }
+    for (const auto& p : points) pending_tracks_.push_back(track_row(run_, p));
     if (Clock::now() - last_ > std::chrono::seconds(2)) flush();
     user_.on_track(points);
   }
@@ -695,13 +677,8 @@ void tracking_phase(Run& r) {
   bool restored = false;
   if (r.resuming && r.st)
     for (const auto& row : r.st->tracked_prompts(r.id)) {
-      unlearn::TrackedPrompt p;
-      p.id = row.prompt_id;
-      p.prompt = row.prompt;
-      p.answer = row.answer;
-      p.safe_answer = row.safe_answer;
-      p.source = row.source;
-      if (r.tracker->add(p) == row.prompt_id) stored.insert(row.prompt_id);  // else stored again under its new id
+      if (r.tracker->add(tracked_prompt(row)) == row.prompt_id)
+        stored.insert(row.prompt_id);  // else stored again under its new id
       restored = true;
     }
   r.sobs.track_with(r.tracker, stored);

@@ -45,7 +45,7 @@ StepMemory estimate_step_memory(const ModelInfo& info, int64_t n_params, const S
   if (s.faithful) {
     m.head = 3 * tokens * V * 4;  // logits, log-softmax, gradient
   } else {
-    const int64_t chunk_rows = std::min(tokens, std::max<int64_t>(1, (int64_t{64} << 20) / (4 * std::max<int64_t>(1, V))));
+    const int64_t chunk_rows = std::min(tokens, head_chunk_rows(V));
     m.head = 2 * chunk_rows * V * 4 + 2 * tokens * info.output_dim * 4;
   }
   m.runtime = kRuntimeBytes;

@@ -18,6 +18,7 @@
 //                faithful mode: the dense (rows, seq, vocab) fp32 logits, their log-softmax
 //                and gradient
 //   runtime      the process before the model (libtorch, the tokenizer, the data)
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -43,6 +44,14 @@ struct StepMemory {
   // One line per part, for inspect and the Model dock.
   std::string describe() const;
 };
+
+// How many bytes of fp32 logits (and as many of their gradient) one chunk of the LM head's
+// losses may hold (unlearn/head_losses.h), and the rows per chunk for a vocabulary of `vocab`
+// (at least 1).
+constexpr int64_t kHeadChunkBytes = int64_t{64} << 20;
+inline int64_t head_chunk_rows(int64_t vocab, int64_t bytes = kHeadChunkBytes) {
+  return std::max<int64_t>(1, bytes / (4 * std::max<int64_t>(1, vocab)));
+}
 
 // The process's memory before a model loads (measured on Debian 12 with libtorch 1.13: ~0.3 GiB).
 constexpr int64_t kRuntimeBytes = int64_t{320} << 20;

@@ -147,8 +147,6 @@ void check_hidden(const char* fn, const char* name, const at::Tensor& hidden, co
 
 }  // namespace
 
-int64_t head_chunk_rows(int64_t vocab, int64_t bytes) { return std::max<int64_t>(1, bytes / (4 * std::max<int64_t>(1, vocab))); }
-
 at::Tensor linear_cross_entropy(const at::Tensor& h, const at::Tensor& W, const at::Tensor& labels, const at::Tensor& weights,
                                 int64_t chunk_rows) {
   constexpr const char* fn = "linear_cross_entropy";
@@ -157,7 +155,8 @@ at::Tensor linear_cross_entropy(const at::Tensor& h, const at::Tensor& W, const 
   if (!labels.defined() || labels.dim() != 1 || labels.size(0) != h.size(0) || labels.scalar_type() != at::kLong)
     throw Error(std::string(fn) + ": labels must be int64 (" + std::to_string(h.size(0)) + "), got " + shape_of(labels));
   if (labels.numel() > 0) {
-    const int64_t lo = labels.min().item<int64_t>(), hi = labels.max().item<int64_t>();
+    const at::Tensor range = at::stack({labels.min(), labels.max()}).cpu();  // one synchronisation
+    const int64_t lo = range[0].item<int64_t>(), hi = range[1].item<int64_t>();
     if (lo < 0 || hi >= W.size(0))
       throw Error(std::string(fn) + ": a target token id (" + std::to_string(lo < 0 ? lo : hi) +
                   ") is outside the LM head's vocabulary of " + std::to_string(W.size(0)));
@@ -192,9 +191,9 @@ at::Tensor answer_ce_from_hidden(const at::Tensor& hidden, const at::Tensor& hea
   // Target t (predicted from position t-1) counts when t >= start, t >= 1 and token t is real.
   const at::Tensor tgt = (pos >= b.start.unsqueeze(1)) & (b.mask == 1) & (pos >= 1);  // (B, T)
   const at::Tensor flat = tgt.reshape({B * T}).nonzero().squeeze(1);                  // b * T + t
-  const at::Tensor rt = at::empty({0}, hidden.options().dtype(reduce_type(hidden)));
-  const at::Tensor n = tgt.sum(1).to(rt.scalar_type());  // (B)
-  const at::Tensor has = (n > 0).to(rt.scalar_type());
+  const at::ScalarType rt = reduce_type(hidden);
+  const at::Tensor n = tgt.sum(1).to(rt);  // (B)
+  const at::Tensor has = (n > 0).to(rt);
   // Row weight 1 / (n_b * samples with targets): the mean of per-sample means.
   const at::Tensor per_sample = has / (n.clamp_min(1) * has.sum().clamp_min(1));
   const at::Tensor row = at::floor_divide(flat, T);

@@ -15,14 +15,13 @@
 
 #include <cstdint>
 
+#include "model/memory_estimate.h"
 #include "unlearn/losses.h"
 
 namespace lethe::unlearn {
 
-// How many bytes of fp32 logits (and as many of their gradient) one chunk may hold.
-constexpr int64_t kHeadChunkBytes = int64_t{64} << 20;
-// The rows per chunk for a vocabulary of `vocab` under a budget of `bytes` (at least 1).
-int64_t head_chunk_rows(int64_t vocab, int64_t bytes = kHeadChunkBytes);
+using model::head_chunk_rows;
+using model::kHeadChunkBytes;
 
 // sum_i weights[i] * CE(h[i] . W^T, labels[i]): h (N, D), W (V, D), labels (N) int64 in [0, V),
 // weights (N) constants. Differentiable in h and W. The logits are computed in h's dtype

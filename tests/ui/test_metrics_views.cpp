@@ -78,6 +78,21 @@ struct Quiet : lethe::experiment::RunObserver {};
 
 }  // namespace
 
+// A store in `d` with one run of kRun's metrics (and the reduction's interval), shown in `panel`
+// at the Metrics dock's size.
+static void showTheRun(const TempDir& d, MetricsPanel& panel) {
+  const std::string db = (d / "lethe.db").string();
+  int64_t id = 0;
+  {
+    lethe::store::Store st(db);
+    id = st.create_run("r", "{}", "{}");
+    addRows(st, id, kRun, {{"harmful_rate_reduction", R"({"ci95": [0.7, 1.0]})"}});
+  }
+  panel.resize(525, 540);
+  panel.show();
+  panel.showRun(QString::fromStdString(db), id);
+}
+
 class MetricsViewsTest : public QObject {
   Q_OBJECT
 
@@ -87,17 +102,8 @@ class MetricsViewsTest : public QObject {
   // Human labels in the table (raw names only in the tooltips), units, and value() by store name.
   void tableShowsHumanNamesWithUnitsAndTooltips() {
     TempDir d;
-    const std::string db = (d / "lethe.db").string();
-    int64_t id = 0;
-    {
-      lethe::store::Store st(db);
-      id = st.create_run("r", "{}", "{}");
-      addRows(st, id, kRun, {{"harmful_rate_reduction", R"({"ci95": [0.7, 1.0]})"}});
-    }
     MetricsPanel panel;
-    panel.resize(525, 540);
-    panel.show();
-    panel.showRun(QString::fromStdString(db), id);
+    showTheRun(d, panel);
     const QStringList labels = panel.rowLabels();
     for (const char* l :
          {"Harmful-answer rate", "Normal-data perplexity", "KL divergence from the original", "Multiple-choice accuracy",
@@ -132,17 +138,8 @@ class MetricsViewsTest : public QObject {
   // One small plot per quantity, each with its own y range around its own values.
   void eachQuantityHasItsOwnScale() {
     TempDir d;
-    const std::string db = (d / "lethe.db").string();
-    int64_t id = 0;
-    {
-      lethe::store::Store st(db);
-      id = st.create_run("r", "{}", "{}");
-      addRows(st, id, kRun, {{"harmful_rate_reduction", R"({"ci95": [0.7, 1.0]})"}});
-    }
     MetricsPanel panel;
-    panel.resize(525, 540);
-    panel.show();
-    panel.showRun(QString::fromStdString(db), id);
+    showTheRun(d, panel);
     MetricCharts* charts = panel.charts();
     QCOMPARE(charts->sectionTitles(), QStringList({"Forgetting", "Utility", "Fluency", "Robustness", "Privacy", "Other"}));
     const QStringList keys = charts->keys();
@@ -198,6 +195,8 @@ class MetricsViewsTest : public QObject {
     panel.resize(1100, 540);
     QTRY_VERIFY(charts->columns() >= 4);
     // A run with nothing stored empties the charts.
+    const std::string db = (d / "lethe.db").string();
+    int64_t id = 0;
     {
       lethe::store::Store st(db);
       id = st.create_run("empty", "{}", "{}");
