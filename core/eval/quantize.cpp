@@ -12,6 +12,7 @@
 
 #include "eval/quantize_tensor.h"
 #include "model/causal_lm.h"
+#include "model/layers.h"
 #include "unlearn/lora.h"
 #include "util/error.h"
 
@@ -183,6 +184,35 @@ QuantizeReport quantize_weights(model::CausalLMImpl& m, const QuantizeScheme& s)
     r.weights += p.numel();
     r.names.push_back(name);
   }
+  r.rms_change = r.weights > 0 ? std::sqrt(sum_sq / static_cast<double>(r.weights)) : 0.0;
+  return r;
+}
+
+QuantizeReport use_int8_weights(model::CausalLMImpl& m) {
+  if (unlearn::has_lora(m))
+    throw Error("int8 weights: the model has LoRA adapters attached; merge them into the base weights first (merge_lora)");
+  at::NoGradGuard no_grad;
+  const auto weights = targets(m);
+  auto modules = m.named_modules();
+  std::vector<std::pair<model::LinearImpl*, model::Int8Weight>> planned;
+  QuantizeReport r;
+  double sum_sq = 0;
+  // Every weight is quantised before any layer changes: an error leaves the model as it was.
+  for (const auto& [name, p] : weights) {
+    const std::string module = name.substr(0, name.size() - std::string(".weight").size());
+    auto* linear = modules.contains(module) ? modules[module]->as<model::LinearImpl>() : nullptr;
+    if (!linear || linear->weight.data_ptr() != p.data_ptr())
+      throw Error("int8 weights: " + name + " is not the weight of a linear layer named " + module);
+    model::Int8Weight q = with_context(name, [&] { return model::quantize_int8_rows(p); });
+    const at::Tensor diff = q.dequantized(at::kDouble) - p.detach().to(at::kDouble);
+    r.max_abs_change = std::max(r.max_abs_change, diff.abs().max().item<double>());
+    sum_sq += diff.square().sum().item<double>();
+    r.tensors += 1;
+    r.weights += p.numel();
+    r.names.push_back(name);
+    planned.emplace_back(linear, std::move(q));
+  }
+  for (auto& [linear, q] : planned) linear->int8 = std::move(q);
   r.rms_change = r.weights > 0 ? std::sqrt(sum_sq / static_cast<double>(r.weights)) : 0.0;
   return r;
 }

@@ -68,4 +68,14 @@ std::vector<std::string> quantizable_weight_names(model::CausalLMImpl& m);
 // base under an adapter is not what a deployed model would be), or a weight that is not finite.
 QuantizeReport quantize_weights(model::CausalLMImpl& m, const QuantizeScheme& s);
 
+// Int8 weights for generation (`lethe generate --int8`): the weights quantize_weights rounds get
+// their int8 grid (scheme int8) as int8 values and row scales beside them, and their linear
+// layers compute with it (model::LinearImpl::int8) -- the decoding kernel reads the int8 bytes,
+// a quarter of fp32's memory traffic per generated token; products of more rows use the
+// dequantized grid. The outputs are those of the int8-rounded model (quantize_weights with
+// "int8") within fp32 rounding; the fp32 weights stay (memory grows by a quarter of theirs).
+// Not for training or metrics. Throws what quantize_weights throws; the report's changes are
+// those of the rounding.
+QuantizeReport use_int8_weights(model::CausalLMImpl& m);
+
 }  // namespace lethe::eval

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "model/decode_linear.h"
 #include "model/llama.h"
 #include "model/opt.h"
 #include "util/error.h"
@@ -12,7 +13,7 @@ namespace lethe::model {
 CausalLMImpl::CausalLMImpl(std::shared_ptr<const ModelConfig> config) : config_(std::move(config)), info_(config_->info()) {}
 
 at::Tensor CausalLMImpl::forward(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache) {
-  return at::linear(hidden(ids, mask, cache), lm_head_weight());
+  return model::linear(hidden(ids, mask, cache), lm_head_weight());
 }
 
 void CausalLMImpl::check_layer_index(int64_t layer, const char* what) const {

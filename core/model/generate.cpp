@@ -7,6 +7,7 @@
 #include <limits>
 #include <set>
 
+#include "model/decode_linear.h"
 #include "util/error.h"
 
 namespace lethe::model {
@@ -121,7 +122,7 @@ void left_pad(const GenerateContext& c, const std::vector<Generation>& out, size
 // only on the last position (all of them would cost B*L*V*E).
 at::Tensor prefill(CausalLMImpl& model, const at::Tensor& ids, const at::Tensor& mask, KVCache& cache, int64_t L) {
   at::Tensor last = model.hidden(ids, mask, &cache).select(1, L - 1);  // (B, E)
-  return at::linear(last, model.lm_head_weight()).to(at::kFloat);      // (B, V)
+  return model::linear(last, model.lm_head_weight()).to(at::kFloat);   // (B, V)
 }
 
 // Whether token `t`, just appended to g.ids, ends the sequence: an EOS (when stopping there) or a

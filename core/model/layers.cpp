@@ -37,7 +37,9 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, at::TensorOption
 }
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) const {
-  at::Tensor y = at::linear(x, weight, bias);
+  if (int8 && is_training()) throw Error("a linear layer with int8 weights (for generation) cannot train; reload the model");
+  // The decoding kernel for a few rows without autograd (decode_linear.h), else at::linear.
+  at::Tensor y = int8 ? linear_int8(x, *int8, bias) : model::linear(x, weight, bias);
   if (lora_A && lora_enabled) {
     at::Tensor h = lora_dropout > 0 && is_training() ? at::dropout(x, lora_dropout, true) : x;
     y = y + at::linear(at::linear(h, lora_A->weight), lora_B->weight) * lora_scale;

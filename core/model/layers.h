@@ -11,8 +11,11 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "model/decode_linear.h"
 
 namespace lethe::model {
 
@@ -61,6 +64,11 @@ class LinearImpl : public torch::nn::Module {
   LoraWeight lora_A{nullptr}, lora_B{nullptr};
   double lora_scale = 0, lora_dropout = 0;
   bool lora_enabled = true;  // false: the frozen base (the unlearning reference)
+
+  // Int8 weights for generation (eval::use_int8_weights): when set, forward computes with the
+  // weight's int8 grid (decode_linear.h) instead of `weight`, which stays as it was. Not for
+  // training: forward throws in training mode while it is set.
+  std::optional<Int8Weight> int8;
 };
 TORCH_MODULE(Linear);
 

@@ -7,7 +7,10 @@
 // - on tiny OPT, Llama and Phi-3 checkpoints (and a bf16 one) exactly the decoder-layer linear
 //   weights change, to fake_quantize of what they were, and every other tensor (embeddings,
 //   head, norms, biases, positions, OPT's project_in/out) is bitwise unchanged; the report counts;
-// - the errors: scheme text, invalid schemes, non-finite or non-2-D weights, LoRA attached.
+// - the errors: scheme text, invalid schemes, non-finite or non-2-D weights, LoRA attached;
+// - int8 weights for generation (use_int8_weights): the grid is fake_quantize's int8 bit for bit,
+//   and a model with them gives the logits of the int8-rounded model, for a prompt and for
+//   decoding steps through the int8 kernel, on OPT, Llama and Phi-3 checkpoints.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -24,6 +27,7 @@
 #include "eval/quantize_tensor.h"
 #include "io/json.h"
 #include "model/checkpoint.h"
+#include "model/decode_linear.h"
 #include "support/tiny_opt.h"
 #include "unlearn/lora.h"
 #include "util/error.h"
@@ -387,4 +391,89 @@ TEST(QuantizeErrors, LoraMustBeMergedFirst) {
   unlearn::merge_lora(*m);
   ASSERT_FALSE(unlearn::has_lora(*m));
   check_model(*m, layer_names("model.layers.", 2, kLlamaLeaves), "int8", "llama merged");
+}
+
+// ---- int8 weights for generation (use_int8_weights) ----
+
+namespace {
+
+// use_int8_weights on one copy of a checkpoint against quantize_weights("int8") on another: the
+// same layers and report, the fp32 parameters untouched, and the same logits -- for a prompt
+// (many rows: the dequantized grid through at::linear) and for decoding steps with a cache (a
+// few rows: the int8 kernel where the CPU has one).
+void check_int8_generation(const fs::path& dir, const std::string& what) {
+  SCOPED_TRACE(what);
+  auto a = model::load_model(dir, {"fp32", "cpu"}).model;
+  auto b = model::load_model(dir, {"fp32", "cpu"}).model;
+  const Snapshot before = snapshot(*a);
+  const auto ra = eval::use_int8_weights(*a);
+  const auto rb = eval::quantize_weights(*b, scheme("int8"));
+  EXPECT_EQ(ra.names, rb.names);
+  EXPECT_EQ(ra.weights, rb.weights);
+  EXPECT_NEAR(ra.rms_change, rb.rms_change, 1e-9 * rb.rms_change);
+  for (const auto& p : a->named_parameters()) EXPECT_TRUE(bitwise_equal(p.value(), before.at(p.key()))) << p.key();
+
+  at::NoGradGuard g;
+  a->eval();
+  b->eval();
+  const int64_t B = 3, L = 5, steps = 4, V = a->info().vocab_size;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+  const at::Tensor ids = at::randint(1, V, {B, L}, gen, at::TensorOptions().dtype(at::kLong));
+  at::Tensor mask = at::ones({B, L}, at::kLong);
+  auto ca = a->make_cache(B, L + steps), cb = b->make_cache(B, L + steps);
+  at::Tensor la = a->forward(ids, mask, &ca), lb = b->forward(ids, mask, &cb);
+  EXPECT_LE((la - lb).abs().max().item<double>(), 1e-4 * (1 + lb.abs().max().item<double>())) << "prompt";
+  for (int64_t s = 0; s < steps; ++s) {
+    const at::Tensor next = lb.select(1, lb.size(1) - 1).argmax(-1).unsqueeze(1);  // (B, 1)
+    mask = at::cat({mask, at::ones({B, 1}, at::kLong)}, 1);
+    la = a->forward(next, mask, &ca);
+    lb = b->forward(next, mask, &cb);
+    ASSERT_EQ(la.sizes(), lb.sizes());
+    EXPECT_LE((la - lb).abs().max().item<double>(), 1e-4 * (1 + lb.abs().max().item<double>())) << "decoding step " << s;
+  }
+  // Not for training: the layers say so rather than train the fp32 weights they do not use.
+  a->train();
+  const std::string msg = error_of([&] { a->forward(ids, at::ones({B, L}, at::kLong)); });
+  EXPECT_NE(msg.find("int8 weights"), std::string::npos) << msg;
+}
+
+}  // namespace
+
+TEST(Int8Weights, TheGridIsTheInt8Probes) {
+  for (uint64_t seed : {1, 2, 3}) {
+    at::Tensor w = randn(37, 53, seed);
+    w[5].zero_();   // a row of zeros: scale 0, stays zero
+    w[9][4] = 0.5;  // an outlier sets its row's scale
+    const auto q = model::quantize_int8_rows(w);
+    ASSERT_EQ(q.q.scalar_type(), at::kChar);
+    EXPECT_LE(q.q.abs().max().item<int64_t>(), 127);
+    // Equal values (int8 has no -0: a small negative weight rounds to +0 here, -0 there).
+    EXPECT_TRUE(at::equal(q.dequantized(at::kFloat), eval::fake_quantize(w, scheme("int8")))) << seed;
+  }
+  EXPECT_NE(error_of([] { model::quantize_int8_rows(at::ones({3})); }).find("2-D"), std::string::npos);
+  at::Tensor bad = randn(2, 3, 1);
+  bad[1][1] = std::nan("");
+  EXPECT_NE(error_of([&] { model::quantize_int8_rows(bad); }).find("not finite"), std::string::npos);
+}
+
+TEST(Int8Weights, GenerationEqualsTheInt8RoundedModel) {
+  lethe::testing::TempDir dir("lethe-int8");
+  lethe::testing::TinyOpt spec;
+  spec.layers = 2;
+  spec.embed_proj_dim = 8;
+  spec.bias = true;
+  lethe::testing::write_tiny_opt(dir / "opt", spec);
+  check_int8_generation(dir / "opt", "OPT");
+  check_int8_generation(kFamilies / "llama_bias_headdim", "llama_bias_headdim");
+  check_int8_generation(kFamilies / "phi3", "phi3");
+}
+
+TEST(Int8Weights, LoraMustBeMergedFirst) {
+  auto m = model::load_model(kFamilies / "llama_bias_headdim", {"fp32", "cpu"}).model;
+  unlearn::LoraConfig lc;
+  lc.rank = 2;
+  lc.targets = {"q_proj"};
+  unlearn::add_lora(*m, lc, 5);
+  const std::string msg = error_of([&] { eval::use_int8_weights(*m); });
+  EXPECT_NE(msg.find("merge_lora"), std::string::npos) << msg;
 }
