@@ -1,5 +1,6 @@
 #include "playground_panel.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QFileDialog>
 #include <QFormLayout>
@@ -15,6 +16,7 @@
 #include <mutex>
 
 #include "eval/evaluate.h"
+#include "eval/quantize.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
 #include "text/load_tokenizer.h"
@@ -24,6 +26,7 @@ namespace lethe::ui {
 struct PlaygroundModels {
   std::mutex mutex;  // one generation at a time
   std::string original_path, unlearned_path;
+  bool int8 = false;  // the loaded models carry int8 weights
   std::unique_ptr<model::LoadedModel> original, unlearned;
   std::unique_ptr<text::Tokenizer> tok;
 };
@@ -58,8 +61,13 @@ PlaygroundPanel::PlaygroundPanel(QWidget* parent) : QWidget(parent), models_(std
   format_->setObjectName("playground_format");
   format_->addItems({"paper", "chat"});
   format_->setToolTip(tr("paper: \"### Question: … ### Answer:\" as the paper trains; chat: the model folder's chat template"));
+  int8_ = new QCheckBox(tr("int8"), this);
+  int8_->setObjectName("playground_int8");
+  int8_->setToolTip(tr("int8 weights for the decoder layers: faster on the CPU, approximate (the int8 robustness probe's "
+                       "grid). Evaluation and metrics always use the model's own weights."));
   pr->addWidget(prompt_, 1);
   pr->addWidget(format_);
+  pr->addWidget(int8_);
   pr->addWidget(go_);
   root->addLayout(pr);
   auto* panes = new QHBoxLayout;
@@ -90,6 +98,8 @@ void PlaygroundPanel::setModels(const QString& original, const QString& unlearne
 }
 void PlaygroundPanel::setPrompt(const QString& p) { prompt_->setText(p); }
 void PlaygroundPanel::setPromptFormat(const QString& f) { format_->setCurrentText(f == "chat" ? "chat" : "paper"); }
+void PlaygroundPanel::setInt8(bool on) { int8_->setChecked(on); }
+QString PlaygroundPanel::statusText() const { return status_->text(); }
 QString PlaygroundPanel::originalText() const { return left_->toPlainText(); }
 QString PlaygroundPanel::unlearnedText() const { return right_->toPlainText(); }
 
@@ -106,18 +116,26 @@ void PlaygroundPanel::generate() {
   status_->setText(tr("Loading and generating…"));
   const std::string prompt = prompt_->text().toStdString(), orig = original_->text().toStdString(),
                     unl = unlearned_->text().toStdString();
-  const bool chat = format_->currentText() == "chat";
+  const bool chat = format_->currentText() == "chat", int8 = int8_->isChecked();
   auto models = models_;
-  thread_ = QThread::create([this, models, prompt, orig, unl, chat] {
+  thread_ = QThread::create([this, models, prompt, orig, unl, chat, int8] {
     QString error;
+    bool int8_used = false;
     try {
       std::lock_guard<std::mutex> lock(models->mutex);
+      // int8 weights go on a fresh load and come off by loading again.
+      const bool reload = models->int8 != int8;
+      models->int8 = int8;
       auto load = [&](const std::string& path, std::string& cached, std::unique_ptr<model::LoadedModel>& slot) {
         if (path.empty()) return;
-        if (cached != path || !slot) {
+        if (cached != path || !slot || reload) {
+          slot.reset();  // one model in memory at a time
           slot = std::make_unique<model::LoadedModel>(model::load_model(path, {"fp32", "auto"}));
           cached = path;
+          // On a GPU the weights are read fast enough: int8 would only add dequantising.
+          if (int8 && slot->model->options().device().is_cpu()) eval::use_int8_weights(*slot->model);
         }
+        int8_used = int8_used || (int8 && slot->model->options().device().is_cpu());
       };
       load(orig, models->original_path, models->original);
       load(unl, models->unlearned_path, models->unlearned);
@@ -142,11 +160,12 @@ void PlaygroundPanel::generate() {
     }
     QMetaObject::invokeMethod(
         this,
-        [this, error] {
+        [this, error, int8_used] {
           busy_ = false;
           go_->setEnabled(true);
-          status_->setText(error.isEmpty() ? tr("Greedy, 64 tokens at most, stops at the next ###.")
-                                           : tr("Failed: %1").arg(error));
+          const QString how = tr("Greedy, 64 tokens at most, stops at the next ###.") +
+                              (int8_used ? tr(" int8 weights: approximate.") : QString());
+          status_->setText(error.isEmpty() ? how : tr("Failed: %1").arg(error));
           Q_EMIT done();
         },
         Qt::QueuedConnection);

@@ -4,6 +4,7 @@
 #include <QWidget>
 #include <memory>
 
+class QCheckBox;
 class QComboBox;
 class QLineEdit;
 class QPlainTextEdit;
@@ -24,6 +25,9 @@ class PlaygroundPanel : public QWidget {
   void setPrompt(const QString& p);
   // "paper" (### Question: ... ### Answer:) or "chat" (the model folder's chat template).
   void setPromptFormat(const QString& format);
+  // int8 weights for the decoder layers (eval::use_int8_weights): faster on the CPU, approximate.
+  void setInt8(bool on);
+  QString statusText() const;
   // Generates for both models on the worker thread; done() when both have finished.
   void generate();
   QString originalText() const;
@@ -38,6 +42,7 @@ class PlaygroundPanel : public QWidget {
   QLineEdit* unlearned_ = nullptr;
   QLineEdit* prompt_ = nullptr;
   QComboBox* format_ = nullptr;
+  QCheckBox* int8_ = nullptr;
   QPushButton* go_ = nullptr;
   QPlainTextEdit* left_ = nullptr;
   QPlainTextEdit* right_ = nullptr;

@@ -9,8 +9,10 @@
 
 #include "cli.h"
 #include "data/prompt_format.h"
+#include "eval/quantize.h"
 #include "io/jsonl.h"
 #include "model/checkpoint.h"
+#include "model/decode_linear.h"
 #include "model/generate.h"
 #include "model/inspect.h"
 #include "text/load_tokenizer.h"
@@ -219,7 +221,7 @@ void add_generate(CLI::App& app, int& rc) {
     std::string format;
     model::SamplingOptions o;
     int64_t seed = 0;
-    bool json = false, no_eos_stop = false;
+    bool json = false, no_eos_stop = false, int8 = false;
   };
   auto a = std::make_shared<A>();
   auto* sub = app.add_subcommand(
@@ -245,6 +247,9 @@ void add_generate(CLI::App& app, int& rc) {
   sub->add_option("--batch", a->o.batch_size, "prompts per batch")->capture_default_str();
   sub->add_flag("--json", a->json, "one JSON line per prompt: prompt, text, ids, stop reason");
   sub->add_flag("--no-eos-stop", a->no_eos_stop, "keep going past end-of-sequence tokens");
+  sub->add_flag("--int8", a->int8,
+                "int8 weights for the decoder layers' linear layers (the int8 probe's grid: faster on the CPU, approximate; "
+                "not for metrics); needs --dtype fp32 on the CPU");
   sub->callback([a, &rc, sample, temp, topk, topp] {
     if (!sample->count() && (temp->count() || topk->count() || topp->count()))
       throw Error("--temperature, --top-k and --top-p need --sample (greedy decoding ignores them)");
@@ -264,7 +269,20 @@ void add_generate(CLI::App& app, int& rc) {
     o.validate();  // before the model loads
     std::optional<data::PromptStyle> style;
     if (!a->format.empty()) style = data::parse_prompt_style(a->format);
+    if (a->int8 && a->m.dtype != "fp32")
+      throw Error("--int8 computes in fp32 from int8 weights: use --dtype fp32 (got --dtype " + a->m.dtype + ")");
     auto m = load(a->m);
+    if (a->int8) {
+      if (!m.loaded.model->options().device().is_cpu())
+        throw Error("--int8 is for the CPU, where generation waits on reading the weights; on " +
+                    m.loaded.model->options().device().str() + " use --dtype bf16");
+      const auto r = eval::use_int8_weights(*m.loaded.model);
+      std::cerr << "int8 weights: " << r.tensors << " matrices, " << r.weights << " weights (rms change " << r.rms_change << ")";
+      if (!model::decode_kernel_enabled())
+        std::cerr << "; the decoding kernel is off (LETHE_DECODE_KERNEL=off, or a CPU without AVX2+FMA), so each product "
+                     "dequantizes (slower than fp32)";
+      std::cerr << "\n";
+    }
     std::optional<data::PromptFormat> format;
     if (style) format = data::PromptFormat::from_style(*style, a->m.model, *m.tok);
     for (size_t i = 0; i < prompts.size(); ++i)

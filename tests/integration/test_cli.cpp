@@ -130,6 +130,11 @@ TEST(Cli, GenerateJsonAndScore) {
     ++n;
   }
   EXPECT_EQ(n, 2);
+  // --int8: the same prompts with int8 weights, said on stderr; as many tokens.
+  auto i8 = run("generate --model " + q(d / "m") + " --prompt 'The river' --max-new-tokens 3 --json --no-eos-stop --int8");
+  ASSERT_EQ(i8.code, 0) << i8.out;
+  EXPECT_NE(i8.out.find("int8 weights: "), std::string::npos) << i8.out;
+  EXPECT_NE(i8.out.find("\"stop_reason\":\"max_new_tokens\""), std::string::npos) << i8.out;
   lethe::testing::write_text(d / "s.jsonl", "{\"text\": \"hello there\"}\n{\"text\": \"second line\"}\n");
   auto s = run("score --model " + q(d / "m") + " --input " + q(d / "s.jsonl"));
   ASSERT_EQ(s.code, 0) << s.out;
@@ -172,6 +177,7 @@ TEST(Cli, EveryCommandExitsTwoOnBadInput) {
       {"score --model " + nope + " --input " + q(d / "a.txt") + " --batch 0", "--batch must be at least 1"},
       {"generate --model " + nope, "no prompts"},
       {"generate --model " + nope + " --prompt x --max-new-tokens 0", "max_new_tokens must be at least 1"},
+      {"generate --model " + nope + " --prompt x --int8 --dtype bf16", "--int8 computes in fp32 from int8 weights"},
       {"unlearn --model " + nope + " --forget x --out y", "--model " + (d / "nope").string() + ": no such folder"},
       {"unlearn --model " + nope + " --forget x --out y --lora-rank -1", "--lora-rank: must be at least 0, got -1"},
       {"unlearn --model " + nope + " --forget x --out y --method sgd",

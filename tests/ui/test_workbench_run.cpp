@@ -113,6 +113,17 @@ class WorkbenchRunTest : public QObject {
     w.playgroundPanel()->generate();
     QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 60000);
     QVERIFY(!w.playgroundPanel()->busy());
+    QVERIFY2(!w.playgroundPanel()->statusText().contains("Failed"), qPrintable(w.playgroundPanel()->statusText()));
+    // With int8 weights: both models reloaded with them, and the status says so.
+    w.playgroundPanel()->setInt8(true);
+    w.playgroundPanel()->generate();
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 2, 60000);
+    QVERIFY2(w.playgroundPanel()->statusText().contains("int8 weights"), qPrintable(w.playgroundPanel()->statusText()));
+    QVERIFY(!w.playgroundPanel()->unlearnedText().isEmpty());
+    w.playgroundPanel()->setInt8(false);
+    w.playgroundPanel()->generate();
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 3, 60000);
+    QVERIFY2(!w.playgroundPanel()->statusText().contains("int8"), qPrintable(w.playgroundPanel()->statusText()));
   }
 
   // The newer methods, chosen in the Method dock's list, run to completion on a tiny Llama-family
