@@ -1,5 +1,6 @@
 // bench_generate: generation throughput with the KV cache against a python3-torch reference
-// generation (bench/generate_reference.py) measured in the same run, plus load time and peak RSS.
+// generation (bench/generate_reference.py) measured in the same run, plus load time and peak RSS;
+// Lethe with its decoding kernel, with libtorch's GEMM, and with int8 weights (reported apart).
 //
 //   bench_generate [--dir D] [--batch 4] [--prompt-len 32] [--new 64] [--threads 2] [--dtype fp32|bf16]
 //                  [--layers 12 --hidden 768 --heads 12 --ffn 3072 --vocab 50272]   (OPT-125m shape)
@@ -13,8 +14,10 @@
 #include <iostream>
 #include <string>
 
+#include "eval/quantize.h"
 #include "model/opt.h"
 #include "model/checkpoint.h"
+#include "model/decode_linear.h"
 #include "model/generate.h"
 #include "support/id_tokenizer.h"
 #include "util/cli_args.h"
@@ -30,7 +33,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kUsage = R"(usage: bench_generate [options]
 Generation throughput with the KV cache against a python3-torch reference generation
-(bench/generate_reference.py) measured in the same run, plus load time and peak RSS.
+(bench/generate_reference.py) measured in the same run, plus load time and peak RSS. Lethe is
+measured with its decoding kernel (model/decode_linear.h; LETHE_DECODE_KERNEL=off turns it off),
+with every linear through libtorch's GEMM, and (fp32) with int8 weights, reported apart.
   --dir D            where the random model is written and reused (default: a folder in $TMPDIR)
   --batch N          prompts per batch (default 4)
   --prompt-len N     prompt tokens (default 32)
@@ -107,9 +112,27 @@ int measure(const std::vector<std::string>& args) {
   o.max_new_tokens = 2;
   model::generate(*m.model, tok, prompts, o);  // warm-up
   o.max_new_tokens = N;
-  auto t0 = Clock::now();
-  auto out = model::generate(*m.model, tok, prompts, o);
-  const double lethe_tps = static_cast<double>(B * N) / seconds_since(t0);
+  // Tokens/s with the decoding kernel as configured, and with every linear through libtorch's
+  // GEMM (the kernel off) in the same process; the best of two runs each.
+  auto tokens_per_s = [&](bool kernel) {
+    model::set_decode_kernel(kernel);
+    double best = 0;
+    for (int r = 0; r < 2; ++r) {
+      auto t0 = Clock::now();
+      model::generate(*m.model, tok, prompts, o);
+      best = std::max(best, static_cast<double>(B * N) / seconds_since(t0));
+    }
+    return best;
+  };
+  const bool kernel = model::decode_kernel_enabled();
+  const double gemm_tps = tokens_per_s(false);
+  const double lethe_tps = tokens_per_s(kernel);
+  // int8 weights for the decoder layers (lethe generate --int8), reported apart: approximate.
+  double int8_tps = 0;
+  if (dtype == "fp32") {
+    eval::use_int8_weights(*m.model);
+    int8_tps = tokens_per_s(kernel);
+  }
 
   const std::string ref = run_capture(std::string(LETHE_PYTHON) + " '" + LETHE_SOURCE_DIR + "/bench/generate_reference.py' '" +
                                       dir.string() + "' --batch " + std::to_string(B) + " --prompt-len " + std::to_string(P) +
@@ -121,7 +144,10 @@ int measure(const std::vector<std::string>& args) {
       "bench_generate: OPT %lld layers, hidden %lld, vocab %lld (%s), batch %lld, prompt %lld, %lld new tokens, %d threads\n",
       (long long)c.num_hidden_layers, (long long)c.hidden_size, (long long)c.vocab_size, dtype.c_str(), (long long)B,
       (long long)P, (long long)N, threads);
-  std::printf("  lethe generate (KV cache)      %10.1f tokens/s\n", lethe_tps);
+  std::printf("  lethe generate (KV cache)      %10.1f tokens/s   (decoding kernel: %s)\n", lethe_tps,
+              kernel ? model::decode_kernel_isa() : "off");
+  std::printf("  lethe, linears through GEMM    %10.1f tokens/s\n", gemm_tps);
+  if (int8_tps > 0) std::printf("  lethe, int8 weights (--int8)   %10.1f tokens/s   (approximate: reported apart)\n", int8_tps);
   std::printf("  python3-torch reference        %10.1f tokens/s\n", ref_tps);
   std::printf("  ratio lethe / reference        %10.2fx   (goal >= 1.5x)\n", ref_tps > 0 ? lethe_tps / ref_tps : 0.0);
   std::printf("  load time                      %10.2f s\n", field(load, "load_s"));

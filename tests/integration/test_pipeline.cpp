@@ -667,7 +667,9 @@ TEST(Presets, EveryPresetIsAValidSpecOnceItsFilesExist) {
     }
     EXPECT_NO_THROW(experiment::load_spec(e.path(), set)) << e.path();
     // The demo presets name files that ship with Lethe: valid as they are.
-    if (e.path().filename().string().rfind("demo", 0) == 0) EXPECT_NO_THROW(experiment::load_spec(e.path())) << e.path();
+    if (e.path().filename().string().rfind("demo", 0) == 0) {
+      EXPECT_NO_THROW(experiment::load_spec(e.path())) << e.path();
+    }
   }
   EXPECT_GE(n, 2);
 }

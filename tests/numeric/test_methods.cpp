@@ -136,15 +136,19 @@ TEST_P(Methods, StepsDrawWhatTheMethodNeedsAndTrainOnlyWhatItShould) {
   EXPECT_EQ(r.batches.front().contains("alternative"), needs.alternative);
   EXPECT_EQ(r.batches.front().contains("random"), needs.random);
   EXPECT_EQ(r.batches.front().contains("normal"), needs.normal);
-  if (needs.alternative)
-    for (const auto& a : r.batches.front()["alternative"]["answers"])
+  if (needs.alternative) {
+    for (const auto& a : r.batches.front()["alternative"]["answers"]) {
       EXPECT_NE(std::find(kIdk.begin(), kIdk.end(), a.get<std::string>()), kIdk.end());
+    }
+  }
 
   const std::set<std::string> trained(r.trained.begin(), r.trained.end());
   int changed = 0;
   for (const auto& [name, w] : r.before) {
     const bool same = at::equal(r.after.at(name), w);
-    if (!trained.count(name)) EXPECT_TRUE(same) << name << " changed but does not train";
+    if (!trained.count(name)) {
+      EXPECT_TRUE(same) << name << " changed but does not train";
+    }
     changed += !same;
   }
   EXPECT_GT(changed, 0);
