@@ -23,9 +23,11 @@ enum class Isa { None, Avx2, Avx512 };
 
 Isa detect_isa() {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  // The ISA levels the entry points are compiled for (x86-64-v4: AVX-512 F/BW/DQ/VL; v3: AVX2,
+  // FMA, BMI, F16C...), not single flags: a v4 body may use any instruction of its level.
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return Isa::Avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
+  if (__builtin_cpu_supports("x86-64-v4")) return Isa::Avx512;
+  if (__builtin_cpu_supports("x86-64-v3")) return Isa::Avx2;
 #endif
   return Isa::None;
 }
@@ -43,8 +45,8 @@ std::atomic<Isa> g_isa{default_isa()};
 std::atomic<bool> g_enabled{g_isa.load() != Isa::None};
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-typedef float v16 __attribute__((vector_size(64)));   // one AVX-512 register, two AVX2 ones
-typedef float v8 __attribute__((vector_size(32)));    // one AVX2 register
+typedef float v16 __attribute__((vector_size(64)));  // one AVX-512 register, two AVX2 ones
+typedef float v8 __attribute__((vector_size(32)));   // one AVX2 register
 
 // The kernel's templates are compiled for AVX2+FMA (x86-64-v3) and inlined into the AVX2 and
 // the AVX-512 (x86-64-v4, a superset) entry points below; GCC inlines a function only into
@@ -122,28 +124,37 @@ template <class V, class TW>
 inline __attribute__((always_inline)) void rows_dispatch(int64_t M, const float* x, const TW* W, const float* scale, float* y,
                                                          int64_t K, int64_t N, int64_t n0, int64_t n1) {
   constexpr bool wide = sizeof(V) == 64;
+  constexpr int kFew = wide ? 4 : 2, kMany = wide ? 2 : 1;  // R for 3-4 rows of x, for 5-8
   switch (M) {
-    case 1: return rows_kernel<V, TW, 1, 4>(x, W, scale, y, K, N, n0, n1);
-    case 2: return rows_kernel<V, TW, 2, 4>(x, W, scale, y, K, N, n0, n1);
-    case 3: return rows_kernel<V, TW, 3, wide ? 4 : 2>(x, W, scale, y, K, N, n0, n1);
-    case 4: return rows_kernel<V, TW, 4, wide ? 4 : 2>(x, W, scale, y, K, N, n0, n1);
-    case 5: return rows_kernel<V, TW, 5, wide ? 2 : 1>(x, W, scale, y, K, N, n0, n1);
-    case 6: return rows_kernel<V, TW, 6, wide ? 2 : 1>(x, W, scale, y, K, N, n0, n1);
-    case 7: return rows_kernel<V, TW, 7, wide ? 2 : 1>(x, W, scale, y, K, N, n0, n1);
-    default: return rows_kernel<V, TW, 8, wide ? 2 : 1>(x, W, scale, y, K, N, n0, n1);
+    case 1:
+      return rows_kernel<V, TW, 1, 4>(x, W, scale, y, K, N, n0, n1);
+    case 2:
+      return rows_kernel<V, TW, 2, 4>(x, W, scale, y, K, N, n0, n1);
+    case 3:
+      return rows_kernel<V, TW, 3, kFew>(x, W, scale, y, K, N, n0, n1);
+    case 4:
+      return rows_kernel<V, TW, 4, kFew>(x, W, scale, y, K, N, n0, n1);
+    case 5:
+      return rows_kernel<V, TW, 5, kMany>(x, W, scale, y, K, N, n0, n1);
+    case 6:
+      return rows_kernel<V, TW, 6, kMany>(x, W, scale, y, K, N, n0, n1);
+    case 7:
+      return rows_kernel<V, TW, 7, kMany>(x, W, scale, y, K, N, n0, n1);
+    default:
+      return rows_kernel<V, TW, 8, kMany>(x, W, scale, y, K, N, n0, n1);
   }
 }
 
 #pragma GCC pop_options
 
 template <class TW>
-__attribute__((target("arch=x86-64-v4"))) void rows_avx512(int64_t M, const float* x, const TW* W, const float* scale,
-                                                             float* y, int64_t K, int64_t N, int64_t n0, int64_t n1) {
+__attribute__((target("arch=x86-64-v4"))) void rows_avx512(int64_t M, const float* x, const TW* W, const float* scale, float* y,
+                                                           int64_t K, int64_t N, int64_t n0, int64_t n1) {
   rows_dispatch<v16>(M, x, W, scale, y, K, N, n0, n1);
 }
 template <class TW>
-__attribute__((target("arch=x86-64-v3"))) void rows_avx2(int64_t M, const float* x, const TW* W, const float* scale,
-                                                           float* y, int64_t K, int64_t N, int64_t n0, int64_t n1) {
+__attribute__((target("arch=x86-64-v3"))) void rows_avx2(int64_t M, const float* x, const TW* W, const float* scale, float* y,
+                                                         int64_t K, int64_t N, int64_t n0, int64_t n1) {
   rows_dispatch<v8>(M, x, W, scale, y, K, N, n0, n1);
 }
 
@@ -166,10 +177,8 @@ at::Tensor run_kernel(const at::Tensor& x, const TW* wp, const float* scale, int
     float* yp = y.data_ptr<float>() + m0 * N;
     at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
       const int64_t n0 = b0 * 4, n1 = std::min(N, b1 * 4);
-      if (avx512)
-        rows_avx512<TW>(M, xp, wp, scale, yp, K, N, n0, n1);
-      else
-        rows_avx2<TW>(M, xp, wp, scale, yp, K, N, n0, n1);
+      if (avx512) rows_avx512<TW>(M, xp, wp, scale, yp, K, N, n0, n1);
+      else rows_avx2<TW>(M, xp, wp, scale, yp, K, N, n0, n1);
     });
   }
   if (b.defined()) y.add_(b);
@@ -187,12 +196,9 @@ const char* decode_kernel_isa() {
 }
 bool set_decode_kernel_isa(const std::string& isa) {
   Isa want;
-  if (isa == "avx512")
-    want = Isa::Avx512;
-  else if (isa == "avx2")
-    want = Isa::Avx2;
-  else
-    return false;
+  if (isa == "avx512") want = Isa::Avx512;
+  else if (isa == "avx2") want = Isa::Avx2;
+  else return false;
   if (want == Isa::Avx512 ? g_detected != Isa::Avx512 : g_detected == Isa::None) return false;
   g_isa = want;
   g_enabled = true;

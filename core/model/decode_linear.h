@@ -30,8 +30,8 @@ bool decode_kernel_applies(const at::Tensor& x, const at::Tensor& w, const at::T
 // A weight on the int8 grid of eval/quantize.h: symmetric, one scale per output row,
 // scale = max|w_row| / 127, q = clamp(round(w / scale), -127, 127) (a row of zeros: scale 0).
 struct Int8Weight {
-  at::Tensor q;      // (out, in) int8, contiguous
-  at::Tensor scale;  // (out) fp32
+  at::Tensor q;                                        // (out, in) int8, contiguous
+  at::Tensor scale;                                    // (out) fp32
   at::Tensor dequantized(at::ScalarType dtype) const;  // q * scale, (out, in)
 };
 // Throws lethe::Error for a weight that is not a 2-D floating-point tensor or not finite.

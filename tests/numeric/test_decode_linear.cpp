@@ -62,9 +62,9 @@ TEST(DecodeLinear, EveryRowCountInnerAndOuterSizeMatchesFp64) {
           for (bool bias : {false, true}) {
             const at::Tensor x = at::randn({M, K}), w = at::randn({N, K}), b = bias ? at::randn({N}) : at::Tensor();
             ASSERT_TRUE(model::decode_kernel_applies(x, w, b));
-            expect_close(model::linear(x, w, b), x, w, b,
-                         isa + " M=" + std::to_string(M) + " K=" + std::to_string(K) + " N=" + std::to_string(N) +
-                             (bias ? " bias" : ""));
+            expect_close(
+                model::linear(x, w, b), x, w, b,
+                isa + " M=" + std::to_string(M) + " K=" + std::to_string(K) + " N=" + std::to_string(N) + (bias ? " bias" : ""));
           }
   }
 }
@@ -149,10 +149,8 @@ TEST(DecodeLinear, Int8WeightsMatchFp64OnTheirGrid) {
   std::vector<std::string> list = isas();
   list.push_back("off");  // the fallback: at::linear on the dequantized weight
   for (const auto& isa : list) {
-    if (isa == "off")
-      model::set_decode_kernel(false);
-    else
-      ASSERT_TRUE(model::set_decode_kernel_isa(isa));
+    if (isa == "off") model::set_decode_kernel(false);
+    else ASSERT_TRUE(model::set_decode_kernel_isa(isa));
     // Every row count of one pass, then several passes (a prefill) and beyond what it takes.
     std::vector<int64_t> rows;
     for (int64_t M = 1; M <= model::kDecodeKernelMaxRows + 1; ++M) rows.push_back(M);
