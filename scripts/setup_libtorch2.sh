@@ -5,6 +5,7 @@
 # build/) is untouched. Idempotent.
 #
 #   scripts/setup_libtorch2.sh          install + configure + build
+#   scripts/setup_libtorch2.sh --venv-only   install the wheel only (scripts/gpu_check.sh's dry run)
 #   LABELS='numeric' scripts/setup_libtorch2.sh   build only the tests of those ctest labels
 #   LETHE_TORCH2_VERSION=2.15.0         the torch wheel (pinned: the version this was tested with)
 set -euo pipefail
@@ -22,6 +23,7 @@ fi
 if ! "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
   "$venv/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION"
 fi
+[ "${1:-}" = "--venv-only" ] && exit 0
 torch_dir=$("$venv/bin/python" -c "import os, torch; print(os.path.dirname(torch.__file__))")
 # The CUDA runtime libraries the wheel brings (nvidia/cu*/lib): Lethe's binaries must load those,
 # the ones libtorch_cuda was built with, not a system toolkit's.

@@ -16,6 +16,14 @@
 
 #include "util/error.h"
 
+// The kernel needs GCC >= 12 on x86-64 (x86-64-v3/v4 as target levels and in
+// __builtin_cpu_supports); other compilers and CPUs use at::linear.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#define LETHE_DECODE_KERNEL_X86 1
+#else
+#define LETHE_DECODE_KERNEL_X86 0
+#endif
+
 namespace lethe::model {
 
 namespace {
@@ -23,7 +31,7 @@ namespace {
 enum class Isa { None, Avx2, Avx512 };
 
 Isa detect_isa() {
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if LETHE_DECODE_KERNEL_X86
   // The ISA levels the entry points are compiled for (x86-64-v4: AVX-512 F/BW/DQ/VL; v3: AVX2,
   // FMA, BMI, F16C...), not single flags: a v4 body may use any instruction of its level.
   __builtin_cpu_init();
@@ -45,7 +53,7 @@ Isa default_isa() {
 std::atomic<Isa> g_isa{default_isa()};
 std::atomic<bool> g_enabled{g_isa.load() != Isa::None};
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if LETHE_DECODE_KERNEL_X86
 typedef float v16 __attribute__((vector_size(64)));  // one AVX-512 register, two AVX2 ones
 typedef float v8 __attribute__((vector_size(32)));   // one AVX2 register
 
@@ -229,7 +237,7 @@ bool decode_kernel_applies(const at::Tensor& x, const at::Tensor& w, const at::T
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   if (!decode_kernel_applies(x, w, b)) return at::linear(x, w, b);
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if LETHE_DECODE_KERNEL_X86
   return run_kernel<float>(x, w.data_ptr<float>(), nullptr, w.size(0), w.size(1), b);
 #else
   return at::linear(x, w, b);
@@ -255,7 +263,7 @@ at::Tensor Int8Weight::dequantized(at::ScalarType dtype) const { return (q.to(at
 
 at::Tensor linear_int8(const at::Tensor& x, const Int8Weight& w, const at::Tensor& b) {
   const bool kernel = w.q.device().is_cpu() && kernel_takes(x, w.q.size(0), w.q.size(1), b, kInt8KernelMaxRows);
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if LETHE_DECODE_KERNEL_X86
   if (kernel) return run_kernel<int8_t>(x, w.q.data_ptr<int8_t>(), w.scale.data_ptr<float>(), w.q.size(0), w.q.size(1), b);
 #endif
   return at::linear(x, w.dequantized(x.scalar_type()), b);

@@ -1,7 +1,8 @@
-// Llama, Mistral, Qwen2, Phi-3 and Gemma checkpoints against transformers itself: the
+// Llama, Mistral, Qwen2, Phi-3, Gemma and OPT checkpoints against transformers itself: the
 // committed fixtures in tests/fixtures/families were written by
 // tests/reference/families_reference.py (transformers 5.24.0, torch 2.15.0; manifest.json) from
-// small random models of every configuration variant. Here: logits of a left-padded batch
+// small random models of every configuration variant, OPT's (pre-LN; post-LN with projections) by
+// tests/reference/opt_families_reference.py (opt_manifest.json). Here: logits of a left-padded batch
 // (fp32 <= 1e-4; transformers' own fp32-vs-fp64 difference is <= 8.1e-6), greedy continuations
 // through the KV cache equal to transformers' generate, KV-cache decoding equal to the full
 // forward, batched rows equal to generating them alone, the rope frequencies, and the
@@ -91,6 +92,8 @@ const std::vector<std::string> kCausal = {
     "phi3",
     "phi3_longrope",
     "gemma",
+    "opt",
+    "opt_postln_proj",
 };
 
 }  // namespace
