@@ -17,7 +17,8 @@
 #                                        a few steps (PyPI's CUDA libtorch, scripts/setup_libtorch2.sh)
 #
 # LETHE_GPU_PYTHON: the Python with torch, transformers and peft (default: python3; the dry run:
-# third_party/torch2/bin/python, given transformers and peft here). JOBS: build jobs.
+# third_party/torch2/bin/python, given transformers and peft here). LETHE_GPU_BUILD: the build
+# folder (default build-gpu). JOBS: build jobs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -63,7 +64,7 @@ for need in "$kit/debs" "$here/third_party/spm/lib" "$here/third_party/gpt2/voca
 done
 "$py" -c "import torch, transformers, peft" || { echo "gpu_check.sh: $py lacks torch, transformers or peft" >&2; exit 1; }
 
-build="$here/build-gpu"
+build=${LETHE_GPU_BUILD:-$here/build-gpu}
 out="$build/check"
 mkdir -p "$build"
 root="$build/deps"  # not under third_party/gpu-check: that folder travels, this one is made there

@@ -61,7 +61,10 @@ DatasetsPanel::DatasetsPanel(SpecModel* spec, QWidget* parent) : QWidget(parent)
   tl->setContentsMargins(0, 0, 0, 0);
   redact_ = new QCheckBox(tr("Redact answers (for teaching)"), table);
   redact_->setObjectName("redact");
-  connect(redact_, &QCheckBox::toggled, this, &DatasetsPanel::setRedacted);
+  connect(redact_, &QCheckBox::toggled, this, [this](bool on) {
+    setRedacted(on);
+    Q_EMIT redactedChanged(on);
+  });
   preview_ = new QTableWidget(0, 3, table);
   preview_->setObjectName("forget_preview");
   preview_->setHorizontalHeaderLabels({tr("Line"), tr("Prompt"), tr("Answer (forget target)")});
@@ -183,8 +186,11 @@ void DatasetsPanel::refreshPreview() {
 
 void DatasetsPanel::setRedacted(bool on) {
   if (redact_->isChecked() != on) {
-    const QSignalBlocker block(redact_);
-    redact_->setChecked(on);
+    {
+      const QSignalBlocker block(redact_);
+      redact_->setChecked(on);
+    }
+    Q_EMIT redactedChanged(on);
   }
   for (int r = 0; r < preview_->rowCount(); ++r) {
     const auto& s = samples_[static_cast<size_t>(r)];

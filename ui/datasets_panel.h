@@ -33,6 +33,9 @@ class DatasetsPanel : public QWidget {
   // corrected side by side (needs the model's tokenizer). Returns the HTML shown.
   QString showTokens(int row);
 
+ Q_SIGNALS:
+  void redactedChanged(bool on);  // the user's toggle or setRedacted
+
  private:
   QLineEdit* pathRow(QFormLayout* form, const QString& label, const std::string& key, bool folder, const QString& filter);
 

@@ -62,6 +62,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   playgroundPanel_ = new PlaygroundPanel(this);
   instrumentsPanel_ = new InstrumentsPanel(this);
   trackingPanel_ = new TrackingPanel(controller_, spec_, this);
+  connect(datasetsPanel_, &DatasetsPanel::redactedChanged, trackingPanel_, &TrackingPanel::setRedacted);
 
   arrangeDocks();
   connectRun();

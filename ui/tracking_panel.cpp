@@ -56,6 +56,14 @@ TrackingPanel::TrackingPanel(RunController* controller, SpecModel* spec, QWidget
   auto* controls = new QWidget(split);
   auto* cl = new QVBoxLayout(controls);
   cl->setContentsMargins(0, 0, 0, 0);
+  // Always shown, apart from the status line (which reports what the panel did).
+  auto* warning = new QLabel(tr("<b>Content warning.</b> The forget set's answers are harmful by design "
+                                "(non-operational, for research); the heatmap shows them token by token. "
+                                "<i>Redact answers</i> in the Datasets dock hides them here too."),
+                             controls);
+  warning->setObjectName("tracking_content_warning");
+  warning->setWordWrap(true);
+  cl->addWidget(warning);
   auto* pick = new QHBoxLayout;
   choose_ = new QComboBox(controls);
   choose_->setObjectName("tracking_choose");
@@ -135,8 +143,7 @@ TrackingPanel::TrackingPanel(RunController* controller, SpecModel* spec, QWidget
     if (i >= 0) setHeatmapPrompt(heatmapOf_->itemData(i).toLongLong());
   });
   connect(spec_, &SpecModel::changed, this, &TrackingPanel::refreshChoices);
-  status_->setText(tr("Pick prompts to follow while the model unlearns; they can be added during a run. Content "
-                      "warning: the forget set's answers are harmful by design (non-operational, for research)."));
+  status_->setText(tr("Pick prompts to follow while the model unlearns; they can be added during a run."));
   refreshChoices();
 }
 
@@ -351,8 +358,9 @@ void TrackingPanel::redrawHeatmap() {
     ++x;
   }
   for (int y = 0; y < ny; ++y) {
-    QString t = QString::fromStdString(tokens[static_cast<size_t>(y)]).trimmed();
-    yt->addTick(ny - 1 - y, t.isEmpty() ? QString("␣") : t.left(12));
+    QString t = QString::fromStdString(tokens[static_cast<size_t>(y)]).trimmed().left(12);
+    if (redacted_) t = QString(std::max<qsizetype>(1, t.size()), QChar(0x2588));  // as the Datasets dock redacts
+    yt->addTick(ny - 1 - y, t.isEmpty() ? QString("␣") : t);
   }
   heatmap_->xAxis->setTicker(xt);
   heatmap_->yAxis->setTicker(yt);
@@ -360,6 +368,20 @@ void TrackingPanel::redrawHeatmap() {
   heatmap_->yAxis->setRange(-0.5, ny - 0.5);
   heatmap_->yAxis->setLabel(tr("answer token"));
   heatmap_->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void TrackingPanel::setRedacted(bool on) {
+  if (redacted_ == on) return;
+  redacted_ = on;
+  redrawHeatmap();
+}
+
+QStringList TrackingPanel::heatmapTokenLabels() const {
+  QStringList out;
+  auto* ticker = dynamic_cast<QCPAxisTickerText*>(heatmap_->yAxis->ticker().data());
+  if (ticker)
+    for (const QString& t : ticker->ticks()) out << t;
+  return out;
 }
 
 QSize TrackingPanel::heatmapCells() const { return {map_->data()->keySize(), map_->data()->valueSize()}; }

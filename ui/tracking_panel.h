@@ -4,6 +4,7 @@
 // harmful answer, and the safe one when the forget set has one for the same question). Plotted
 // live beside the losses; a token x step heatmap shows one prompt's answer token by token. A
 // stored run shows its recorded points. The numbers come from core (unlearn/tracking.h).
+#include <QStringList>
 #include <QWidget>
 #include <map>
 #include <vector>
@@ -46,6 +47,10 @@ class TrackingPanel : public QWidget {
   // The heatmap's prompt id and its cells (steps x tokens).
   void setHeatmapPrompt(qint64 promptId);
   QSize heatmapCells() const;
+  // Answers drawn as blocks in the heatmap's token labels (the Datasets dock's "Redact answers").
+  void setRedacted(bool on);
+  bool redacted() const { return redacted_; }
+  QStringList heatmapTokenLabels() const;  // top to bottom as drawn (tests)
   QString status() const;
 
  private:
@@ -74,6 +79,7 @@ class TrackingPanel : public QWidget {
   QCPColorMap* map_ = nullptr;
   QLabel* status_ = nullptr;
   int64_t heatmapPrompt_ = -1;
+  bool redacted_ = false;
 };
 
 }  // namespace lethe::ui

@@ -5,6 +5,8 @@
 #include <QElapsedTimer>
 #include <QLineEdit>
 #include <QPushButton>
+#include <QLabel>
+#include <QCheckBox>
 #include <QSignalSpy>
 #include <QSpinBox>
 #include <QStandardPaths>
@@ -162,6 +164,20 @@ class WorkbenchRunTest : public QObject {
     const qint64 run = finished.at(0).at(2).toLongLong();
     t->setHeatmapPrompt(0);
     QVERIFY(t->heatmapCells().width() >= 3 && t->heatmapCells().height() >= 1);
+    // The heatmap's labels are the harmful answer's tokens: behind a warning that stays whatever
+    // the status line says, and hidden by the Datasets dock's "Redact answers".
+    auto* warning = w.findChild<QLabel*>("tracking_content_warning");
+    QVERIFY(warning && warning->isVisibleTo(t) && warning->text().contains("Content warning"));
+    const QStringList plain = t->heatmapTokenLabels();
+    QCOMPARE(plain.size(), t->heatmapCells().height());
+    QVERIFY(std::any_of(plain.begin(), plain.end(), [](const QString& l) { return !l.contains(QChar(0x2588)); }));
+    w.findChild<QCheckBox*>("redact")->setChecked(true);
+    QVERIFY(t->redacted());
+    const QStringList hidden = t->heatmapTokenLabels();
+    QCOMPARE(hidden.size(), plain.size());
+    for (const QString& l : hidden) QVERIFY2(!l.isEmpty() && l.count(QChar(0x2588)) == l.size(), qPrintable(l));
+    w.findChild<QCheckBox*>("redact")->setChecked(false);
+    QCOMPARE(t->heatmapTokenLabels(), plain);
     lethe::store::Store st((d / "lethe.db").string());
     QCOMPARE(static_cast<int>(st.tracked_prompts(run).size()), 2);
     QVERIFY(static_cast<int>(st.tracks(run).size()) >= 4);
