@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -101,9 +103,9 @@ double matmul_rate(const c10::Device& d, at::ScalarType dt, int64_t n) {
   at::NoGradGuard g;
   at::Tensor x = at::randn({n, n}, at::TensorOptions().device(d)).to(dt),
              y = at::randn({n, n}, at::TensorOptions().device(d)).to(dt);
-  for (int i = 0; i < 3; ++i) at::matmul(x, y);
+  for (int i = 0; i < 20; ++i) at::matmul(x, y);  // the clocks up from idle
   synchronize(d);
-  const int reps = 10;
+  const int reps = d.is_cuda() ? 50 : 10;
   auto t0 = Clock::now();
   for (int i = 0; i < reps; ++i) at::matmul(x, y);
   synchronize(d);
@@ -115,6 +117,25 @@ io::Json gpu_memory(const c10::Device& d) {
   const CudaMemory m = cuda_memory(d.index() < 0 ? 0 : d.index());
   return {{"allocated_bytes", m.allocated}, {"reserved_bytes", m.reserved}, {"peak_allocated_bytes", m.peak_allocated}};
 }
+
+// Sets an environment variable for a scope and puts back what was there.
+class EnvOverride {
+ public:
+  EnvOverride(const char* name, const char* value) : name_(name) {
+    if (const char* v = std::getenv(name)) old_ = v;
+    setenv(name, value, 1);
+  }
+  ~EnvOverride() {
+    if (old_) setenv(name_.c_str(), old_->c_str(), 1);
+    else unsetenv(name_.c_str());
+  }
+  EnvOverride(const EnvOverride&) = delete;
+  EnvOverride& operator=(const EnvOverride&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -143,7 +164,8 @@ model::CausalLM make_model(const io::Json& config, const c10::Device& d, uint64_
 io::Json run_unlearn(const io::Json& plan, const io::Json& r, const c10::Device& d, const text::Tokenizer& tok, double peak) {
   const int64_t B = r.value("batch", 2), K = r.value("K", 5), T = r.value("seq", 128), steps = r.value("steps", 20),
                 warm = r.value("warmup", 2);
-  if (steps <= warm) throw Error("run " + r.value("name", std::string()) + ": steps must exceed warmup");
+  if (warm < 1 || steps <= warm)
+    throw Error("run " + r.value("name", std::string()) + ": warmup must be at least 1 and below steps");
   std::mt19937 rng(static_cast<uint32_t>(plan.value("seed", 0)));
   unlearn::UnlearnData data;
   // Question and answer each about half the sequence; the paper's template adds ~10 tokens.
@@ -165,7 +187,13 @@ io::Json run_unlearn(const io::Json& plan, const io::Json& r, const c10::Device&
   auto m = make_model(plan["config"], d, plan.value("seed", 0));
   const Work w = work_of(*m);
   if (d.is_cuda()) reset_cuda_peak(d.index() < 0 ? 0 : d.index());
+  // "shared_prefix": false runs every random-answer row in full (LETHE_SHARED_PREFIX=off, read
+  // when the Unlearner is made): the FLOP count below is then the work done, not an upper bound.
+  const bool shared = r.value("shared_prefix", true);
+  std::optional<EnvOverride> dense;
+  if (!shared) dense.emplace("LETHE_SHARED_PREFIX", "off");
   unlearn::Unlearner u(m, tok, data, o);
+  dense.reset();
   StepTimes t;
   unlearn::CancelToken cancel;
   u.run(t, cancel);
@@ -179,7 +207,9 @@ io::Json run_unlearn(const io::Json& plan, const io::Json& r, const c10::Device&
     tokens += static_cast<double>(t.steps[i].tokens);
   }
   tokens /= static_cast<double>(secs.size());
-  const double step_s = median(secs);
+  // The mean over the measured steps (their total; the optimizer's kernels of one step finish in
+  // the next, so single steps can lean), as the reference times them.
+  const double step_s = (t.steps[steps - 1].elapsed_s - t.steps[warm - 1].elapsed_s) / static_cast<double>(secs.size());
   // Per step: the trained forwards and backwards over `tokens` (forget, K random answers,
   // normal), and the frozen reference's forward over the normal batch (1 of K + 2 equal-length
   // batches).
@@ -201,6 +231,8 @@ io::Json run_unlearn(const io::Json& plan, const io::Json& r, const c10::Device&
                   {"steps", steps},
                   {"measured_steps", static_cast<int64_t>(secs.size())},
                   {"step_s", step_s},
+                  {"step_s_median", median(secs)},
+                  {"shared_prefix_off", !shared},  // LETHE_SHARED_PREFIX=off for this run
                   {"step_s_min", *std::min_element(secs.begin(), secs.end())},
                   {"step_s_max", *std::max_element(secs.begin(), secs.end())},
                   {"tokens_per_step", tokens},

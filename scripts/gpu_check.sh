@@ -30,10 +30,11 @@ case "${1:-}" in
   -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 esac
+started=$(date +%s)
 kit="$here/third_party/gpu-check"
 # What Lethe links besides libtorch, as Debian 12's packages: unpacked into a prefix on the GPU
 # machine (never into /), found there through CMAKE_PREFIX_PATH and the binaries' rpath.
-DEBS=(libsqlite3-dev libsqlite3-0 libicu-dev libicu72 nlohmann-json3-dev libcli11-dev zlib1g-dev
+DEBS=(libsqlite3-dev libsqlite3-0 libicu-dev libicu72 nlohmann-json3-dev libcli11-dev zlib1g-dev zlib1g
   libprotobuf-dev libprotobuf32 libprotobuf-lite32)
 
 if [ "$mode" = prepare ]; then
@@ -69,17 +70,27 @@ out="$build/check"
 mkdir -p "$build"
 root="$build/deps"  # not under third_party/gpu-check: that folder travels, this one is made there
 command -v dpkg >/dev/null || { echo "gpu_check.sh: dpkg is needed to unpack third_party/gpu-check/debs" >&2; exit 1; }
-if [ ! -f "$root/.unpacked" ]; then
+debs=$(cd "$kit/debs" && ls -- *.deb | tr '\n' ' ')
+if [ "$(cat "$root/.unpacked" 2>/dev/null)" != "$debs" ]; then
   rm -rf "$root" && mkdir -p "$root"
   for d in "$kit"/debs/*.deb; do dpkg -x "$d" "$root"; done
-  touch "$root/.unpacked"
+  # Absolute links (zlib1g-dev's libz.so -> /lib/x86_64-linux-gnu/libz.so.1.2.13) point into the
+  # machine's /, where that file may not be: point them into the prefix.
+  find "$root" -type l | while read -r link; do
+    target=$(readlink "$link")
+    case "$target" in /*) [ -e "$root$target" ] && ln -sfn "$root$target" "$link" ;; esac
+  done
+  printf '%s' "$debs" >"$root/.unpacked"
 fi
 libdir="$root/usr/lib/x86_64-linux-gnu"
 torch_dir=$("$py" -c "import os, torch; print(os.path.dirname(torch.__file__))")
 nvidia_libs=$(ls -d "$torch_dir"/../nvidia/cu*/lib 2>/dev/null | head -1 || true)
 cuda_args=()
-if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
-  nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+nvcc=$(command -v nvcc || true)
+for c in /usr/local/cuda/bin/nvcc "$torch_dir"/../nvidia/cu*/bin/nvcc "$torch_dir"/../nvidia/cuda_nvcc/bin/nvcc; do
+  [ -z "$nvcc" ] && [ -x "$c" ] && nvcc=$c
+done
+if [ -n "$nvcc" ]; then
   cuda_args=(-DCMAKE_CUDA_COMPILER="$nvcc")
   export PATH="$(dirname "$nvcc"):$PATH"
 fi
@@ -103,14 +114,21 @@ t0=$(date +%s)
   exit 1
 }
 echo "gpu_check: built in $(($(date +%s) - t0)) s"
-rc=0
-if [ "$mode" = dry ]; then
-  "$py" "$here/bench/gpu_check.py" --build "$build" --out "$out" --python "$py" --libdir "$libdir" --cpu-dry-run || rc=$?
-else
-  "$py" "$here/bench/gpu_check.py" --build "$build" --out "$out" --python "$py" --libdir "$libdir" || rc=$?
-fi
+# The whole check ends within LETHE_GPU_BUDGET seconds of the start (default 540: the device
+# tool's limit for a command is 600; the dry run 1800); the stages left when time runs short
+# are skipped, and gpu_check.json goes to $OUT after every stage, so a run cut short keeps what
+# it measured.
+default_budget=540
+[ "$mode" = dry ] && default_budget=1800  # two CPU cores
+budget=${LETHE_GPU_BUDGET:-$default_budget}
+left=$((budget - ($(date +%s) - started)))
+copy=()
 if [ -n "${OUT:-}" ]; then
-  cp "$out/gpu_check.json" "$OUT/" 2>/dev/null || true
-  tar -czf "$OUT/gpu_check_logs.tar.gz" -C "$out" . "../gpu_check_build.log" 2>/dev/null || true
+  copy=(--copy-to "$OUT")
+  trap 'tar -czf "$OUT/gpu_check_logs.tar.gz" -C "$out" . ../gpu_check_build.log 2>/dev/null || true' EXIT
 fi
+args=(--build "$build" --out "$out" --python "$py" --libdir "$libdir" --deadline-s "$left" "${copy[@]}")
+[ "$mode" = dry ] && args+=(--cpu-dry-run)
+rc=0
+PYTHONUNBUFFERED=1 "$py" "$here/bench/gpu_check.py" "${args[@]}" || rc=$?
 exit $rc
