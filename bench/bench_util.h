@@ -9,9 +9,11 @@
 #include <functional>
 #include <initializer_list>
 #include <new>
+#include <random>
 #include <string>
 #include <vector>
 
+#include "text/tokenizer.h"
 #include "util/cli_args.h"
 #include "util/error.h"
 
@@ -106,6 +108,16 @@ inline double peak_rss_mb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+// Texts of about `tokens` tokens from a fixed word list (the shapes matter, not the words): the
+// step benchmarks' questions and answers.
+inline std::string words(std::mt19937& rng, const text::Tokenizer& tok, int64_t tokens) {
+  static const char* w[] = {"river",  "memory", "forget", "stone", "light",  "city",   "quiet",  "number", "model",  "answer",
+                            "garden", "window", "paper",  "music", "winter", "signal", "orange", "travel", "letter", "bridge"};
+  std::string s;
+  while (static_cast<int64_t>(tok.encode(s).size()) < tokens) s += std::string(s.empty() ? "" : " ") + w[rng() % 20];
+  return s;
 }
 
 }  // namespace lethe::bench

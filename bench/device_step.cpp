@@ -33,6 +33,7 @@
 namespace fs = std::filesystem;
 using namespace lethe;
 using Clock = std::chrono::steady_clock;
+using lethe::bench::words;
 
 constexpr const char* kUsage = R"(usage: bench_device_step --plan PLAN.json --json OUT.json [options]
 Runs each entry of a GPU-check plan on a random model of the plan's shape and writes the figures
@@ -52,15 +53,6 @@ Exit codes: 0 every run measured, 1 a run failed (its error is in the JSON), 2 b
 namespace {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// Texts of about `tokens` tokens from a fixed word list (the shapes matter, not the words).
-std::string words(std::mt19937& rng, const text::Tokenizer& tok, int64_t tokens) {
-  static const char* w[] = {"river",  "memory", "forget", "stone", "light",  "city",   "quiet",  "number", "model",  "answer",
-                            "garden", "window", "paper",  "music", "winter", "signal", "orange", "travel", "letter", "bridge"};
-  std::string s;
-  while (static_cast<int64_t>(tok.encode(s).size()) < tokens) s += std::string(s.empty() ? "" : " ") + w[rng() % 20];
-  return s;
-}
 
 struct StepTimes : unlearn::Observer {
   std::vector<unlearn::StepMetrics> steps;

@@ -29,6 +29,7 @@ using namespace lethe;
 using lethe::bench::field;
 using lethe::bench::peak_rss_mb;
 using lethe::bench::run_capture;
+using lethe::bench::words;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kUsage = R"(usage: bench_unlearn_step [options]
@@ -49,15 +50,6 @@ Exit codes: 0 measured, 1 failed while measuring, 2 bad arguments.
 )";
 
 namespace {
-
-// Texts of about `tokens` GPT-2 tokens from a fixed word list (the shapes matter, not the words).
-std::string words(std::mt19937& rng, const text::Tokenizer& tok, int64_t tokens) {
-  static const char* w[] = {"river",  "memory", "forget", "stone", "light",  "city",   "quiet",  "number", "model",  "answer",
-                            "garden", "window", "paper",  "music", "winter", "signal", "orange", "travel", "letter", "bridge"};
-  std::string s;
-  while (static_cast<int64_t>(tok.encode(s).size()) < tokens) s += std::string(s.empty() ? "" : " ") + w[rng() % 20];
-  return s;
-}
 
 struct Timer : unlearn::Observer {
   std::vector<unlearn::StepMetrics> steps;
