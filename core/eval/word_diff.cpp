@@ -1,5 +1,6 @@
 #include "eval/word_diff.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace lethe::eval {

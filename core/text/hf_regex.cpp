@@ -1,5 +1,7 @@
 #include "text/hf_regex.h"
 
+#include <cstdint>
+
 #include <unicode/regex.h>
 #include <unicode/unistr.h>
 
