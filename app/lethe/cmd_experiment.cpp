@@ -229,17 +229,19 @@ void add_runs(CLI::App& app, int& rc) {
     std::cout << experiment::compare_runs(st, ids->at(0), ids->at(1));
     rc = kExitOk;
   });
-  auto* exp = group->add_subcommand("export", "a run as csv, json or html");
+  auto* exp = group->add_subcommand("export", std::string("a run as ") + experiment::kExportFormats);
   exp->add_option("ID", *ids, "the run id")->required()->expected(1);
-  exp->add_option("--format", *format, "csv, json or html")->capture_default_str();
+  exp->add_option("--format", *format,
+                  "csv (the steps), tracks-csv (the tracked prompts' measurements), json (everything) or html (a report)")
+      ->capture_default_str();
   exp->add_option("--out", *out, "write to this file (atomically: a failure leaves no partial file) instead of printing")
       ->type_name("FILE");
   auto overwrite = std::make_shared<bool>(false);
   exp->add_flag("--overwrite", *overwrite, "replace an existing --out file");
   store->add(exp, false);
   exp->callback([store, ids, format, out, overwrite, &rc] {
-    if (*format != "csv" && *format != "json" && *format != "html")
-      throw Error("--format '" + *format + "': expected csv, json or html");
+    if (*format != "csv" && *format != "tracks-csv" && *format != "json" && *format != "html")
+      throw Error("--format '" + *format + "': expected " + experiment::kExportFormats);
     if (!out->empty()) check_output_file(*out, *overwrite);
     auto st = store->open_existing();
     const std::string text = experiment::export_run(st, ids->at(0), *format);

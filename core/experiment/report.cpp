@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 #include <sstream>
+#include <set>
 
 #include "util/error.h"
 
@@ -265,7 +266,19 @@ std::string export_run(store::Store& st, int64_t id, const std::string& format) 
         << s.forget_ce << "," << s.lr << "," << s.grad_norm << "," << s.tokens_per_s << "," << s.elapsed_s << "\n";
     return o.str();
   }
-  if (format != "html") throw Error("export format '" + format + "': expected csv, json or html");
+  if (format == "tracks-csv") {  // long form: one measurement of one tracked answer per row
+    need_run(st, id);
+    std::ostringstream o;
+    o.precision(10);
+    o << "prompt_id,kind,step,mean_logprob\n";
+    for (const auto& t : st.tracks(id)) {
+      o << t.prompt_id << "," << t.kind << "," << t.step << ",";
+      if (!std::isnan(t.mean_logprob)) o << t.mean_logprob;  // none: an empty field
+      o << "\n";
+    }
+    return o.str();
+  }
+  if (format != "html") throw Error("export format '" + format + "': expected " + kExportFormats);
   auto r = need_run(st, id);
   std::ostringstream o;
   o << "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Lethe run " << r.id << " – " << html_escape(r.name) << "</title>"
@@ -294,6 +307,37 @@ std::string export_run(store::Store& st, int64_t id, const std::string& format) 
         score = (g.bleu_before ? fmt(*g.bleu_before, "%.1f") : "-") + " → " + (g.bleu_after ? fmt(*g.bleu_after, "%.1f") : "-");
       o << "<tr><td>" << html_escape(g.set) << "</td><td>" << html_escape(g.prompt) << "</td><td>" << html_escape(g.before)
         << "</td><td>" << html_escape(g.after) << "</td><td>" << score << "</td></tr>";
+    }
+    o << "</table>";
+  }
+  const auto tracked = st.tracked_prompts(id);
+  if (!tracked.empty()) {
+    // The tracked answers' mean log-probability at every measured step (the Tracked prompts
+    // dock's curves), a column per answer.
+    o << "<h2>Tracked prompts</h2><p class='warn'>Content warning: the tracked answers from the forget set are "
+         "harmful by design (non-operational, for unlearning research).</p>";
+    o << "<table><tr><th>#</th><th>prompt</th><th>answer followed</th><th>safe answer</th></tr>";
+    for (const auto& p : tracked)
+      o << "<tr><td>" << p.prompt_id << "</td><td>" << html_escape(p.prompt) << "</td><td>" << html_escape(p.answer)
+        << "</td><td>" << html_escape(p.safe_answer) << "</td></tr>";
+    o << "</table>";
+    std::map<std::pair<int64_t, std::string>, std::map<int64_t, double>> series;  // (prompt, kind) -> step -> value
+    std::set<int64_t> steps;
+    for (const auto& t : st.tracks(id)) {
+      series[{t.prompt_id, t.kind}][t.step] = t.mean_logprob;
+      steps.insert(t.step);
+    }
+    o << "<p>Mean log-probability of each answer's tokens under the model at each measured step.</p>";
+    o << "<table><tr><th>step</th>";
+    for (const auto& [key, _] : series) o << "<th>#" << key.first << " " << html_escape(key.second) << "</th>";
+    o << "</tr>";
+    for (int64_t step : steps) {
+      o << "<tr><td>" << step << "</td>";
+      for (const auto& [key, values] : series) {
+        const auto at = values.find(step);
+        o << "<td>" << (at == values.end() || std::isnan(at->second) ? "-" : fmt(at->second, "%.3f")) << "</td>";
+      }
+      o << "</tr>";
     }
     o << "</table>";
   }

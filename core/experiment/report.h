@@ -17,7 +17,9 @@ io::Json tracks_json(store::Store& st, int64_t run_id);
 std::string runs_table(store::Store& st);
 std::string run_summary(store::Store& st, int64_t run_id);
 std::string compare_runs(store::Store& st, int64_t a, int64_t b);
-// format: json | csv | html
+// format: json | csv (the steps) | tracks-csv (the tracked answers' measurements, long form:
+// prompt_id, kind, step, mean_logprob) | html (with the tracked prompts' table)
+inline constexpr const char* kExportFormats = "csv, tracks-csv, json or html";
 std::string export_run(store::Store& st, int64_t run_id, const std::string& format);
 // The loss curves as an SVG document (width x height px).
 std::string loss_svg(const std::vector<store::StepRow>& steps, int width = 720, int height = 320);

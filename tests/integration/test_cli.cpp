@@ -261,7 +261,7 @@ TEST(Cli, OutputsAreCheckedBeforeWork) {
        "--out " + (d / "old.json").string() + ": exists; --overwrite replaces it"},
       {"runs export 1 --out " + q(d / "no" / "x.json") + store, "no such folder " + (d / "no").string()},
       {"runs export 1 --out /proc/x.json" + store, "--out /proc/x.json: cannot write in /proc"},
-      {"runs export 1 --format xml" + store, "--format 'xml': expected csv, json or html"},
+      {"runs export 1 --format xml" + store, "--format 'xml': expected csv, tracks-csv, json or html"},
       {"runs export 7" + store, "no run 7"},
       {"runs export 7 --out " + q(d / "x.json") + store, "no run 7"},
       {"eval --model " + q(d / "m") + " --normal " + q(d / "m" / "normal.txt") + " --out " + q(d / "old.json"),
@@ -425,7 +425,7 @@ TEST(Cli, RunsListShowCompareExport) {
   EXPECT_TRUE(fs::exists(d / "r.html"));
   auto bad = run("runs export 2 --format pdf --store " + q(d / "lethe.db"));
   EXPECT_EQ(bad.code, 2);
-  EXPECT_NE(bad.out.find("expected csv, json or html"), std::string::npos);
+  EXPECT_NE(bad.out.find("expected csv, tracks-csv, json or html"), std::string::npos);
   EXPECT_EQ(run("runs show 9 --store " + q(d / "lethe.db")).code, 2);
   // Probes need a completed run with a merged model (these stored runs saved none).
   auto probe = run("runs probe 1 --probe int8 --store " + q(d / "lethe.db"));

@@ -14,6 +14,8 @@
 // far more (1e-2 and up).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <ATen/ATen.h>
 
 #include <atomic>
@@ -531,6 +533,11 @@ TEST(TrackingPipeline, StoresThePointsAndTheCliPrintsThem) {
   const io::Json ex = io::Json::parse(exported.out);
   EXPECT_EQ(ex["tracks"], got["prompts"]);
   EXPECT_TRUE(ex.contains("steps"));
+  // The long-form CSV: a line per measurement, the same count as the store's.
+  auto csv = lethe::testing::run_cli("runs export 1 --format tracks-csv --store " + db);
+  ASSERT_EQ(csv.code, 0) << csv.out;
+  EXPECT_EQ(csv.out.rfind("prompt_id,kind,step,mean_logprob\n", 0), 0u) << csv.out;
+  EXPECT_EQ(std::count(csv.out.begin(), csv.out.end(), '\n'), static_cast<std::ptrdiff_t>(cli_tracks.size()) + 1) << csv.out;
   auto missing = lethe::testing::run_cli("runs tracks 9 --store " + db);
   EXPECT_EQ(missing.code, 2) << missing.out;
   EXPECT_NE(missing.out.find("no run 9 in "), std::string::npos) << missing.out;

@@ -261,7 +261,39 @@ TEST(Report, ExportsCsvJsonAndSelfContainedHtml) {
   EXPECT_NE(html.find("&lt;script&gt;"), std::string::npos);  // escaped
   EXPECT_EQ(html.find("<script>"), std::string::npos);
   EXPECT_NE(html.find("Content warning"), std::string::npos);
+  EXPECT_EQ(html.find("Tracked prompts"), std::string::npos);  // none tracked
+  EXPECT_EQ(experiment::export_run(st, run, "tracks-csv"), "prompt_id,kind,step,mean_logprob\n");
   EXPECT_THROW(experiment::export_run(st, run, "pdf"), Error);
   EXPECT_THROW(experiment::export_run(st, 999, "json"), Error);
   EXPECT_NE(experiment::runs_table(st).find("demo <b>"), std::string::npos);
+}
+
+TEST(Report, ExportsCarryTheTrackedPrompts) {
+  TempDir d;
+  store::Store st(d / "lethe.db");
+  const int64_t run = st.create_run("tracked", R"({"name": "tracked"})", R"({"lethe": "0.1"})");
+  st.add_tracked_prompts({{run, 0, "How do I <b>?", "Like this.", "Ask kindly.", "forget:0"}});
+  auto track = [&](int64_t step, const std::string& kind, double v) {
+    store::TrackRow t;
+    t.run_id = run;
+    t.step = step;
+    t.prompt_id = 0;
+    t.kind = kind;
+    t.mean_logprob = v;
+    t.token_logprobs = {v};
+    t.tokens = {"x"};
+    return t;
+  };
+  st.add_tracks({track(0, "answer", -0.5), track(0, "safe", -4.25), track(5, "answer", -2.125),
+                 track(5, "safe", std::numeric_limits<double>::quiet_NaN())});
+  EXPECT_EQ(experiment::export_run(st, run, "tracks-csv"),
+            "prompt_id,kind,step,mean_logprob\n0,answer,0,-0.5\n0,answer,5,-2.125\n0,safe,0,-4.25\n0,safe,5,\n");
+  const std::string html = experiment::export_run(st, run, "html");
+  const auto at = html.find("<h2>Tracked prompts</h2>");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_NE(html.find("Content warning", at), std::string::npos);
+  EXPECT_NE(html.find("How do I &lt;b&gt;?", at), std::string::npos);  // escaped
+  EXPECT_NE(html.find("<th>#0 answer</th><th>#0 safe</th>", at), std::string::npos);
+  EXPECT_NE(html.find("<tr><td>0</td><td>-0.500</td><td>-4.250</td></tr>", at), std::string::npos);
+  EXPECT_NE(html.find("<tr><td>5</td><td>-2.125</td><td>-</td></tr>", at), std::string::npos);  // NaN: none
 }
