@@ -135,25 +135,35 @@ double median(std::vector<double> v) {
   return n == 0 ? 0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// A random model of the plan's shape. The first call initialises it (init_weights draws on the
-// CPU: seconds for a 1B model); later calls copy those weights, kept in host memory (so that no
-// run's GPU peak counts them), and every run starts from the same model without drawing again.
-model::CausalLM make_model(const io::Json& config, const c10::Device& d, uint64_t seed) {
-  static std::vector<at::Tensor> initial;
-  auto cfg = model::parse_model_config(config, "plan config");
-  auto m = model::create_causal_lm(cfg, at::TensorOptions().dtype(at::kFloat).device(d));
-  at::NoGradGuard g;
-  auto params = m->parameters();
-  if (initial.empty()) {
-    m->init_weights(0.02, seed);
-    for (const auto& p : params) initial.push_back(p.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true));
-  } else {
-    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(initial[i]);
+// Random models of the plan's shape. The first make() initialises one (init_weights draws on the
+// CPU: seconds for a 1B model); later ones copy those weights, kept in host memory (so that no
+// run's GPU peak counts them): every run of the plan starts from the same model.
+class RandomModels {
+ public:
+  RandomModels(const io::Json& config, const c10::Device& d, uint64_t seed)
+      : config_(model::parse_model_config(config, "plan config")), device_(d), seed_(seed) {}
+  model::CausalLM make() {
+    auto m = model::create_causal_lm(config_, at::TensorOptions().dtype(at::kFloat).device(device_));
+    at::NoGradGuard g;
+    auto params = m->parameters();
+    if (initial_.empty()) {
+      m->init_weights(0.02, seed_);
+      for (const auto& p : params) initial_.push_back(p.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true));
+    } else {
+      for (size_t i = 0; i < params.size(); ++i) params[i].copy_(initial_[i]);
+    }
+    return m;
   }
-  return m;
-}
 
-io::Json run_unlearn(const io::Json& plan, const io::Json& r, const c10::Device& d, const text::Tokenizer& tok, double peak) {
+ private:
+  std::shared_ptr<const model::ModelConfig> config_;
+  c10::Device device_;
+  uint64_t seed_;
+  std::vector<at::Tensor> initial_;
+};
+
+io::Json run_unlearn(const io::Json& plan, const io::Json& r, RandomModels& models, const c10::Device& d,
+                     const text::Tokenizer& tok, double peak) {
   const int64_t B = r.value("batch", 2), K = r.value("K", 5), T = r.value("seq", 128), steps = r.value("steps", 20),
                 warm = r.value("warmup", 2);
   if (warm < 1 || steps <= warm)
@@ -176,7 +186,7 @@ io::Json run_unlearn(const io::Json& plan, const io::Json& r, const c10::Device&
   o.lora.rank = r.value("lora_rank", 0);
   if (o.lora.enabled()) o.lora.targets = {"q_proj", "v_proj"};
 
-  auto m = make_model(plan["config"], d, plan.value("seed", 0));
+  auto m = models.make();
   const Work w = work_of(*m);
   if (d.is_cuda()) reset_cuda_peak(d.index() < 0 ? 0 : d.index());
   // "shared_prefix": false runs every random-answer row in full (LETHE_SHARED_PREFIX=off, read
@@ -247,9 +257,9 @@ io::Json run_unlearn(const io::Json& plan, const io::Json& r, const c10::Device&
 
 // Generation runs on prompts of random ids over the whole vocabulary with a tokenizer whose text is
 // the ids (a random model emits any id; GPT-2's vocabulary is smaller than Llama's).
-io::Json run_generate(const io::Json& plan, const io::Json& r, const c10::Device& d) {
+io::Json run_generate(const io::Json& r, RandomModels& models, const c10::Device& d) {
   const int64_t B = r.value("batch", 8), P = r.value("prompt", 32), N = r.value("new", 64);
-  auto m = make_model(plan["config"], d, plan.value("seed", 0));
+  auto m = models.make();
   const std::string dtype = r.value("dtype", std::string("bf16"));
   m->to(model::parse_dtype(dtype, d));
   m->eval();
@@ -296,6 +306,7 @@ int measure(const std::vector<std::string>& args) {
   io::require_field(plan, "config", "plan " + *a.value("--plan"));
   const io::Json& runs = io::require_field(plan, "runs", "plan " + *a.value("--plan"));
   const c10::Device d = model::resolve_device(plan.value("device", std::string("auto")));
+  RandomModels models(plan["config"], d, plan.value("seed", 0));  // a bad config exits 2 here, before any run
   auto tok = text::load_tokenizer(a.value_or("--tokenizer", (fs::path(LETHE_SOURCE_DIR) / "third_party/gpt2").string()));
 
   io::Json result = {{"device", d.str()}, {"cpu", lethe::bench::cpu_description()}, {"runs", io::Json::array()}};
@@ -322,9 +333,9 @@ int measure(const std::vector<std::string>& args) {
     io::Json res;
     try {
       if (kind == "unlearn") {
-        res = run_unlearn(plan, r, d, *tok, r.value("mfu", false) ? peak : 0);
+        res = run_unlearn(plan, r, models, d, *tok, r.value("mfu", false) ? peak : 0);
       } else if (kind == "generate") {
-        res = run_generate(plan, r, d);
+        res = run_generate(r, models, d);
       } else {
         throw Error("run " + name + ": kind must be unlearn or generate, got " + kind);
       }
